@@ -1,0 +1,220 @@
+"""BraTS case discovery, loading with validation, and safe NIfTI writing.
+
+Every problem with a user's file becomes a one-line `UserError` naming the file.
+Orientation is carried as the NIfTI affine; nothing here reorders array axes.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from neurotriage.errors import UserError
+from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES, Naming, split_name, to_internal
+
+AFFINE_TOLERANCE = 1e-3  # mm; headers written by different tools differ in float noise only
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one BraTS case on disk."""
+
+    case_id: str
+    folder: Path
+    naming: Naming
+    images: dict[str, Path]
+    seg: Path | None = None
+
+
+@dataclass
+class Case:
+    """One loaded case: four float32 sequences on one grid, optional internal-label seg."""
+
+    files: CaseFiles
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    images: dict[str, np.ndarray]
+    seg: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def case_id(self) -> str:
+        """The BraTS case identifier."""
+        return self.files.case_id
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Voxel grid shape."""
+        return tuple(next(iter(self.images.values())).shape)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm, from the affine."""
+        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+
+    @property
+    def axcodes(self) -> tuple[str, str, str]:
+        """Orientation codes of the array axes, e.g. ('L', 'P', 'S') for BraTS."""
+        return nib.aff2axcodes(self.affine)
+
+
+def _nifti_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith((".nii", ".nii.gz")))
+
+
+def find_case(folder: Path | str) -> CaseFiles:
+    """Identify the BraTS case in one folder; every sequence must be present."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder (expected a BraTS case folder)")
+    found: dict[str, tuple[Naming, str, Path]] = {}
+    for path in _nifti_files(folder):
+        parsed = split_name(path.name)
+        if parsed is None:
+            continue
+        naming, case_id, key = parsed
+        if key in found:
+            other = found[key][2]
+            raise UserError(f"{path}: second {key} file in the folder (also {other.name})")
+        found[key] = (naming, case_id, path)
+    if not found:
+        raise UserError(f"{folder}: no BraTS NIfTI files found (expected <ID>_flair.nii.gz or <ID>-t2f.nii.gz ...)")
+    naming, case_id, _ = next(iter(found.values()))
+    for other_naming, other_id, path in found.values():
+        if other_id != case_id or other_naming is not naming:
+            raise UserError(f"{path}: case ID or naming differs from {case_id} ({naming.name}) in the same folder")
+    for key in SEQUENCES:
+        if key not in found:
+            expected = naming.filename(case_id, key)
+            raise UserError(f"{folder}: missing {SEQUENCE_TITLES[key]} sequence (expected {expected})")
+    seg = found["seg"][2] if "seg" in found else None
+    return CaseFiles(case_id, folder, naming, {k: found[k][2] for k in SEQUENCES}, seg)
+
+
+def discover_cases(root: Path | str) -> list[CaseFiles]:
+    """Find cases under `root`: the folder itself if it is a case, else its sub-folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: not a folder")
+    if _nifti_files(root):
+        return [find_case(root)]
+    cases: dict[str, CaseFiles] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not _nifti_files(sub):
+            continue
+        case = find_case(sub)
+        if case.case_id in cases:
+            raise UserError(f"{sub}: case ID {case.case_id} is already used by {cases[case.case_id].folder}")
+        cases[case.case_id] = case
+    if not cases:
+        raise UserError(f"{root}: no BraTS cases found (empty folder or no NIfTI files)")
+    return list(cases.values())
+
+
+def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """Open a NIfTI file and read its voxels, turning any file fault into a UserError."""
+    try:
+        img = nib.load(str(path))
+        if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+            raise UserError(f"{path}: not a NIfTI image")
+        data = np.asanyarray(img.dataobj)
+    except UserError:
+        raise
+    except (EOFError, zlib.error) as exc:
+        raise UserError(f"{path}: truncated or corrupt gzip data ({exc})") from None
+    except nib.filebasedimages.ImageFileError:
+        raise UserError(f"{path}: not a NIfTI file") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot be read as NIfTI ({str(exc).splitlines()[0]})") from None
+    return img, data
+
+
+def check_volume(data: np.ndarray, path: Path, *, allow_empty: bool = False) -> None:
+    """Reject non-3D, non-finite or (unless allowed) all-zero volumes."""
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise UserError(f"{path}: expected a 3D volume, got {data.ndim}D with shape {tuple(data.shape)}")
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        n_bad = int((~np.isfinite(data)).sum())
+        raise UserError(f"{path}: {n_bad} voxels are NaN or infinite")
+    if not allow_empty and not data.any():
+        raise UserError(f"{path}: volume is all zero")
+
+
+def _squeeze3d(data: np.ndarray) -> np.ndarray:
+    return data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
+
+
+def same_grid(a_shape, a_affine, b_shape, b_affine) -> bool:
+    """True when two volumes share shape and affine (within float noise)."""
+    return tuple(a_shape) == tuple(b_shape) and np.allclose(a_affine, b_affine, atol=AFFINE_TOLERANCE)
+
+
+def load_case(source: Path | str | CaseFiles, *, with_seg: bool = True) -> Case:
+    """Load and validate one case: four sequences (float32) on one grid, plus its seg if present."""
+    files = source if isinstance(source, CaseFiles) else find_case(source)
+    images: dict[str, np.ndarray] = {}
+    ref: nib.Nifti1Image | None = None
+    for key in SEQUENCES:
+        path = files.images[key]
+        img, data = read_nifti(path)
+        check_volume(data, path)
+        data = _squeeze3d(data)
+        if ref is None:
+            ref = img
+        elif not same_grid(data.shape, img.affine, images[SEQUENCES[0]].shape, ref.affine):
+            raise UserError(
+                f"{path}: shape {data.shape} / affine differ from {files.images[SEQUENCES[0]].name} "
+                f"(shape {images[SEQUENCES[0]].shape}); all sequences must share one grid"
+            )
+        images[key] = np.asarray(data, dtype=np.float32)
+    seg = None
+    if with_seg and files.seg is not None:
+        seg = load_seg(files.seg, files.naming, expect_shape=ref.shape[:3], expect_affine=ref.affine)
+    return Case(files, ref.affine.copy(), ref.header.copy(), images, seg)
+
+
+def load_seg(path: Path, naming: Naming, *, expect_shape=None, expect_affine=None) -> np.ndarray:
+    """Load a label map in `naming`'s scheme and return it in internal labels (uint8)."""
+    img, data = read_nifti(path)
+    data = _squeeze3d(data)
+    check_volume(data, path, allow_empty=True)
+    if expect_shape is not None and not same_grid(data.shape, img.affine, expect_shape, expect_affine):
+        raise UserError(f"{path}: segmentation grid {data.shape} / affine differ from the case's images")
+    if np.issubdtype(data.dtype, np.floating) and not np.array_equal(data, np.round(data)):
+        raise UserError(f"{path}: segmentation has non-integer labels")
+    return to_internal(np.asarray(data), naming, str(path))
+
+
+def partial_path(path: Path) -> Path:
+    """A hidden sibling path with the same extension, for write-then-rename."""
+    name = path.name
+    ext = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
+    return path.with_name(f".{name[: len(name) - len(ext)]}.partial{ext}")
+
+
+def write_nifti(data: np.ndarray, affine: np.ndarray, path: Path | str, header=None) -> Path:
+    """Write a NIfTI atomically (temp file + rename), so a crash never leaves half a file.
+
+    nibabel's gzip writer stores mtime 0, so the same array gives byte-identical files.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hdr = header.copy() if header is not None else None
+    img = nib.Nifti1Image(data, affine, hdr)
+    img.set_data_dtype(data.dtype)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    tmp = partial_path(path)
+    try:
+        nib.save(img, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

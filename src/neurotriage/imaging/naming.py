@@ -1,0 +1,88 @@
+"""The two BraTS file-naming schemes and their label conventions.
+
+Inside the project labels are 0 background, 1 necrotic / non-enhancing core, 2 edema,
+3 enhancing (contiguous, as the network needs). Files use the scheme of their naming:
+BraTS 2020 writes enhancing as 4, BraTS 2023 as 3. Conversion happens once, at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurotriage.errors import UserError
+
+SEQUENCES = ("flair", "t1", "t1ce", "t2")
+SEQUENCE_TITLES = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
+LABEL_NAMES = {0: "background", 1: "necrotic/non-enhancing core", 2: "edema", 3: "enhancing"}
+ENHANCING = 3
+
+
+@dataclass(frozen=True)
+class Naming:
+    """One BraTS naming scheme: separator, per-sequence suffixes and the enhancing label."""
+
+    name: str
+    sep: str
+    suffixes: dict[str, str]
+    enhancing_label: int
+
+    def filename(self, case_id: str, key: str, ext: str = ".nii.gz") -> str:
+        """File name for a sequence key ('flair'...) or 'seg' of a case."""
+        return f"{case_id}{self.sep}{self.suffixes.get(key, key)}{ext}"
+
+    @property
+    def allowed_labels(self) -> frozenset[int]:
+        """The label values a segmentation file in this scheme may contain."""
+        return frozenset({0, 1, 2, self.enhancing_label})
+
+
+BRATS2020 = Naming("brats2020", "_", {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t2": "t2"}, 4)
+BRATS2023 = Naming("brats2023", "-", {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}, 3)
+NAMINGS = {n.name: n for n in (BRATS2020, BRATS2023)}
+
+
+def split_name(filename: str) -> tuple[Naming, str, str] | None:
+    """Parse '<ID><sep><suffix>.nii[.gz]' into (naming, case id, key), or None if not BraTS-like."""
+    stem = filename
+    for ext in (".nii.gz", ".nii"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    else:
+        return None
+    for naming in (BRATS2023, BRATS2020):
+        case_id, sep, suffix = stem.rpartition(naming.sep)
+        if not sep or not case_id:
+            continue
+        for key, sfx in [*naming.suffixes.items(), ("seg", "seg")]:
+            if suffix == sfx:
+                return naming, case_id, key
+    return None
+
+
+def to_internal(labels: np.ndarray, naming: Naming, source: str) -> np.ndarray:
+    """Map a file's labels to the internal 0-3 scheme; reject values outside the scheme."""
+    values = set(np.unique(labels).tolist())
+    bad = sorted(values - naming.allowed_labels)
+    if bad:
+        allowed = sorted(naming.allowed_labels)
+        raise UserError(f"{source}: segmentation labels {bad} are outside the {naming.name} scheme {allowed}")
+    out = labels.astype(np.uint8)
+    if naming.enhancing_label != ENHANCING:
+        out[labels == naming.enhancing_label] = ENHANCING
+    return out
+
+
+def from_internal(labels: np.ndarray, naming: Naming) -> np.ndarray:
+    """Map internal 0-3 labels back to a file scheme (enhancing 4 for BraTS 2020)."""
+    out = labels.astype(np.uint8)
+    if naming.enhancing_label != ENHANCING:
+        out[labels == ENHANCING] = naming.enhancing_label
+    return out
+
+
+def naming_from_values(labels: np.ndarray) -> Naming:
+    """Guess a label map's scheme from its values: 4 present means BraTS 2020, else 2023."""
+    return BRATS2020 if bool((labels == 4).any()) else BRATS2023
