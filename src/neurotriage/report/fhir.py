@@ -1,0 +1,255 @@
+"""The report as an HL7 FHIR R4 Bundle (collection), validated with fhir.resources' R4B models.
+
+The package's top-level models are R5; R4B is wire-compatible with R4 for every resource
+used here. Codes are only those checked against published value sets (SNOMED CT body
+sites and laterality, LOINC 24590-2 "MR Brain", DICOM modality MR); a region without a
+checked code is sent as text, never with a made-up code. NIfTI has no DICOM UIDs, so study
+and series UIDs are `2.25.<uuid-int>` OIDs, name-based on the inputs so a re-export of the
+same study gives the same UIDs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from neurotriage import NOTICE
+from neurotriage.report.inputs import ReportInput
+from neurotriage.report.text import NO_TUMOUR_SENTENCE, fmt, referral_facts
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+DICOM = "http://dicom.nema.org/resources/ontology/DCM"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+PATIENT_ID_SYSTEM = "urn:neurotriage:patient"
+MR_BRAIN = {"system": LOINC, "code": "24590-2", "display": "MR Brain"}
+MR_MODALITY = {"system": DICOM, "code": "MR", "display": "Magnetic Resonance"}
+# SNOMED CT body structures and laterality qualifiers, each checked against published value
+# sets (HL7 bodystructure-laterality, DICOM CID 7153/4031 code meanings, ANS lobe value set).
+BODY_SITES = {
+    "brain": ("12738006", "Brain"),
+    "frontal_lobe": ("83251001", "Frontal lobe"),
+    "temporal_lobe": ("78277001", "Temporal lobe"),
+    "parietal_lobe": ("16630005", "Parietal lobe"),
+    "occipital_lobe": ("31065004", "Occipital lobe"),
+    "cerebellum": ("113305005", "Cerebellar structure"),
+    "brainstem": ("15926001", "Brain stem"),
+    "insula": ("36169008", "Insula"),
+    "thalamus": ("119406000", "Thalamus"),
+}
+LATERALITY = {"left": ("7771000", "Left"), "right": ("24028007", "Right"), "bilateral": ("51440002", "Bilateral")}
+VOLUME_NAMES = {
+    "whole_tumour": "Whole tumour volume",
+    "tumour_core": "Tumour core volume",
+    "enhancing": "Enhancing tumour volume",
+    "necrosis": "Necrotic / non-enhancing core volume",
+    "edema": "Peritumoural edema volume",
+}
+GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female", "o": "other", "other": "other"}
+
+
+def dicom_uid(*parts: str) -> str:
+    """A DICOM UID under the 2.25 arc from a name-based UUID of `parts` (at most 44 chars)."""
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, '|'.join(parts)).int}"
+
+
+def _concept(coding: dict[str, str] | None, text: str) -> dict[str, Any]:
+    return {"coding": [coding], "text": text} if coding else {"text": text}
+
+
+def _snomed(code: str | None, display: str) -> dict[str, str] | None:
+    return {"system": SNOMED, "code": code, "display": display} if code else None
+
+
+def _ref(full_url: str) -> dict[str, str]:
+    return {"reference": full_url}
+
+
+class _Builder:
+    """Collects resources with urn:uuid full URLs so they can reference each other."""
+
+    def __init__(self, seed: str) -> None:
+        self.seed = seed
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, resource: dict[str, Any], key: str) -> str:
+        rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.seed}|{key}"))
+        full_url = f"urn:uuid:{rid}"
+        self.entries.append({"fullUrl": full_url, "resource": {**resource, "id": rid}})
+        return full_url
+
+
+def _patient(report: ReportInput) -> dict[str, Any]:
+    p = report.patient
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": PATIENT_ID_SYSTEM, "value": p.id}],
+        "gender": GENDERS.get((p.sex or "").strip().lower(), "unknown"),
+    }
+    if p.name:
+        resource["name"] = [{"text": p.name}]
+    if p.birth_date:
+        resource["birthDate"] = p.birth_date.isoformat()
+    return resource
+
+
+def _conditions(report: ReportInput, patient: str) -> list[dict[str, Any]]:
+    conditions = []
+    for s in report.symptoms:
+        name = s.name or s.code
+        condition = {
+            "resourceType": "Condition",
+            "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+            "code": _concept(_snomed(s.snomed, name), name),
+            "subject": _ref(patient),
+        }
+        if s.side:
+            condition["note"] = [{"text": f"Side: {s.side}"}]
+        conditions.append(condition)
+    return conditions
+
+
+def _imaging_study(report: ReportInput, patient: str, study_uid: str) -> dict[str, Any]:
+    sequences = list(report.imaging.images) if report.imaging else []
+    series = [
+        {"uid": dicom_uid(study_uid, key), "number": number, "modality": MR_MODALITY,
+         "description": f"{key.upper()} (NIfTI)"}
+        for number, key in enumerate(sequences, start=1)
+    ]
+    study: dict[str, Any] = {
+        "resourceType": "ImagingStudy",
+        "status": "available",
+        "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{study_uid}"}],
+        "modality": [MR_MODALITY],
+        "subject": _ref(patient),
+        "procedureCode": [_concept(MR_BRAIN, "MR Brain")],
+        "description": f"Brain MRI, case {report.imaging.case_id}" if report.imaging else "Brain MRI",
+    }
+    if series:
+        study |= {"numberOfSeries": len(series), "series": series}
+    return study
+
+
+def _volume_observations(report: ReportInput, patient: str, study: str, tumour: str | None) -> list[dict[str, Any]]:
+    volumes = (report.locate or {}).get("volumes_ml") or {}
+    observations = []
+    for key, name in VOLUME_NAMES.items():
+        if volumes.get(key) is None:
+            continue
+        observation = {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "imaging"}]}],
+            "code": {"text": name},
+            "subject": _ref(patient),
+            "derivedFrom": [_ref(study)],
+            "valueQuantity": {"value": round(float(volumes[key]), 2), "unit": "mL", "system": UCUM, "code": "mL"},
+        }
+        if tumour:
+            observation["focus"] = [_ref(tumour)]  # the volume is of the tumour, located by the BodyStructure
+        observations.append(observation)
+    return observations
+
+
+def _body_structure(report: ReportInput, patient: str) -> dict[str, Any] | None:
+    locate = report.locate or {}
+    if not report.has_tumour or not locate:
+        return None
+    region = locate.get("primary_region")
+    hemisphere = locate.get("hemisphere")
+    site = BODY_SITES.get(region or "brain")
+    structure: dict[str, Any] = {
+        "resourceType": "BodyStructure",
+        "description": locate.get("summary") or "Brain tumour (automated MRI segmentation)",
+        "location": _concept(_snomed(*site) if site else None, fmt(region or "brain")),
+        "patient": _ref(patient),
+    }
+    if hemisphere in LATERALITY:
+        structure["locationQualifier"] = [_concept(_snomed(*LATERALITY[hemisphere]), hemisphere)]
+    return structure
+
+
+def _crosscheck_observation(report: ReportInput, patient: str) -> dict[str, Any] | None:
+    verdict = (report.crosscheck or {}).get("verdict")
+    if not verdict:
+        return None
+    return {
+        "resourceType": "Observation",
+        "status": "preliminary" if (report.crosscheck or {}).get("needs_review") else "final",
+        "code": {"text": "Concordance of presenting symptoms with tumour location"},
+        "subject": _ref(patient),
+        "valueString": verdict,
+    }
+
+
+def _referral(build: _Builder, ref: dict[str, Any], rank: int, patient: str, report_url: str) -> None:
+    facts = referral_facts(ref)
+    role: dict[str, Any] = {"resourceType": "PractitionerRole", "active": True}
+    if facts["doctor"]:
+        practitioner = build.add({"resourceType": "Practitioner", "name": [{"text": facts["doctor"]}]},
+                                 f"practitioner|{rank}")
+        role["practitioner"] = _ref(practitioner) | {"display": facts["doctor"]}
+    if facts["hospital"]:
+        organization = {"resourceType": "Organization", "name": facts["hospital"]}
+        if facts["city"]:
+            organization["address"] = [{"city": str(facts["city"])}]
+        role["organization"] = _ref(build.add(organization, f"organization|{rank}")) | {"display": facts["hospital"]}
+    if facts["specialty"]:
+        role["specialty"] = [{"text": str(facts["specialty"])}]
+    role_url = build.add(role, f"role|{rank}")
+    reasons = "; ".join(str(r) for r in ref.get("reasons") or [])
+    build.add({
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",  # a recommendation for a clinician to act on, not an order
+        "subject": _ref(patient),
+        "code": {"text": "Referral for brain tumour assessment"},
+        "performer": [_ref(role_url)],
+        "reasonReference": [_ref(report_url)],
+        "note": [{"text": f"Rank {ref.get('rank') or rank}, score {fmt(ref.get('score'))}. {reasons}".strip()}],
+    }, f"request|{rank}")
+
+
+def _diagnostic_report(report: ReportInput, patient: str, study: str, results: list[str]) -> dict[str, Any]:
+    summary = (report.locate or {}).get("summary") or ("" if report.has_tumour else NO_TUMOUR_SENTENCE)
+    verdict = (report.crosscheck or {}).get("verdict")
+    conclusion = " ".join(part for part in (summary, f"Cross-check: {verdict}." if verdict else "", NOTICE) if part)
+    return {
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": _concept(MR_BRAIN, "MR Brain"),
+        "subject": _ref(patient),
+        "issued": report.provenance.created_at.isoformat(),
+        "imagingStudy": [_ref(study)],
+        "result": [_ref(r) for r in results],
+        "conclusion": conclusion,
+    }
+
+
+def build_fhir_bundle(report: ReportInput) -> dict[str, Any]:
+    """An R4 collection Bundle of the report, validated by fhir.resources.R4B; returns JSON-ready dict."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    case_id = report.imaging.case_id if report.imaging else ""
+    study_key = "|".join([report.patient.id, case_id, *(f.sha256 for f in report.provenance.inputs)])
+    created = report.provenance.created_at.isoformat()
+    # Resource ids vary per report; the study UID depends on the study's inputs only.
+    build = _Builder(f"{study_key}|{created}")
+    patient = build.add(_patient(report), "patient")
+    for number, condition in enumerate(_conditions(report, patient)):
+        build.add(condition, f"condition|{number}")
+    study = build.add(_imaging_study(report, patient, dicom_uid("study", study_key)), "study")
+    structure = _body_structure(report, patient)
+    tumour = build.add(structure, "location") if structure else None
+    observations = _volume_observations(report, patient, study, tumour)
+    results = [build.add(obs, f"volume|{n}") for n, obs in enumerate(observations)]
+    crosscheck = _crosscheck_observation(report, patient)
+    if crosscheck:
+        results.append(build.add(crosscheck, "crosscheck"))
+    report_url = build.add(_diagnostic_report(report, patient, study, results), "report")
+    for rank, ref in enumerate(report.referrals, start=1):
+        _referral(build, ref, rank, patient, report_url)
+    bundle = {"resourceType": "Bundle", "type": "collection", "timestamp": created, "entry": build.entries}
+    return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)

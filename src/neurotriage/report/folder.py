@@ -1,0 +1,98 @@
+"""Write one report folder atomically: report.html, report.json, PNG figures, the
+segmentation as NIfTI and, on request, fhir_bundle.json.
+
+Everything is built in a hidden temporary folder next to the target and renamed into
+place at the end, so a failure at any point leaves no half-written report behind. An
+earlier report in the same place is swapped out only once the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from neurotriage import NOTICE
+from neurotriage.errors import UserError
+from neurotriage.imaging.io import write_nifti
+from neurotriage.imaging.naming import NAMINGS, from_internal
+from neurotriage.report.inputs import ReportInput
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+FHIR_JSON = "fhir_bundle.json"
+FOLDER_MODE = 0o755  # mkdtemp makes 0700; a finished report is meant to be shared
+
+
+def _check_target(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder; choose another --out")
+    # Only a previous report (or an empty folder) may be replaced, never arbitrary user files.
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / REPORT_JSON).is_file():
+        raise UserError(f"{out_dir}: folder is not empty and holds no {REPORT_JSON}; choose another --out")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _write_segmentation(folder: Path, report: ReportInput) -> Path | None:
+    imaging = report.imaging
+    if imaging is None or imaging.seg is None:
+        return None
+    naming = NAMINGS[imaging.naming]
+    path = folder / naming.filename(imaging.case_id, "seg")
+    return write_nifti(from_internal(imaging.seg, naming), imaging.affine, path)
+
+
+def _fill(folder: Path, report: ReportInput, fhir: bool) -> None:
+    from neurotriage.report.figures import render_figures
+    from neurotriage.report.html import render_html
+
+    figures = render_figures(report, folder)
+    seg = _write_segmentation(folder, report)
+    (folder / REPORT_HTML).write_text(
+        render_html(report, {name: path.read_bytes() for name, path in figures.items()}), encoding="utf-8"
+    )
+    files = [REPORT_HTML, *(p.name for p in figures.values()), *([seg.name] if seg else [])]
+    if fhir:
+        from neurotriage.report.fhir import build_fhir_bundle
+
+        _write_json(folder / FHIR_JSON, build_fhir_bundle(report))
+        files.append(FHIR_JSON)
+    # report.json last: its presence marks a complete report folder.
+    _write_json(folder / REPORT_JSON, {"notice": NOTICE, **report.to_json(), "files": sorted(files)})
+
+
+def _swap_into_place(built: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        os.rename(built, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(out_dir, old)
+    try:
+        os.rename(built, out_dir)
+    except OSError:
+        os.rename(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False) -> Path:
+    """Write the report folder `out_dir` atomically (replacing an earlier report there); returns it."""
+    out_dir = Path(out_dir)
+    _check_target(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        os.chmod(built, FOLDER_MODE)
+        _fill(built, report, fhir)
+        _swap_into_place(built, out_dir)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,52 @@
+"""Display text shared by the HTML and FHIR writers: one way to say a value or its absence."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+NOT_AVAILABLE = "not available"
+NO_TUMOUR_SENTENCE = "No tumour found on this scan."
+IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
+
+
+def fmt(value: Any) -> str:
+    """Format one value for display; None becomes 'not available'."""
+    if value is None or value == "":
+        return NOT_AVAILABLE
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, list):
+        return ", ".join(fmt(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items()) or "none"
+    text = str(value)
+    # snake_case vocabulary (frontal_lobe, primary_motor) reads better as words.
+    return text.replace("_", " ") if IDENTIFIER.fullmatch(text) else text
+
+
+def fmt_score(value: Any) -> str:
+    """A score in [0, 1] (e.g. concordance) with the two decimals it needs."""
+    return f"{value:.2f}" if isinstance(value, int | float) and not isinstance(value, bool) else fmt(value)
+
+
+def name_of(entity: Any) -> str:
+    """The name of a doctor/hospital given either as a name or as a dict with 'name'."""
+    if isinstance(entity, dict):
+        return str(entity.get("name") or NOT_AVAILABLE)
+    return NOT_AVAILABLE if entity is None else str(entity)
+
+
+def referral_facts(ref: dict[str, Any]) -> dict[str, Any]:
+    """Doctor, hospital, specialty, city and wait of one recommendation, wherever they are nested."""
+    doctor = ref.get("doctor") if isinstance(ref.get("doctor"), dict) else {}
+    hospital = ref.get("hospital") if isinstance(ref.get("hospital"), dict) else {}
+    return {
+        "doctor": name_of(ref.get("doctor")) if ref.get("doctor") is not None else None,
+        "hospital": name_of(ref.get("hospital")) if ref.get("hospital") is not None else None,
+        "specialty": ref.get("specialty") or doctor.get("specialty"),
+        "city": ref.get("city") or hospital.get("city"),
+        "wait_days": ref.get("wait_days", doctor.get("wait_days")),
+    }

@@ -1,0 +1,84 @@
+"""report.html: notice, verdict, referrals, escaping, offline self-containment."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from neurotriage import NOTICE
+from neurotriage.report.html import render_html
+from neurotriage.report.inputs import ReportInput
+from neurotriage.report.text import NOT_AVAILABLE
+
+from .conftest import HOSTILE_NAME
+
+PNG = b"\x89PNG\r\n\x1a\nfake"
+
+
+def _html(report: ReportInput) -> str:
+    return render_html(report, {"triplanar": PNG, "montage": PNG, "regions": PNG})
+
+
+def test_notice_at_top_and_bottom(make_input):
+    html = _html(make_input("left"))
+    assert html.count(NOTICE) == 2
+    body = html[html.index("<body>"):]
+    assert body.index(NOTICE) < body.index("Patient") and body.rindex(NOTICE) > body.index("Provenance")
+
+
+def test_discordant_verdict_is_flagged(make_input):
+    html = _html(make_input("left", verdict="discordant"))
+    assert re.search(r'class="verdict flag"', html)
+    assert "Flagged for clinician review" in html
+    assert "discordant" in html
+
+
+def test_concordant_verdict_is_not_flagged(make_input):
+    html = _html(make_input("left", verdict="concordant"))
+    assert 'class="verdict ok"' in html and "Flagged for clinician review" not in html
+
+
+def test_shows_finding_crosscheck_referrals_and_provenance(make_input):
+    report = make_input("left", verdict="discordant")
+    html = _html(report)
+    assert report.locate["summary"] in html
+    assert "frontal lobe" in html and "broca (left)" in html  # region table and eloquent areas
+    assert "F5_proportion_enhancing / value" in html  # VASARI section, nested keys flattened
+    assert "tumour is ipsilateral" in html  # why a symptom is not explained
+    assert "Adams and Victor" in html  # the rule's source
+    assert "left primary motor" in html  # predicted regions
+    first, second = html.index("Dr Ada Fictional"), html.index("Dr Bea Example")
+    assert first < second  # ranked
+    assert "awake craniotomy available (eloquent cortex)" in html and "Imaginary General" in html
+    assert ">93.4<" in html and ">7<" in html  # score; wait days read from the doctor
+    assert "Concordance score: 1.00" in html or "Concordance score: 0.00" in html
+    assert "unet3d-brats-small" in html and "ab" * 32 in html and "0" * 64 in html
+
+
+def test_hostile_text_is_escaped(make_input):
+    evil_reason = '<img src=x onerror="alert(1)">'
+    referrals = [{"rank": 1, "doctor": HOSTILE_NAME, "hospital": "H", "reasons": [evil_reason]}]
+    html = _html(make_input("left", name=HOSTILE_NAME, referrals=referrals))
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt; O&#39;Brien &amp; Ñoño 李" in html
+
+
+def test_self_contained(make_input):
+    html = _html(make_input("left"))
+    assert html.count("data:image/png;base64,") == 3
+    assert not re.search(r'(src|href)\s*=\s*"(?!data:)', html), "no external resources"
+    assert "@media print" in html
+
+
+@pytest.mark.parametrize(("missing", "message"), [("locate", "Localisation not available"),
+                                                  ("crosscheck", "Cross-check not available")])
+def test_missing_stages_say_not_available(make_input, missing, message):
+    html = _html(make_input("left", **{missing: None}))
+    assert message in html
+    assert f"Verdict: <span class=\"label\">{NOT_AVAILABLE}" in html or missing == "locate"
+
+
+def test_healthy_scan_says_no_tumour(make_input):
+    html = _html(make_input(None, verdict="no tumour found despite focal symptoms"))
+    assert "No tumour found" in html and 'class="verdict flag"' in html
