@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurotriage: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `neurotriage patient list | head`: the reader left; silence the flush at exit too.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 141
     return int(result or 0)
 
 

@@ -1,0 +1,160 @@
+"""Warm referral latency with 1,000 hospitals and 10,000 doctors, on SQLite and PostgreSQL.
+
+Times the library call `decisions.refer` (load patient, symptoms and latest finding, cross-check,
+SQL-filtered candidate query, ranking, storing both decisions, commit) in its own transaction, as
+the CLI and web app make it, plus the ranking step `referral.recommend` alone. Half of the
+patients have an imaging finding, half are ranked from their symptoms. PostgreSQL uses
+NEUROTRIAGE_BENCH_DATABASE_URL or NEUROTRIAGE_TEST_DATABASE_URL, in a throw-away schema; without
+a reachable server it is skipped with a note. Target: p95 <= 20 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from tqdm import tqdm
+
+from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical.location import parse_location
+from neurotriage.clinical.referral import ReferralRequest, needs_for_location, recommend, targets_for_location
+from neurotriage.clinical.sample import CITIES, add_hospitals_and_doctors
+
+N_HOSPITALS, N_DOCTORS = 1_000, 10_000
+WARMUP, CALLS = 20, 300
+TARGET_P95_MS = 20.0
+PATIENT_CITIES = ("London", "Lyon", "Berlin", "Madrid", "Leeds", "Milan", "Warsaw", "Dublin")
+LOCATE = {
+    "hemisphere": "right",
+    "primary_region": "frontal_lobe",
+    "regions": [
+        {"name": "frontal_lobe", "side": "right", "ml": 26.0, "fraction_of_tumour": 0.87},
+        {"name": "primary_motor", "side": "right", "ml": 3.0, "fraction_of_tumour": 0.1},
+    ],
+    "volumes_ml": {"whole_tumour": 30.0, "tumour_core": 8.0, "enhancing": 4.0, "necrosis": 2.0, "edema": 22.0},
+    "eloquent": [{"name": "primary_motor", "side": "right"}],
+    "cortical_involvement": True,
+}
+
+
+CENTRES = {c[0]: (c[2], c[3]) for c in CITIES}
+
+
+def _populate(url: str) -> list[int]:
+    """Migrate, load 1,000 hospitals and 10,000 doctors and a few patients; returns patient ids."""
+    db.migrate_and_load(url, create=True)
+    with db.transaction(url) as session:
+        add_hospitals_and_doctors(session, N_HOSPITALS, N_DOCTORS, random.Random(11), prefix="BENCH-H")
+        db.refresh_statistics(session)  # as `db seed` / `db import` do after a bulk load
+        ids = []
+        for city in PATIENT_CITIES:
+            lat, lon = CENTRES[city]
+            patient = intake.add_patient(session, f"Bench Patient {city}", city=city, lat=str(lat), lon=str(lon))
+            intake.add_symptom(session, patient.id, "hemiparesis", side="left")
+            intake.add_symptom(session, patient.id, "headache")
+            ids.append(patient.id)
+    for pid in ids[::2]:
+        decisions.record_diagnosis(pid, "BENCH_CASE", LOCATE, "bench", url=url)
+    return ids
+
+
+def _percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples_s)
+    return {
+        "p50_ms": round(statistics.median(ms), 2),
+        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 2),
+        "max_ms": round(ms[-1], 2),
+    }
+
+
+def _time(label: str, call: Callable[[int], Any], ids: list[int]) -> dict[str, float]:
+    """Warm up, then time CALLS calls cycling over the patients."""
+    for i in range(WARMUP):
+        call(ids[i % len(ids)])
+    samples = []
+    for i in tqdm(range(CALLS), desc=label, leave=False, disable=None):
+        start = time.perf_counter()
+        call(ids[i % len(ids)])
+        samples.append(time.perf_counter() - start)
+    return _percentiles(samples)
+
+
+def _measure(url: str, label: str) -> dict[str, Any]:
+    ids = _populate(url)
+
+    def full(pid: int) -> None:
+        with db.transaction(url) as session:
+            decisions.refer(session, pid, 10)
+
+    location = parse_location(LOCATE)
+    targets, needs = targets_for_location(location), needs_for_location(location, "left")
+    requests = {
+        pid: ReferralRequest("imaging", targets, needs, CENTRES[city], 10)
+        for pid, city in zip(ids, PATIENT_CITIES, strict=True)
+    }
+    with db.transaction(url) as session:
+        candidates = [recommend(session, r)["candidates"] for r in requests.values()]
+        ranking = _time(f"{label} recommend", lambda pid: recommend(session, requests[pid]), ids)
+    refer = _time(f"{label} refer", full, ids)
+    return {
+        "refer": refer,
+        "recommend_only": ranking,
+        "candidates_after_sql_filter": {"min": min(candidates), "max": max(candidates)},
+        "meets_target": refer["p95_ms"] <= TARGET_P95_MS,
+    }
+
+
+def _sqlite() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        try:
+            return _measure(url, "sqlite")
+        finally:
+            db.dispose_engines()
+
+
+def _postgres() -> dict[str, Any]:
+    admin = os.environ.get("NEUROTRIAGE_BENCH_DATABASE_URL") or os.environ.get("NEUROTRIAGE_TEST_DATABASE_URL")
+    if not admin:
+        return {"skipped": "no NEUROTRIAGE_BENCH_DATABASE_URL / NEUROTRIAGE_TEST_DATABASE_URL set"}
+    schema = f"nt_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # any connection failure means the same: no server to measure
+        return {"skipped": f"PostgreSQL at {db.redact(admin)} unreachable: {str(exc).splitlines()[0]}"}
+    url = make_url(admin).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        return _measure(url.render_as_string(hide_password=False), "postgresql")
+    finally:
+        db.dispose_engines()
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def run() -> dict:
+    """Referral p95 on both backends (1,000 hospitals, 10,000 doctors, limit 10)."""
+    result = {
+        "hospitals": N_HOSPITALS,
+        "doctors": N_DOCTORS,
+        "calls": CALLS,
+        "target_p95_ms": TARGET_P95_MS,
+        "sqlite": _sqlite(),
+        "postgresql": _postgres(),
+    }
+    for backend in ("sqlite", "postgresql"):
+        data = result[backend]
+        summary = data.get("skipped") or f"refer p95 {data['refer']['p95_ms']} ms"
+        print(f"bench_referral {backend}: {summary}")
+    return result

@@ -1,0 +1,237 @@
+"""Patients, their symptoms and studies: create, find, list and describe.
+
+Every function works inside the caller's session (one transaction per command) and raises
+UserError for bad input, naming the field; nothing is written before the input is valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from neurotriage.clinical import validate
+from neurotriage.clinical.crosscheck import ReportedSymptom
+from neurotriage.clinical.models import (
+    DOMINANCE,
+    SEVERITIES,
+    SEXES,
+    SYMPTOM_SIDES,
+    CrossCheckRecord,
+    Finding,
+    Patient,
+    PatientSymptom,
+    Study,
+    Symptom,
+    SymptomRegionRule,
+)
+from neurotriage.errors import UserError
+
+T = TypeVar("T")
+
+
+def checked(name: str, parse: Callable[..., T], *args: Any) -> T:
+    """Run a field parser, turning its ValueError into a UserError naming the field."""
+    try:
+        return parse(*args)
+    except ValueError as exc:
+        raise UserError(f"{name}: {exc}") from None
+
+
+def add_patient(
+    session: Session,
+    name: str,
+    sex: str | None = None,
+    birth_date: str | None = None,
+    city: str | None = None,
+    lat: str | None = None,
+    lon: str | None = None,
+    dominance: str | None = None,
+) -> Patient:
+    """Validate and add one patient; text arguments as typed on the command line."""
+    where = checked("--lat/--lon", validate.location, city, lat, lon)
+    patient = Patient(
+        name=checked("--name", validate.text, name, 200),
+        sex=checked("--sex", validate.choice, sex or "unknown", SEXES),
+        birth_date=checked("--birth-date", validate.iso_date, birth_date),
+        city=where[0],
+        lat=where[1],
+        lon=where[2],
+        language_dominance=checked("--dominance", validate.choice, dominance or "left", DOMINANCE),
+    )
+    session.add(patient)
+    session.flush()
+    return patient
+
+
+def get_patient(session: Session, patient_id: int) -> Patient:
+    """The patient with this id, or a UserError."""
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise UserError(f"patient {patient_id}: no such patient (see `neurotriage patient list`)")
+    return patient
+
+
+def _like_pattern(search: str) -> str:
+    """A LIKE pattern matching `search` literally ('%' and '_' escaped)."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_patients(session: Session, search: str | None = None) -> list[Patient]:
+    """Patients by id, optionally those whose name or city contains `search` (case-insensitive)."""
+    query = select(Patient).order_by(Patient.id)
+    if search:
+        pattern = _like_pattern(search)
+        query = query.where(or_(Patient.name.ilike(pattern, escape="\\"), Patient.city.ilike(pattern, escape="\\")))
+    return list(session.scalars(query))
+
+
+def find_symptom(session: Session, code: str) -> Symptom:
+    """A knowledge-base symptom by project slug or SNOMED CT code, or a UserError."""
+    wanted = code.strip()
+    symptom = session.scalar(select(Symptom).where(or_(Symptom.code == wanted.lower(), Symptom.snomed_code == wanted)))
+    if symptom is None:
+        raise UserError(f"symptom code {code!r}: unknown (see `neurotriage symptom list`)")
+    return symptom
+
+
+def is_lateralised(session: Session, symptom: Symptom) -> bool:
+    """Whether the symptom's side matters (it has a contra- or ipsilateral rule)."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(SymptomRegionRule)
+        .where(
+            SymptomRegionRule.symptom_id == symptom.id,
+            SymptomRegionRule.laterality.in_(("contralateral", "ipsilateral")),
+        )
+    )
+    return bool(count)
+
+
+def add_symptom(
+    session: Session,
+    patient_id: int,
+    code: str,
+    side: str | None = None,
+    onset: str | None = None,
+    severity: str | None = None,
+) -> tuple[PatientSymptom, Symptom]:
+    """Record a symptom for a patient (a side only where it localises); returns it and its symptom."""
+    patient = get_patient(session, patient_id)
+    symptom = find_symptom(session, code)
+    side_value = checked("--side", validate.choice, side, SYMPTOM_SIDES, False)
+    if side_value and not is_lateralised(session, symptom):
+        raise UserError(f"--side: {symptom.code} takes no side (its side does not localise)")
+    entry = PatientSymptom(
+        patient_id=patient.id,
+        symptom_id=symptom.id,
+        side=side_value,
+        onset_date=checked("--onset", validate.iso_date, onset),
+        severity=checked("--severity", validate.choice, severity, SEVERITIES, False),
+    )
+    session.add(entry)
+    session.flush()
+    return entry, symptom
+
+
+def reported_symptoms(session: Session, patient_id: int) -> list[ReportedSymptom]:
+    """The patient's symptoms in the order they were recorded, as cross-check input."""
+    rows = session.execute(
+        select(Symptom.code, PatientSymptom.side, PatientSymptom.onset_date, PatientSymptom.severity)
+        .join(Symptom, Symptom.id == PatientSymptom.symptom_id)
+        .where(PatientSymptom.patient_id == patient_id)
+        .order_by(PatientSymptom.id)
+    )
+    return [
+        ReportedSymptom(code, side, onset.isoformat() if onset else None, severity)
+        for code, side, onset, severity in rows
+    ]
+
+
+def study_for(
+    session: Session,
+    patient_id: int,
+    case_ref: str,
+    study_date: date | None = None,
+    synthetic_seed: int | None = None,
+) -> Study:
+    """The patient's study of this case, created when it does not exist yet."""
+    get_patient(session, patient_id)
+    case = checked("case", validate.text, case_ref, 500)
+    study = session.scalar(select(Study).where(Study.patient_id == patient_id, Study.case_ref == case))
+    if study is None:
+        study = Study(patient_id=patient_id, case_ref=case, study_date=study_date, synthetic_seed=synthetic_seed)
+        session.add(study)
+        session.flush()
+    return study
+
+
+def latest_finding(session: Session, patient_id: int) -> Finding | None:
+    """The patient's most recent imaging finding over all studies."""
+    return session.scalar(
+        select(Finding)
+        .join(Study, Study.id == Finding.study_id)
+        .where(Study.patient_id == patient_id)
+        .order_by(Finding.created_at.desc(), Finding.id.desc())
+        .limit(1)
+    )
+
+
+def patient_summary(patient: Patient) -> dict[str, Any]:
+    """The patient's own fields as a JSON-ready dict."""
+    return {
+        "id": patient.id,
+        "name": patient.name,
+        "sex": patient.sex,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        "city": patient.city,
+        "lat": patient.lat,
+        "lon": patient.lon,
+        "language_dominance": patient.language_dominance,
+    }
+
+
+def patient_detail(session: Session, patient: Patient) -> dict[str, Any]:
+    """The patient with symptoms, studies and the latest cross-check verdict."""
+    symptoms = session.execute(
+        select(PatientSymptom, Symptom)
+        .join(Symptom, Symptom.id == PatientSymptom.symptom_id)
+        .where(PatientSymptom.patient_id == patient.id)
+        .order_by(PatientSymptom.id)
+    )
+    studies = session.scalars(select(Study).where(Study.patient_id == patient.id).order_by(Study.id))
+    latest = session.scalar(
+        select(CrossCheckRecord)
+        .where(CrossCheckRecord.patient_id == patient.id)
+        .order_by(CrossCheckRecord.id.desc())
+        .limit(1)
+    )
+    return patient_summary(patient) | {
+        "symptoms": [
+            {
+                "code": s.code,
+                "name": s.name,
+                "snomed_code": s.snomed_code,
+                "side": ps.side,
+                "onset": ps.onset_date.isoformat() if ps.onset_date else None,
+                "severity": ps.severity,
+            }
+            for ps, s in symptoms
+        ],
+        "studies": [
+            {
+                "id": st.id,
+                "case": st.case_ref,
+                "synthetic_seed": st.synthetic_seed,
+                "date": st.study_date.isoformat() if st.study_date else None,
+            }
+            for st in studies
+        ],
+        "latest_crosscheck": None
+        if latest is None
+        else {"id": latest.id, "verdict": latest.verdict, "needs_review": latest.needs_review},
+    }

@@ -1,0 +1,238 @@
+"""ORM mappings of the clinical database (SQLAlchemy 2 typed style).
+
+Enumerations are short strings guarded by CHECK constraints rather than database ENUM types, so
+SQLite and PostgreSQL share one schema and one migration. Timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SEXES = ("female", "male", "other", "unknown")
+DOMINANCE = ("left", "right")
+SYMPTOM_SIDES = ("left", "right", "bilateral")
+SEVERITIES = ("mild", "moderate", "severe")
+REGION_SIDES = ("left", "right", "midline")
+LATERALITIES = ("contralateral", "ipsilateral", "dominant", "non_dominant", "either", "non_localising")
+SPECIALTIES = ("neurosurgery", "neuro-oncology", "radiation oncology", "neurology", "neuroradiology")
+CAPABILITIES = (
+    "intraoperative_mri",
+    "awake_craniotomy",
+    "stereotactic_radiosurgery",
+    "proton_therapy",
+    "neuro_icu",
+)
+
+# Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Current UTC time without tzinfo (SQLite keeps no zone, so none is stored anywhere)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    """CHECK constraint limiting `column` to `values`."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared naming convention and JSON column types."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Patient(Base):
+    """A person being triaged, with home location and language dominance."""
+
+    __tablename__ = "patients"
+    __table_args__ = (
+        one_of("sex", SEXES, "sex"),
+        one_of("language_dominance", DOMINANCE, "dominance"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    sex: Mapped[str] = mapped_column(String(16), default="unknown")
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    city: Mapped[str | None] = mapped_column(String(120))
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    language_dominance: Mapped[str] = mapped_column(String(8), default="left")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Study(Base):
+    """One MRI study of a patient: a BraTS case folder or case ID."""
+
+    __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("patient_id", "case_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    case_ref: Mapped[str] = mapped_column(String(500))
+    synthetic_seed: Mapped[int | None]
+    study_date: Mapped[date | None] = mapped_column(Date)
+    # Why the last diagnosis of this study failed (batch runs go on past a failure).
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Symptom(Base):
+    """A presenting symptom of the knowledge base, keyed by the project's slug."""
+
+    __tablename__ = "symptoms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    snomed_code: Mapped[str | None] = mapped_column(String(20), index=True)
+    needs_cortex: Mapped[bool] = mapped_column(default=False)
+
+
+class PatientSymptom(Base):
+    """A symptom a patient reported, with side, onset and severity where known."""
+
+    __tablename__ = "patient_symptoms"
+    __table_args__ = (
+        one_of("side", SYMPTOM_SIDES, "side"),
+        one_of("severity", SEVERITIES, "severity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    symptom_id: Mapped[int] = mapped_column(ForeignKey("symptoms.id"))
+    side: Mapped[str | None] = mapped_column(String(16))
+    onset_date: Mapped[date | None] = mapped_column(Date)
+    severity: Mapped[str | None] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BrainRegion(Base):
+    """A region of the shared localisation vocabulary (lobe or eloquent/sub-lobar area)."""
+
+    __tablename__ = "brain_regions"
+    __table_args__ = (one_of("kind", ("lobe", "eloquent"), "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    snomed_code: Mapped[str | None] = mapped_column(String(20))
+
+
+class SymptomRegionRule(Base):
+    """Symptom -> region with a laterality rule and its source; no region when non-localising."""
+
+    __tablename__ = "symptom_region_rules"
+    __table_args__ = (one_of("laterality", LATERALITIES, "laterality"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    symptom_id: Mapped[int] = mapped_column(ForeignKey("symptoms.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("brain_regions.id"))
+    laterality: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+
+
+class Hospital(Base):
+    """A hospital with its location and treatment capabilities."""
+
+    __tablename__ = "hospitals"
+    __table_args__ = (Index("ix_hospitals_lat_lon", "lat", "lon"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    city: Mapped[str] = mapped_column(String(120))
+    country: Mapped[str] = mapped_column(String(120), default="")
+    lat: Mapped[float]
+    lon: Mapped[float]
+    capabilities: Mapped[list[str]] = mapped_column(default=list)
+
+
+class Doctor(Base):
+    """A doctor at a hospital: specialty, regions of expertise, acceptance and typical wait."""
+
+    __tablename__ = "doctors"
+    __table_args__ = (
+        one_of("specialty", SPECIALTIES, "specialty"),
+        Index("ix_doctors_specialty_accepting", "specialty", "accepting"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hospital_id: Mapped[int] = mapped_column(ForeignKey("hospitals.id", ondelete="CASCADE"), index=True)
+    specialty: Mapped[str] = mapped_column(String(32))
+    expertise: Mapped[list[str]] = mapped_column(default=list)
+    accepting: Mapped[bool] = mapped_column(default=True)
+    wait_days: Mapped[int] = mapped_column(default=0)
+
+
+class Finding(Base):
+    """An imaging result: the segmentation of a study and where the tumour lies."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    segmentation_path: Mapped[str | None] = mapped_column(String(1000))
+    locate: Mapped[dict[str, Any]]
+    model_id: Mapped[str] = mapped_column(String(200))
+    # Software version, model SHA-256 and input files with checksums.
+    provenance: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CrossCheckRecord(Base):
+    """A stored symptom/imaging cross-check with everything it was computed from."""
+
+    __tablename__ = "crosschecks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
+    verdict: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float | None]
+    needs_review: Mapped[bool]
+    inputs: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReferralRecord(Base):
+    """A stored referral ranking with its inputs, so the decision can be explained later."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
+    crosscheck_id: Mapped[int | None] = mapped_column(ForeignKey("crosschecks.id", ondelete="SET NULL"))
+    basis: Mapped[str] = mapped_column(String(16))
+    inputs: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,167 @@
+"""Rank doctors (with their hospitals) for a located tumour or for symptom-predicted regions.
+
+SQL does the filtering (specialty, accepting new patients, a latitude/longitude box around the
+patient's home, widened until enough candidates are found); Python ranks only that filtered set
+(see `scoring`). Each recommendation carries the reasons behind every part of its score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Select, Text, cast, select
+from sqlalchemy.orm import Session
+
+from neurotriage.clinical.geo import bounding_box, haversine_km
+from neurotriage.clinical.knowledge import ELOQUENT, LANGUAGE_AREAS
+from neurotriage.clinical.location import Location
+from neurotriage.clinical.models import Doctor, Hospital
+from neurotriage.clinical.scoring import POINTS, SPECIALTY_FIT, Candidate, Need, Scorer, Site, Target
+
+# Search boxes tried in turn, nearest first, until there are `limit` candidates and at least one
+# of them meets every need of the case; None = no distance filter.
+SEARCH_RADII_KM: tuple[float | None, ...] = (150.0, 400.0, 1000.0, 2500.0, None)
+
+
+@dataclass(frozen=True)
+class ReferralRequest:
+    """Everything a ranking is computed from (stored with the referral)."""
+
+    basis: str
+    targets: tuple[Target, ...]
+    needs: tuple[Need, ...]
+    home: tuple[float, float] | None
+    limit: int = 10
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready copy, including the scoring tables used."""
+        return {
+            "basis": self.basis,
+            "targets": [asdict(t) for t in self.targets],
+            "needs": [asdict(n) for n in self.needs],
+            "home": list(self.home) if self.home else None,
+            "limit": self.limit,
+            "specialty_fit": SPECIALTY_FIT[self.basis],
+            "points": POINTS,
+        }
+
+
+def _merge(targets: Iterable[Target]) -> tuple[Target, ...]:
+    """One target per (name, side), keeping the largest weight, heaviest first."""
+    best: dict[tuple[str, str], Target] = {}
+    for t in targets:
+        key = (t.name, t.side)
+        if key not in best or t.weight > best[key].weight:
+            best[key] = t
+    return tuple(sorted(best.values(), key=lambda t: (-t.weight, t.name, t.side)))
+
+
+def _eloquent_need(names: Sequence[str], prefix: str) -> tuple[Need, ...]:
+    if not names:
+        return ()
+    return (Need("awake_craniotomy", f"{prefix} {', '.join(dict.fromkeys(names))} (eloquent)"),)
+
+
+def needs_for_location(location: Location, dominance: str) -> tuple[Need, ...]:
+    """Capabilities an imaged tumour needs: awake craniotomy near eloquent cortex (language areas
+    only on the dominant side), brainstem expertise, and neuro-oncology for an enhancing tumour."""
+    eloquent = [
+        f"{h.side} {h.name}"
+        for h in location.regions + location.eloquent
+        if h.name in ELOQUENT and not (h.name in LANGUAGE_AREAS and h.side not in (dominance, "midline"))
+    ]
+    needs = _eloquent_need(eloquent, "the tumour involves or abuts")
+    if any(h.name == "brainstem" for h in location.regions):
+        needs += (Need("brainstem_expertise", "the tumour involves the brainstem"),)
+    if location.enhancing_ml > 0:
+        needs += (Need("neuro_oncology", f"the tumour enhances ({location.enhancing_ml:.1f} ml)"),)
+    return needs
+
+
+def targets_for_location(location: Location) -> tuple[Target, ...]:
+    """Regions to match expertise for: each involved region by its share, eloquent areas at 0.5."""
+    regions = [Target(h.name, h.side, max(h.fraction, 0.1)) for h in location.regions]
+    return _merge(regions + [Target(h.name, h.side, 0.5) for h in location.eloquent])
+
+
+def targets_for_prediction(predicted: Sequence[Mapping[str, Any]]) -> tuple[Target, ...]:
+    """Regions the symptoms predict, weighted by how many symptoms point to each."""
+    return _merge(Target(p["name"], p["side"], float(len(p["symptoms"]))) for p in predicted)
+
+
+def needs_for_prediction(predicted: Sequence[Mapping[str, Any]]) -> tuple[Need, ...]:
+    """Capabilities the predicted regions would need (no enhancement is known without imaging)."""
+    eloquent = [f"{p['side']} {p['name']}" for p in predicted if p["name"] in ELOQUENT]
+    needs = _eloquent_need(eloquent, "the symptoms point to")
+    if any(p["name"] == "brainstem" for p in predicted):
+        needs += (Need("brainstem_expertise", "the symptoms point to the brainstem"),)
+    return needs
+
+
+def _in_box(query: Select, home: tuple[float, float] | None, radius_km: float | None) -> Select:
+    """Restrict a query joined to hospitals to those in the box around home."""
+    if home is None or radius_km is None:
+        return query
+    lat_min, lat_max, lon_min, lon_max = bounding_box(*home, radius_km)
+    query = query.where(Hospital.lat.between(lat_min, lat_max))
+    return query if lon_min is None else query.where(Hospital.lon.between(lon_min, lon_max))
+
+
+def _candidates(session: Session, request: ReferralRequest, radius_km: float | None) -> list[Candidate]:
+    """Accepting doctors of a fitting specialty whose hospital lies in the search box."""
+    query = (
+        select(
+            Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, cast(Doctor.expertise, Text)
+        )
+        .join(Hospital, Hospital.id == Doctor.hospital_id)
+        .where(Doctor.specialty.in_(SPECIALTY_FIT[request.basis]), Doctor.accepting.is_(True))
+    )
+    # Core execution on the session's connection: these are plain columns, no ORM entities.
+    rows = session.connection().execute(_in_box(query, request.home, radius_km)).all()
+    return [Candidate(*row) for row in rows]
+
+
+def _sites(session: Session, request: ReferralRequest, hospital_ids: set[int]) -> dict[int, Site]:
+    """The candidates' hospitals, each with its distance from home computed once."""
+    query = select(
+        Hospital.id, Hospital.name, Hospital.city, Hospital.country, Hospital.capabilities, Hospital.lat, Hospital.lon
+    ).where(Hospital.id.in_(hospital_ids))
+    home = request.home
+    return {
+        hid: Site(hid, name, city, country, tuple(caps), haversine_km(*home, lat, lon) if home else None)
+        for hid, name, city, country, caps, lat, lon in session.connection().execute(query).all()
+    }
+
+
+def _search(
+    session: Session, request: ReferralRequest, scorer: Scorer
+) -> tuple[float | None, list[Candidate], dict[int, Site]]:
+    """Candidates and their hospitals from the smallest search box that is enough."""
+    radii = SEARCH_RADII_KM if request.home else (None,)
+    for radius in radii[:-1]:
+        candidates = _candidates(session, request, radius)
+        if len(candidates) >= request.limit:
+            sites = _sites(session, request, {c.hospital_id for c in candidates})
+            if any(scorer.meets_all(c, sites[c.hospital_id]) for c in candidates):
+                return radius, candidates, sites
+    candidates = _candidates(session, request, radii[-1])
+    return radii[-1], candidates, _sites(session, request, {c.hospital_id for c in candidates})
+
+
+def recommend(session: Session, request: ReferralRequest) -> dict[str, Any]:
+    """Filter in SQL, widening the search box until it is enough, then rank in Python."""
+    scorer = Scorer(request.basis, request.targets, request.needs)
+    radius, candidates, sites = _search(session, request, scorer)
+    scored = [(scorer.components(c, sites[c.hospital_id]), c) for c in candidates]
+    # Best score first; ties go to the nearer hospital, then the lower doctor id (stable output).
+    scored.sort(key=lambda pc: (-sum(pc[0].values()), sites[pc[1].hospital_id].distance_km or 0.0, pc[1].id))
+    return {
+        "search_radius_km": radius,
+        "candidates": len(candidates),
+        "recommendations": [
+            scorer.recommendation(rank, c, sites[c.hospital_id], parts)
+            for rank, (parts, c) in enumerate(scored[: request.limit], start=1)
+        ],
+    }

@@ -1,0 +1,103 @@
+"""Field parsers shared by the intake commands and the CSV importers.
+
+Each takes the raw text of one field and returns the typed value, or raises ValueError with a
+message that completes "field X: ..." (the caller adds the field, row or option name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+
+def text(raw: str | None, max_len: int, required: bool = True) -> str | None:
+    """A trimmed string; empty is None, or an error when required."""
+    value = (raw or "").strip()
+    if not value:
+        if required:
+            raise ValueError("is empty")
+        return None
+    if len(value) > max_len:
+        raise ValueError(f"is longer than {max_len} characters")
+    return value
+
+
+def choice(raw: str | None, allowed: Sequence[str], required: bool = True) -> str | None:
+    """One value of `allowed` (case-insensitive); empty is None unless required."""
+    value = (raw or "").strip().lower()
+    if not value and not required:
+        return None
+    if value not in allowed:
+        raise ValueError(f"{raw!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def choices(raw: str | None, allowed: Sequence[str]) -> list[str]:
+    """A ';'-separated list of values of `allowed`, de-duplicated in order."""
+    items = [item.strip().lower() for item in (raw or "").split(";") if item.strip()]
+    unknown = [item for item in items if item not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def iso_date(raw: str | None, required: bool = False) -> date | None:
+    """A YYYY-MM-DD date, not in the future."""
+    value = (raw or "").strip()
+    if not value:
+        if required:
+            raise ValueError("is empty")
+        return None
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+    if parsed > date.today():
+        raise ValueError(f"{raw!r} is in the future")
+    return parsed
+
+
+def number(raw: str | None, low: float, high: float, required: bool = True) -> float | None:
+    """A finite number within [low, high]."""
+    value = (raw or "").strip()
+    if not value:
+        if required:
+            raise ValueError("is empty")
+        return None
+    try:
+        parsed = float(value)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not low <= parsed <= high:
+        raise ValueError(f"{raw!r} is outside {low:g}..{high:g}")
+    return parsed
+
+
+def whole(raw: str | None, low: int, high: int) -> int:
+    """A whole number within [low, high]."""
+    value = (raw or "").strip()
+    if not value.lstrip("-").isdigit():
+        raise ValueError(f"{raw!r} is not a whole number")
+    parsed = int(value)
+    if not low <= parsed <= high:
+        raise ValueError(f"{raw!r} is outside {low}..{high}")
+    return parsed
+
+
+def flag(raw: str | None) -> bool:
+    """true/false, yes/no or 1/0."""
+    value = (raw or "").strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise ValueError(f"{raw!r} is not true/false")
+
+
+def location(city: str | None, lat: str | None, lon: str | None) -> tuple[str | None, float | None, float | None]:
+    """A home location: city plus latitude/longitude, all optional but coordinates come in pairs."""
+    lat_value = number(lat, -90, 90, required=False)
+    lon_value = number(lon, -180, 180, required=False)
+    if (lat_value is None) != (lon_value is None):
+        raise ValueError("latitude and longitude must be given together")
+    return text(city, 120, required=False), lat_value, lon_value

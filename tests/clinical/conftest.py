@@ -1,0 +1,172 @@
+"""Database fixtures: the same tests run on SQLite and on PostgreSQL.
+
+PostgreSQL comes from NEUROTRIAGE_TEST_DATABASE_URL (exported by `.ci/postgres.sh`): a role that
+may create databases. Each backend gets one migrated database per session, emptied before every
+test; tests that need an empty or broken database get a fresh one. With CI=true an unreachable
+server fails the PostgreSQL tests; elsewhere they are skipped with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import neurotriage.cli
+from neurotriage.clinical import db
+
+PG_ENV = "NEUROTRIAGE_TEST_DATABASE_URL"
+# Children first, so SQLite can delete in order with foreign keys enforced.
+DATA_TABLES = (
+    "referrals",
+    "crosschecks",
+    "findings",
+    "patient_symptoms",
+    "studies",
+    "patients",
+    "doctors",
+    "hospitals",
+)
+
+
+def _postgres_problem(url: str | None) -> str | None:
+    """Why PostgreSQL tests cannot run, or None when the server answers."""
+    if not url:
+        return f"{PG_ENV} is not set (source .ci/postgres.sh to start a local server)"
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure means the same: no usable server
+        return f"PostgreSQL at {db.redact(url)} is unreachable: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The admin URL of the test server; fails under CI=true when unreachable, else skips."""
+    url = os.environ.get(PG_ENV)
+    problem = _postgres_problem(url)
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {problem}")
+        pytest.skip(problem)
+    return url
+
+
+class DatabaseFactory:
+    """Creates empty databases on one backend and drops them at the end of the session.
+
+    On PostgreSQL an "empty database" is a new schema of the test database, selected through the
+    connection's search_path: creating and dropping schemas is fast, whole databases are not.
+    """
+
+    def __init__(self, backend: str, tmp: Path, admin_url: str | None) -> None:
+        self.backend, self.tmp, self.admin_url = backend, tmp, admin_url
+        self.schemas: list[str] = []
+
+    def _admin(self):
+        return create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+
+    def create(self) -> str:
+        """A new empty database; returns its URL."""
+        name = f"nt_test_{uuid.uuid4().hex[:12]}"
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp / (name + '.db')}"
+        engine = self._admin()
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        engine.dispose()
+        self.schemas.append(name)
+        url = make_url(self.admin_url).update_query_dict({"options": f"-csearch_path={name}"})
+        return url.render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        """Drop every schema this factory created."""
+        db.dispose_engines()
+        if not self.schemas:
+            return
+        engine = self._admin()
+        with engine.connect() as conn:
+            for name in self.schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    """A database factory for each backend in turn."""
+    admin = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    factory = DatabaseFactory(request.param, tmp_path_factory.mktemp(f"db-{request.param}"), admin)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def migrated_url(db_factory: DatabaseFactory) -> str:
+    """One database per backend, migrated and holding the knowledge base."""
+    url = db_factory.create()
+    db.migrate_and_load(url, create=True)
+    return url
+
+
+def empty_data_tables(url: str) -> None:
+    """Remove all patients, hospitals, doctors and decisions; the knowledge base stays."""
+    with db.connection(url) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in DATA_TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def db_url(migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The backend's migrated database, emptied, and made the configured database."""
+    empty_data_tables(migrated_url)
+    monkeypatch.setenv("NEUROTRIAGE_DATABASE_URL", migrated_url)
+    return migrated_url
+
+
+@pytest.fixture
+def reset_data() -> Callable[[str], None]:
+    """The function that empties the data tables of a database (for tests that reload data)."""
+    return empty_data_tables
+
+
+@pytest.fixture
+def fresh_url(db_factory: DatabaseFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty (uninitialised) database, made the configured database."""
+    url = db_factory.create()
+    monkeypatch.setenv("NEUROTRIAGE_DATABASE_URL", url)
+    return url
+
+
+@dataclass
+class Run:
+    """Outcome of one CLI call."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Run `neurotriage ARGS...` in-process with only the clinical commands registered."""
+    monkeypatch.setattr(neurotriage.cli, "COMMAND_MODULES", ("neurotriage.clinical.commands",))
+
+    def run(*args: object) -> Run:
+        capsys.readouterr()
+        code = neurotriage.cli.main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run

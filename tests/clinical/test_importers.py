@@ -1,0 +1,105 @@
+"""CSV import: every row validated, errors by row and column, all or nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from neurotriage.clinical import db
+from neurotriage.clinical.models import Doctor, Hospital, Patient
+
+HOSPITALS = """code,name,address,city,country,lat,lon,capabilities
+H1,Harebell Infirmary,1 Fictional Lane,Leeds,United Kingdom,53.80,-1.55,awake_craniotomy;neuro_icu
+H2,"Moonwort Institute, East",,York,United Kingdom,53.96,-1.08,
+"""
+DOCTORS = """name,hospital_code,specialty,expertise,accepting,wait_days
+Dr Ada Quillfeather,H1,neurosurgery,frontal_lobe;broca,true,12
+Dr Bram Marrowby,H2,neuro-oncology,,no,
+"""
+
+
+def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def count(model) -> int:
+    with db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_hospitals_doctors_and_patients_import(db_url: str, cli, tmp_path: Path) -> None:
+    assert cli("db", "import", "hospitals", write(tmp_path, "h.csv", HOSPITALS)).code == 0
+    result = cli("db", "import", "doctors", write(tmp_path, "d.csv", DOCTORS))
+    assert result.code == 0 and "imported 2 doctors" in result.out
+    patients = (
+        "name,sex,birth_date,city,lat,lon,language_dominance\n"
+        "Zoë O'Neil,female,1970-02-03,Leeds,53.8,-1.5,right\n"
+        "No Home,,,,,,\n"
+    )
+    # Spreadsheet exports often start with a byte-order mark.
+    assert cli("db", "import", "patients", write(tmp_path, "p.csv", patients, "utf-8-sig")).code == 0
+    with db.transaction() as session:
+        first = session.scalar(select(Hospital).where(Hospital.code == "H1"))
+        assert first.capabilities == ["awake_craniotomy", "neuro_icu"] and first.lat == 53.8
+        bram = session.scalar(select(Doctor).where(Doctor.name == "Dr Bram Marrowby"))
+        assert (bram.accepting, bram.wait_days, bram.expertise) == (False, 0, [])
+    listed = json.loads(cli("patient", "list", "--json").out)
+    assert [(p["name"], p["language_dominance"], p["lat"]) for p in listed] == [
+        ("Zoë O'Neil", "right", 53.8),
+        ("No Home", "left", None),
+    ]
+
+
+def test_errors_are_listed_by_row_and_column_and_nothing_is_imported(db_url: str, cli, tmp_path: Path) -> None:
+    bad = HOSPITALS + "H3,Bad One,,Nowhere,,north,200,teleporter\nH1,Twice,,Leeds,,53,-1,\n"
+    result = cli("db", "import", "hospitals", write(tmp_path, "h.csv", bad))
+    assert result.code == 2 and result.err.count("\n") == 1
+    for expected in (
+        "nothing imported, 4 error(s)",
+        "row 4, column lat: 'north' is not a number",
+        "row 4, column lon: '200' is outside -180..180",
+        "row 4, column capabilities: unknown 'teleporter'",
+        "row 5, column code: 'H1' appears twice",
+    ):
+        assert expected in result.err
+    assert count(Hospital) == 0
+
+
+def test_doctors_need_known_hospitals(db_url: str, cli, tmp_path: Path) -> None:
+    assert cli("db", "import", "hospitals", write(tmp_path, "h.csv", HOSPITALS)).code == 0
+    bad = DOCTORS + "Dr Nobody,H9,surgeon,,maybe,-3\n"
+    result = cli("db", "import", "doctors", write(tmp_path, "d.csv", bad))
+    assert result.code == 2
+    for expected in (
+        "row 4, column hospital_code: no hospital with code 'H9'",
+        "row 4, column specialty: 'surgeon'",
+        "row 4, column accepting: 'maybe'",
+        "row 4, column wait_days: '-3' is outside",
+    ):
+        assert expected in result.err
+    assert count(Doctor) == 0
+    again = cli("db", "import", "hospitals", write(tmp_path, "h.csv", HOSPITALS))
+    assert again.code == 2 and "'H1' already exists in the database" in again.err
+    assert count(Hospital) == 2
+
+
+def test_bad_files_are_rejected(db_url: str, cli, tmp_path: Path) -> None:
+    cases = {
+        "missing column(s) lat": "code,name,city,lon\nH1,A,B,1\n",
+        "unknown column(s) colour": "name,colour\nA,blue\n",
+        "no data rows": "name,sex\n",
+        "empty file": "",
+        "more fields than the header": "name,sex\nA,female,extra\n",
+    }
+    for message, text in cases.items():
+        kind = "hospitals" if "lat" in message else "patients"
+        result = cli("db", "import", kind, write(tmp_path, "x.csv", text))
+        assert result.code == 2 and message in result.err, (message, result.err)
+    assert cli("db", "import", "patients", tmp_path / "absent.csv").err.endswith("absent.csv: no such file\n")
+    latin1 = write(tmp_path, "l.csv", "name\nJosé\n", encoding="latin-1")
+    assert "not a readable UTF-8 CSV" in cli("db", "import", "patients", latin1).err
+    assert count(Patient) == 0

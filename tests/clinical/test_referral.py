@@ -1,0 +1,232 @@
+"""Referral ranking: SQL filter, scoring with reasons, stored decisions, on both backends."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from sqlalchemy import select
+
+from neurotriage.clinical import db
+from neurotriage.clinical.decisions import record_diagnosis
+from neurotriage.clinical.geo import bounding_box, haversine_km
+from neurotriage.clinical.location import parse_location
+from neurotriage.clinical.models import CrossCheckRecord, Doctor, Finding, Hospital, ReferralRecord, Study
+from neurotriage.clinical.referral import needs_for_location
+from neurotriage.errors import UserError
+
+from .locates import healthy, locate
+
+LEEDS = (53.8008, -1.5491)
+
+
+def test_haversine_matches_known_distances() -> None:
+    assert haversine_km(51.5074, -0.1278, 48.8566, 2.3522) == pytest.approx(343.5, abs=1.0)  # London-Paris
+    assert haversine_km(10, 20, 10, 20) == 0
+
+
+def test_bounding_box_holds_every_point_within_the_radius() -> None:
+    rng = random.Random(3)
+    for lat, lon in ((53.8, -1.5), (-33.9, 151.2), (78.2, 15.6), (0.0, 179.9)):
+        lat_min, lat_max, lon_min, lon_max = bounding_box(lat, lon, 300)
+        for _ in range(200):
+            bearing, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0, 299)
+            plat = lat + dist / 111.2 * math.cos(bearing) * 0.98
+            plon = lon + dist / (111.2 * math.cos(math.radians(plat))) * math.sin(bearing) * 0.98
+            plon = (plon + 180) % 360 - 180
+            if haversine_km(lat, lon, plat, plon) < 300:
+                assert lat_min <= plat <= lat_max
+                assert lon_min is None or lon_min <= plon <= lon_max
+
+
+def test_needs_follow_the_location_and_dominance() -> None:
+    motor = parse_location(locate("right"))
+    assert [n.code for n in needs_for_location(motor, "left")] == ["awake_craniotomy", "neuro_oncology"]
+    right_broca = parse_location(locate("right", regions=(("frontal_lobe", 9.0),), eloquent=("broca",), enhancing=0))
+    assert needs_for_location(right_broca, "left") == ()  # a non-dominant Broca area is not eloquent
+    assert [n.code for n in needs_for_location(right_broca, "right")] == ["awake_craniotomy"]
+    stem = parse_location(locate("left", regions=(("brainstem", 5.0),), eloquent=(), enhancing=0))
+    assert [n.code for n in needs_for_location(stem, "left")] == ["brainstem_expertise"]
+
+
+def add_world(cli, tmp_path) -> int:
+    """Two hospitals near Leeds (one with awake craniotomy), one in London; a patient in Leeds."""
+    hospitals = (
+        "code,name,city,lat,lon,capabilities\n"
+        "AWAKE,Harebell Infirmary,Leeds,53.80,-1.55,awake_craniotomy;neuro_icu\n"
+        "PLAIN,Moonwort Hospital,York,53.96,-1.08,neuro_icu\n"
+        "FAR,Pebblemere Institute,London,51.51,-0.13,awake_craniotomy\n"
+    )
+    doctors = (
+        "name,hospital_code,specialty,expertise,accepting,wait_days\n"
+        "Dr Best Fit,AWAKE,neurosurgery,frontal_lobe;primary_motor,true,10\n"
+        "Dr No Awake,PLAIN,neurosurgery,frontal_lobe;primary_motor,true,10\n"
+        "Dr Far Away,FAR,neurosurgery,frontal_lobe;primary_motor,true,10\n"
+        "Dr Oncologist,AWAKE,neuro-oncology,frontal_lobe,true,20\n"
+        "Dr Not Accepting,AWAKE,neurosurgery,frontal_lobe;primary_motor,false,1\n"
+        "Dr Neurologist,AWAKE,neurology,primary_motor,true,5\n"
+    )
+    (tmp_path / "h.csv").write_text(hospitals)
+    (tmp_path / "d.csv").write_text(doctors)
+    assert cli("db", "import", "hospitals", tmp_path / "h.csv").code == 0
+    assert cli("db", "import", "doctors", tmp_path / "d.csv").code == 0
+    added = cli(
+        "patient",
+        "add",
+        "--name",
+        "Ada Quillfeather",
+        "--city",
+        "Leeds",
+        "--lat",
+        LEEDS[0],
+        "--lon",
+        LEEDS[1],
+        "--json",
+    )
+    pid = json.loads(added.out)["id"]
+    assert cli("symptom", "add", pid, "hemiparesis", "--side", "left").code == 0
+    return pid
+
+
+def names(report: dict) -> list[str]:
+    return [r["doctor"]["name"] for r in report["recommendations"]]
+
+
+def test_imaging_referral_ranks_with_reasons_and_is_stored(db_url: str, cli, tmp_path) -> None:
+    pid = add_world(cli, tmp_path)
+    done = record_diagnosis(pid, "SYN_0001", locate("right"), "unet-test", "/data/seg.nii.gz")
+    assert done["crosscheck"]["verdict"] == "concordant"
+    report = json.loads(cli("refer", "--patient", pid, "--json").out)
+    assert report["basis"] == "imaging" and "right frontal_lobe" in report["note"]
+    ranked = names(report)
+    assert ranked[0] == "Dr Best Fit"
+    # The capability the eloquent tumour needs outweighs 220 km of extra distance.
+    assert ranked.index("Dr Far Away") < ranked.index("Dr No Awake")
+    assert "Dr Not Accepting" not in ranked and "Dr Neurologist" not in ranked
+    best = report["recommendations"][0]
+    assert any("awake craniotomy: yes" in r for r in best["reasons"])
+    assert any(r.startswith("expertise in frontal_lobe, primary_motor") for r in best["reasons"])
+    assert best["distance_km"] < 5 and best["components"]["needs"] == 10.0  # awake yes, neuro-oncology no
+    with db.transaction() as session:
+        stored = session.get(ReferralRecord, report["referral_id"])
+        assert stored.inputs["patient"]["lat"] == LEEDS[0]
+        assert {n["code"] for n in stored.inputs["needs"]} == {"awake_craniotomy", "neuro_oncology"}
+        check = session.get(CrossCheckRecord, stored.crosscheck_id)
+        assert check.inputs["locate"] == locate("right")
+        assert check.inputs["rules"]["hemiparesis"][0]["laterality"] == "contralateral"
+        finding = session.get(Finding, done["finding_id"])
+        assert (finding.model_id, finding.segmentation_path) == ("unet-test", "/data/seg.nii.gz")
+    text = cli("refer", "--patient", pid, "--limit", "2").out
+    assert "Dr Best Fit" in text and "Research and decision support" in text
+
+
+def test_without_imaging_ranks_for_predicted_regions_and_says_so(db_url: str, cli, tmp_path) -> None:
+    pid = add_world(cli, tmp_path)
+    report = json.loads(cli("refer", "--patient", pid, "--json").out)
+    assert report["basis"] == "symptoms" and report["crosscheck"] is None
+    assert report["note"].startswith("no imaging finding yet: ranked for the regions the symptoms predict")
+    assert "right primary_motor" in report["note"]
+    assert names(report)[0] == "Dr Neurologist"
+    homeless = json.loads(cli("patient", "add", "--name", "No Home", "--json").out)["id"]
+    report = json.loads(cli("refer", "--patient", homeless, "--json").out)
+    assert report["search_radius_km"] is None and report["recommendations"][0]["distance_km"] is None
+    assert "no home location recorded: distance not scored" in report["recommendations"][0]["reasons"]
+
+
+def test_healthy_scan_falls_back_to_symptoms_and_flags_review(db_url: str, cli, tmp_path) -> None:
+    pid = add_world(cli, tmp_path)
+    done = record_diagnosis(pid, "SYN_0002", healthy(), "unet-test")
+    assert done["crosscheck"]["verdict"] == "no tumour found despite focal symptoms"
+    assert done["referral"]["basis"] == "symptoms" and "found no tumour" in done["referral"]["note"]
+
+
+def test_search_widens_when_nobody_is_near(db_url: str, cli, tmp_path) -> None:
+    pid = add_world(cli, tmp_path)
+    far = json.loads(cli("patient", "add", "--name", "Far Patient", "--lat", "40.4", "--lon", "-3.7", "--json").out)
+    assert cli("symptom", "add", far["id"], "hemiparesis").code == 0
+    report = json.loads(cli("refer", "--patient", far["id"], "--limit", "3", "--json").out)
+    assert report["search_radius_km"] == 2500.0 and len(report["recommendations"]) == 3
+    everyone = json.loads(cli("refer", "--patient", far["id"], "--limit", "10", "--json").out)
+    assert everyone["search_radius_km"] is None and len(everyone["recommendations"]) == 5
+    assert pid != far["id"]
+
+
+def test_search_widens_until_someone_meets_the_needs(db_url: str, cli, tmp_path) -> None:
+    add_world(cli, tmp_path)
+    patient = json.loads(
+        cli("patient", "add", "--name", "Stem Patient", "--lat", LEEDS[0], "--lon", LEEDS[1], "--json").out
+    )
+    assert cli("symptom", "add", patient["id"], "facial_palsy", "--side", "left").code == 0
+    refer = ("refer", "--patient", patient["id"], "--limit", "2", "--json")
+    report = json.loads(cli(*refer).out)
+    assert [n["code"] for n in report["needs"]] == ["brainstem_expertise"]
+    assert report["search_radius_km"] is None  # nobody anywhere lists brainstem expertise
+    (tmp_path / "stem.csv").write_text("name,hospital_code,specialty,expertise\nDr Stem,FAR,neurology,brainstem\n")
+    assert cli("db", "import", "doctors", tmp_path / "stem.csv").code == 0
+    report = json.loads(cli(*refer).out)
+    assert report["search_radius_km"] == 400.0  # London, 270 km away, has the expertise
+    assert report["recommendations"][0]["doctor"]["name"] == "Dr Stem"
+
+
+def test_failed_diagnosis_stores_nothing(db_url: str, cli, tmp_path) -> None:
+    pid = add_world(cli, tmp_path)
+    with pytest.raises(UserError, match="no such patient"):
+        record_diagnosis(pid + 1000, "SYN_0003", locate("right"), "unet-test")
+    with pytest.raises(UserError, match="field volumes_ml"):
+        record_diagnosis(pid, "SYN_0003", {"regions": []}, "unet-test")
+    with db.transaction() as session:
+        assert session.scalars(select(Study)).all() == [] and session.scalars(select(Finding)).all() == []
+        assert session.scalars(select(Hospital)).all() and session.scalars(select(Doctor)).all()
+
+
+def test_crosscheck_command_stores_and_explains(db_url: str, cli, tmp_path) -> None:
+    pid = add_world(cli, tmp_path)
+    (tmp_path / "left.json").write_text(json.dumps(locate("left")))
+    result = cli("crosscheck", "--patient", pid, "--locate", tmp_path / "left.json", "--json")
+    data = json.loads(result.out)
+    assert data["verdict"] == "discordant" and data["needs_review"]
+    assert "flagged" in cli("crosscheck", "--patient", pid, "--locate", tmp_path / "left.json").out.lower()
+    shown = json.loads(cli("patient", "show", pid, "--json").out)
+    assert shown["latest_crosscheck"]["verdict"] == "discordant"
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = cli("crosscheck", "--patient", pid, "--locate", tmp_path / "bad.json")
+    assert bad.code == 2 and "not valid JSON" in bad.err
+
+
+def test_finding_add_command_stores_checks_and_refers(db_url: str, cli, tmp_path) -> None:
+    pid = add_world(cli, tmp_path)
+    (tmp_path / "loc.json").write_text(json.dumps(locate("right")))
+    args = (
+        "finding",
+        "add",
+        "--patient",
+        pid,
+        "--case",
+        "BraTS_001",
+        "--locate",
+        tmp_path / "loc.json",
+        "--model",
+        "unet-v1",
+        "--limit",
+        "3",
+    )
+    done = json.loads(cli(*args, "--json").out)
+    assert done["crosscheck"]["verdict"] == "concordant"
+    assert done["referral"]["basis"] == "imaging" and len(done["referral"]["recommendations"]) == 3
+    text = cli(*args).out
+    assert "stored finding" in text and "concordant" in text and "Dr Best Fit" in text
+    studies = json.loads(cli("patient", "show", pid, "--json").out)["studies"]
+    assert [s["case"] for s in studies] == ["BraTS_001"]  # the same case reuses its study
+    (tmp_path / "bad.json").write_text(json.dumps({"regions": [], "volumes_ml": {"whole_tumour": -1}}))
+    bad = cli("finding", "add", "--patient", pid, "--case", "X", "--locate", tmp_path / "bad.json")
+    assert bad.code == 2 and "volumes_ml.whole_tumour" in bad.err
+
+
+def test_symptom_list_shows_codes_and_rules(db_url: str, cli) -> None:
+    listed = json.loads(cli("symptom", "list", "--json").out)
+    hemiparesis = next(s for s in listed if s["code"] == "hemiparesis")
+    assert hemiparesis["snomed_code"] == "20022000"
+    assert {r["region"] for r in hemiparesis["rules"]} == {"primary_motor", "corticospinal_tract", "internal_capsule"}
+    assert all(r["source"] for s in listed for r in s["rules"])
