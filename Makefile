@@ -23,11 +23,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+# vasari-auto's own dependencies (antspyx...) pin numpy/scipy below ours, so the side-by-side
+# locate benchmark runs it from a venv of its own.
+VASARI_VENV := .venv-vasari
+$(VASARI_VENV)/.installed:
+	$(PY) -m venv $(VASARI_VENV)
+	$(VASARI_VENV)/bin/pip install --quiet 'antspyx>=0.6,<0.7' 'pandas>=2.2,<4' 'seaborn>=0.13,<0.14' \
+		'scikit-image>=0.24,<0.27' 'scikit-learn>=1.3,<2' 'matplotlib>=3.8,<4' 'nibabel>=5.2,<6' 'tqdm>=4.66,<5'
+	$(VASARI_VENV)/bin/pip install --quiet --no-deps 'vasari-auto==0.1.0'
+	touch $@
+
+bench: $(STAMP) $(VASARI_VENV)/.installed
+	NEUROTRIAGE_VASARI_PYTHON=$(abspath $(VASARI_VENV))/bin/python $(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VASARI_VENV) build *.egg-info

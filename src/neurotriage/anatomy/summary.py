@@ -1,0 +1,51 @@
+"""One readable sentence from a locate() result."""
+
+from __future__ import annotations
+
+AREA_NAMES = {
+    "primary_motor": "primary motor cortex",
+    "primary_somatosensory": "primary somatosensory cortex",
+    "broca": "Broca's area",
+    "wernicke": "Wernicke's area",
+    "primary_visual": "primary visual cortex",
+    "optic_radiation": "optic radiation",
+    "corticospinal_tract": "corticospinal tract",
+    "medial_temporal": "medial temporal lobe",
+}
+NO_TUMOUR = "No tumour found."
+
+
+def area_name(name: str) -> str:
+    """Readable name of a region or eloquent area."""
+    return AREA_NAMES.get(name, name.replace("_", " "))
+
+
+def _sided(entry: dict) -> str:
+    return f"{entry['side']} {area_name(entry['name'])}"
+
+
+def _eloquent_clause(eloquent: list[dict], margin_mm: float) -> str:
+    involved = [_sided(e) for e in eloquent if e["involved"]]
+    near = [_sided(e) for e in eloquent if not e["involved"]]
+    parts = []
+    if involved:
+        parts.append("involves " + ", ".join(involved))
+    if near:
+        parts.append(f"within {margin_mm:g} mm of " + ", ".join(near))
+    return "; ".join(parts) if parts else "no eloquent area involved"
+
+
+def summary_sentence(result: dict, margin_mm: float) -> str:
+    """E.g. 'Right frontal lobe, 24.1 ml whole tumour, does not cross the midline; no eloquent area involved.'"""
+    if not result["tumour_found"]:
+        return NO_TUMOUR
+    primary = result["primary_region"]
+    where = f"{result['primary_region_side']} {area_name(primary)}" if primary else "outside the atlas regions"
+    where = where[0].upper() + where[1:]
+    if result["hemisphere"] == "bilateral":
+        where += " (bilateral)"
+    parts = [where, f"{result['volumes_ml']['whole_tumour']:.1f} ml whole tumour"]
+    if result["n_components"] > 1:
+        parts.append(f"{result['n_components']} separate lesions")
+    parts.append("crosses the midline" if result["crosses_midline"] else "does not cross the midline")
+    return ", ".join(parts) + "; " + _eloquent_clause(result["eloquent"], margin_mm) + "."
