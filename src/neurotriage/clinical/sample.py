@@ -1,8 +1,9 @@
 """Deterministic, clearly fictional sample data: hospitals at real city coordinates, doctors and
-patients with symptoms, each patient linked to a synthetic case (SYN_0000.., seed = case number).
+patients with symptoms, each patient linked to a synthetic case (SYN_0000.., seed = case number,
+i.e. `neurotriage.imaging.synth.generate_case(seed, "SYN_0000")`).
 
 The people and hospitals are invented; only the city coordinates are real. The synthetic images
-themselves are made on first use by `neurotriage synth`, not here.
+themselves are made on first use by `neurotriage diagnose` (diagnosis.cases), not here.
 """
 
 from __future__ import annotations

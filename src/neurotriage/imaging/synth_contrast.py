@@ -1,0 +1,216 @@
+"""MR contrast for the synthetic cohort, and what a scanner and BraTS preprocessing add to it.
+
+Each voxel mixes tissue intensities (white matter = 1) by its WM / GM / CSF membership, then
+blends in tumour compartments and bright look-alikes that are NOT tumour, so a model cannot
+learn "bright means tumour". A bias field, noise, blur and per-case scaling finish the case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from neurotriage.imaging.naming import SEQUENCES
+from neurotriage.imaging.sri24 import BRATS_AFFINE
+from neurotriage.imaging.synth_fields import bounding_box, smooth_field, smooth_fields
+from neurotriage.imaging.synth_tissue import CORTEX, FALX, VENTRICLES, Anatomy
+from neurotriage.imaging.synth_tumour import EDEMA, ENHANCING, NECROSIS, SOLID
+
+# Intensities relative to white matter, in SEQUENCES order: flair, t1, t1ce, t2.
+TISSUE = {
+    "wm": (1.0, 1.0, 1.0, 1.0),
+    "gm": (1.28, 0.72, 0.78, 1.55),
+    "csf": (0.2, 0.28, 0.30, 5.0),
+}
+LESION = {
+    NECROSIS: (1.35, 0.5, 0.55, 4.5),
+    EDEMA: (2.05, 0.74, 0.76, 3.8),
+    ENHANCING: (1.65, 0.80, 2.4, 2.4),
+    SOLID: (2.05, 0.64, 0.66, 4.0),
+}
+TEXTURE = {NECROSIS: 0.18, EDEMA: 0.05, ENHANCING: 0.16, SOLID: 0.06}  # heterogeneity within each
+# Bright (on some sequence) but not tumour: the traps a model trained on plain blobs falls into.
+LOOKALIKE = {
+    "periventricular caps": (1.9, 0.82, 0.84, 2.2),
+    "white-matter hyperintensity": (2.1, 0.78, 0.80, 2.3),
+    "dura and falx": (1.5, 0.85, 1.9, 0.6),
+    "scalp fat": (2.0, 2.2, 2.2, 1.9),
+    "vessel": (0.6, 0.7, 3.2, 0.4),
+    "choroid plexus": (1.7, 0.9, 2.4, 1.6),
+    "cortical FLAIR ribbon": (1.55, 0.72, 0.78, 1.55),
+}
+WM_LEVEL = (900.0, 900.0, 1100.0, 700.0)  # typical white-matter values in BraTS files
+
+
+@dataclass
+class Blend:
+    """A sparse look-alike: flat crop indices, blend weights in (0, 1], and its name."""
+
+    name: str
+    index: np.ndarray
+    weight: np.ndarray
+
+
+def sparse(name: str, weight: np.ndarray, floor: float = 0.03) -> Blend:
+    """Keep only the voxels a weight map really touches."""
+    index = np.flatnonzero(weight > floor)
+    return Blend(name, index, weight.ravel()[index].astype(np.float32))
+
+
+def _ap_axis() -> int:
+    """Array axis running anterior-posterior in the BraTS header (from the affine, not by habit)."""
+    return int(np.argmax(np.abs(BRATS_AFFINE[1, :3])))
+
+
+def ventricle_lookalikes(rng: np.random.Generator, anatomy: Anatomy) -> list[Blend]:
+    """A thin periventricular lining, FLAIR caps at the horn tips, and choroid plexus in the atria."""
+    ventricles = anatomy.code & VENTRICLES > 0
+    box = bounding_box(ventricles, 8)
+    vent = ventricles[box]
+    axis = _ap_axis()
+    ap = np.indices(vent.shape, dtype=np.float32)[axis]
+    span = np.flatnonzero(vent.any(axis=tuple(a for a in range(3) if a != axis)))
+    centre, half = span.mean(), (span[-1] - span[0]) / 2 + 1
+    horn = np.clip((np.abs(ap - centre) / half - 0.4) / 0.4, 0, 1) ** 2  # 0 on the body, 1 at the tips
+    lining = np.clip(ndi.gaussian_filter(vent.astype(np.float32), 1.0, truncate=2.5) * 2.5, 0, 1) * 0.3
+    halo = np.clip(ndi.gaussian_filter(vent.astype(np.float32), 3.0, truncate=2.0) * 5.0, 0, 1)
+    patchy = np.clip(0.7 + 0.5 * smooth_field(rng, vent.shape, 8.0), 0, 1)
+    caps = np.zeros(anatomy.code.shape, np.float32)
+    caps[box] = np.maximum(lining, halo * horn * patchy) * ~vent * rng.uniform(0.5, 1.0)
+    # Choroid plexus: blobs in the posterior half of the ventricles (the atria).
+    posterior = (ap - centre) * np.sign(-BRATS_AFFINE[1, axis]) > 0
+    choroid = np.zeros_like(caps)
+    choroid[box] = vent * posterior * np.clip(smooth_field(rng, vent.shape, 5.0) - 0.3, 0, 1)
+    return [sparse("periventricular caps", caps), sparse("choroid plexus", choroid)]
+
+
+def white_matter_spots(rng: np.random.Generator, anatomy: Anatomy, codes: np.ndarray) -> Blend:
+    """Small FLAIR-bright white-matter spots (small-vessel disease), away from any tumour."""
+    deep = (anatomy.wm > 0.95) & (codes == 0) & anatomy.brain
+    candidates = np.flatnonzero(deep)
+    count = int(rng.poisson(rng.uniform(0, 10))) if candidates.size else 0
+    weight = np.zeros(anatomy.wm.shape, np.float32)
+    for flat in rng.choice(candidates, size=count, replace=False) if count else []:
+        centre = np.array(np.unravel_index(flat, weight.shape))
+        sigma = rng.uniform(0.8, 2.2, 3)
+        lo, hi = np.maximum(centre - 6, 0), np.minimum(centre + 7, weight.shape)
+        axes = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+        blob = np.exp(-sum(((a - c) / s) ** 2 for a, c, s in zip(axes, centre, sigma, strict=True)) / 2)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        weight[box] = np.maximum(weight[box], np.clip(blob * 1.4, 0, 1) * (codes[box] == 0))
+    return sparse("white-matter hyperintensity", weight)
+
+
+def surface_lookalikes(rng: np.random.Generator, anatomy: Anatomy) -> list[Blend]:
+    """Dura and falx, stripping leftovers (scalp fat), vessels, and the bright cortical ribbon."""
+    brain = anatomy.brain
+    rim = brain & ~ndi.binary_erosion(brain, iterations=2)
+    fields = smooth_fields(rng, brain.shape, 12.0, count=2)
+    patches = np.clip(0.6 * fields[0] - 0.1, 0, 1)
+    dura = rim * patches * rng.uniform(0.5, 1.0)
+    falx = (anatomy.code & FALX > 0) * np.clip(0.5 + 0.4 * fields[0], 0.2, 0.9) * rng.uniform(0.4, 1.0)
+    dura = np.maximum(dura, falx)
+    fat = rim * (fields[1] > rng.uniform(1.6, 3.0)) * 0.9
+    # Vessels: where two smooth fields both cross zero, a tube network; kept to CSF and the surface.
+    tubes = smooth_fields(rng, brain.shape, 10.0, count=2).reshape(2, -1)
+    where = np.flatnonzero((anatomy.csf > 0.05) | rim)
+    tube = np.exp(-(tubes[0, where] ** 2 + tubes[1, where] ** 2) / np.float32(2 * 0.07**2))
+    vessels = np.zeros(brain.shape, np.float32)
+    vessels.reshape(-1)[where] = tube * np.clip(anatomy.csf.reshape(-1)[where] * 1.5 + rim.reshape(-1)[where], 0, 1)
+    vessels *= np.float32(rng.uniform(0.5, 1.0))
+    ribbon = (anatomy.code & CORTEX > 0) * anatomy.gm * np.clip(smooth_field(rng, brain.shape, 10.0), 0, 1) * 0.35
+    return [
+        sparse("dura and falx", dura),
+        sparse("scalp fat", fat),
+        sparse("vessel", vessels),
+        sparse("cortical FLAIR ribbon", ribbon),
+    ]
+
+
+def _tissue_image(anatomy: Anatomy, seq: int, jitter: np.ndarray) -> np.ndarray:
+    wm, gm, csf = (np.float32(TISSUE[t][seq] * jitter[i]) for i, t in enumerate(("wm", "gm", "csf")))
+    image = anatomy.wm * wm
+    image += anatomy.gm * gm
+    image += anatomy.csf * csf
+    return image
+
+
+def _blend(image: np.ndarray, index: np.ndarray, weight: np.ndarray, value: float) -> None:
+    flat = image.reshape(-1)
+    flat[index] += weight * (np.float32(value) - flat[index])
+
+
+@dataclass
+class LesionLayer:
+    """Tumour voxels of a case, ready to blend into each sequence."""
+
+    box: tuple[slice, ...]  # bounding box of the lesions
+    hits: list[np.ndarray]  # per LESION code: boolean mask in the box
+    weights: list[np.ndarray]  # per code: blend weight of those voxels
+    textures: list[np.ndarray]  # per code: intensity texture of those voxels, around 1
+    jitter: np.ndarray  # (len(LESION), len(SEQUENCES)) per-case intensity factors
+
+
+def lesion_layer(rng: np.random.Generator, codes: np.ndarray, strength: np.ndarray) -> LesionLayer | None:
+    """Blend weights per compartment: full in the core, fading towards the oedema's edge."""
+    if not codes.any():
+        return None
+    box = bounding_box(codes > 0)
+    local = codes[box]
+    grain = smooth_field(rng, local.shape, 4.0)
+    weight = np.where(local == EDEMA, 0.45 + 0.55 * strength[box], 1.0).astype(np.float32)
+    hits = [local == code for code in LESION]
+    jitter = np.exp(rng.normal(0, 0.08, (len(LESION), len(SEQUENCES)))).astype(np.float32)
+    # How strongly this tumour takes up contrast varies a lot between patients.
+    jitter[list(LESION).index(ENHANCING), SEQUENCES.index("t1ce")] *= rng.uniform(0.75, 1.15)
+    textures = [1 + np.float32(TEXTURE[code]) * grain[h] for code, h in zip(LESION, hits, strict=True)]
+    return LesionLayer(box, hits, [weight[h] for h in hits], textures, jitter)
+
+
+def _add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
+    local = image[layer.box]
+    for k, values in enumerate(LESION.values()):
+        hit, target = layer.hits[k], layer.textures[k] * np.float32(values[seq] * layer.jitter[k, seq])
+        local[hit] += layer.weights[k] * (target - local[hit])
+
+
+def _scanner(rng: np.random.Generator, image: np.ndarray, bias: np.ndarray, noise: float, blur: float) -> np.ndarray:
+    """Bias field, noise and blur, as acquisition and BraTS resampling leave them."""
+    image *= bias
+    # Uniform noise is 4x cheaper to draw; after the blur it is close to Gaussian anyway.
+    grain = rng.random(image.shape, dtype=np.float32)
+    grain -= np.float32(0.5)
+    image += grain * np.float32(noise * np.sqrt(12))
+    # A 3-tap kernel is enough for sigma < 1 voxel, and half the cost of the default 9 taps.
+    return ndi.gaussian_filter(image, blur, radius=1)
+
+
+def _to_int16(image: np.ndarray, scale: float, brain: np.ndarray) -> np.ndarray:
+    """Scale to BraTS-like values; background exactly 0, brain at least 1."""
+    image *= np.float32(scale)
+    np.clip(image, 1, 32000, out=image)
+    image *= brain
+    return np.rint(image, out=image).astype(np.int16)
+
+
+def render(
+    rng: np.random.Generator, anatomy: Anatomy, codes: np.ndarray, strength: np.ndarray, blends: list[Blend]
+) -> dict[str, np.ndarray]:
+    """The four sequences as int16 arrays: contrast, look-alikes, lesions, bias, noise, blur, scale."""
+    jitter = np.exp(rng.normal(0, 0.04, (3, len(SEQUENCES)))).astype(np.float32)
+    layer = lesion_layer(rng, codes, strength)
+    # One receive coil for all four sequences, so one bias pattern (computed once: exp is not cheap).
+    bias = np.exp(smooth_field(rng, codes.shape, 60.0) * np.float32(rng.uniform(0.06, 0.22)))
+    noise, blur = rng.uniform(0.03, 0.08), rng.uniform(0.45, 0.85)
+    scale = np.array(WM_LEVEL) * np.exp(rng.uniform(-0.5, 0.5, len(SEQUENCES)))
+    out = {}
+    for s, name in enumerate(SEQUENCES):
+        image = _tissue_image(anatomy, s, jitter[:, s])
+        for b in blends:
+            _blend(image, b.index, b.weight, LOOKALIKE[b.name][s])
+        if layer is not None:
+            _add_lesions(image, layer, s)
+        out[name] = _to_int16(_scanner(rng, image, bias, noise, blur), scale[s], anatomy.brain)
+    return out
