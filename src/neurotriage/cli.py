@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "neurotriage.segmentation.commands",
     "neurotriage.anatomy.commands",
     "neurotriage.clinical.commands",
+    "neurotriage.diagnosis.commands",
     "neurotriage.demo",
 )
 

@@ -1,0 +1,1 @@
+"""From MRI to referral: segment -> locate -> cross-check -> refer -> report, stored in one transaction."""

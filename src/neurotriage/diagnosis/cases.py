@@ -1,0 +1,29 @@
+"""Where a study's images are: a case folder on disk, or a synthetic case made on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from neurotriage.config import load_settings
+from neurotriage.errors import UserError
+from neurotriage.imaging.naming import BRATS2020
+
+
+def synthetic_cases_dir() -> Path:
+    """Synthetic cases of sample studies are generated under NEUROTRIAGE_HOME/cases."""
+    return load_settings().home / "cases"
+
+
+def case_folder(case_ref: str, synthetic_seed: int | None) -> Path:
+    """The folder of a study's case; a sample study's synthetic case is generated the first time."""
+    path = Path(case_ref)
+    if path.is_dir():
+        return path
+    if synthetic_seed is None:
+        raise UserError(f"study {case_ref}: case folder not found")
+    folder = synthetic_cases_dir() / case_ref
+    if not folder.is_dir():
+        from neurotriage.imaging.synth import generate_case, write_case
+
+        write_case(generate_case(synthetic_seed, case_ref), synthetic_cases_dir(), BRATS2020)
+    return folder

@@ -1,0 +1,31 @@
+"""Checksums and identifiers that make a finding traceable to its software, model and inputs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from neurotriage import __version__
+from neurotriage.imaging.io import CaseFiles
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def provenance(files: CaseFiles, model_path: Path, model_id: str) -> dict:
+    """Software version, model id with its SHA-256, and every input file with its SHA-256."""
+    inputs = [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files.images.values()]
+    return {
+        "software_version": __version__,
+        "model_id": model_id,
+        "model_sha256": sha256_file(model_path),
+        "inputs": inputs,
+    }

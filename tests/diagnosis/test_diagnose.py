@@ -1,0 +1,154 @@
+"""`neurotriage diagnose`: the whole chain, what it stores, and what it refuses.
+
+The network is replaced by an oracle that returns the synthetic case's true labels: these tests
+check the chain around segmentation (locate, cross-check, referral, report, database), so the
+outcome must not depend on a model's quality. The shipped model is exercised in test_default_model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from neurotriage.cli import main
+from neurotriage.clinical import db, intake
+from neurotriage.clinical.models import Finding, Study
+from neurotriage.imaging.io import Case, load_seg
+from neurotriage.imaging.naming import BRATS2020
+from neurotriage.imaging.synth import generate_case, write_case
+
+
+@dataclass
+class OracleModel:
+    """Stands in for a SegmentationModel: predicts the case's reference segmentation."""
+
+    source: Path
+    config: dict
+
+    def check_case(self, case: Case) -> None:
+        """Any grid is fine for the oracle."""
+
+    def predict(self, case: Case, **_) -> np.ndarray:
+        """The reference labels stored beside the images."""
+        return load_seg(case.files.seg, case.files.naming)
+
+
+@pytest.fixture(scope="module")
+def right_frontal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-size synthetic enhancing tumour in the right frontal lobe."""
+    root = tmp_path_factory.mktemp("cases")
+    case = generate_case(11, "SYN_RF", kind="enhancing", lobe="frontal_lobe", hemisphere="right")
+    return write_case(case, root, BRATS2020)
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite database with the knowledge base and sample hospitals and doctors."""
+    url = f"sqlite:///{tmp_path / 'nt.db'}"
+    monkeypatch.setenv("NEUROTRIAGE_DATABASE_URL", url)
+    monkeypatch.setenv("NEUROTRIAGE_HOME", str(tmp_path / "home"))
+    assert main(["db", "init"]) == 0
+    assert main(["db", "seed", "--sample"]) == 0
+    return url
+
+
+@pytest.fixture
+def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
+    weights = tmp_path / "oracle.pt"
+    weights.write_bytes(b"oracle weights")
+    model = OracleModel(weights, {"arch": "oracle", "model_id": "oracle-test"})
+    monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: model)
+    return model
+
+
+def new_patient(url: str, side: str) -> int:
+    with db.transaction(url) as session:
+        patient = intake.add_patient(session, "Test Patient", city="Leeds", lat="53.80", lon="-1.55")
+        intake.add_symptom(session, patient.id, "hemiparesis", side=side)
+        return patient.id
+
+
+def counts(url: str) -> tuple[int, int]:
+    with db.transaction(url) as session:
+        return session.scalar(select(func.count(Finding.id))), session.scalar(select(func.count(Study.id)))
+
+
+def run_json(args: list[str], capsys) -> dict:
+    assert main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_concordant_case_stores_finding_and_writes_report(database, oracle, right_frontal, tmp_path, capsys):
+    pid = new_patient(database, "left")
+    out = tmp_path / "report"
+    result = run_json(["diagnose", str(right_frontal), "--patient", str(pid), "--out", str(out), "--fhir"], capsys)
+    assert result["locate"]["hemisphere"] == "right"
+    assert result["locate"]["primary_region"] == "frontal_lobe"
+    assert result["crosscheck"]["verdict"] == "concordant"
+    assert result["referral"]["recommendations"], "ranked doctors expected"
+    names = {p.name for p in out.iterdir()}
+    assert {"report.html", "report.json", "fhir_bundle.json", "SYN_RF_seg.nii.gz", "triplanar.png"} <= names
+    html = (out / "report.html").read_text()
+    assert "concordant" in html and "not a medical device" in html
+    with db.transaction(database) as session:
+        finding = session.get(Finding, result["finding_id"])
+        assert finding.provenance["model_sha256"] == result["provenance"]["model_sha256"]
+        assert len(finding.provenance["inputs"]) == 4
+        assert all(len(i["sha256"]) == 64 for i in finding.provenance["inputs"])
+
+
+@pytest.mark.slow
+def test_contradicting_symptom_side_is_flagged(database, oracle, right_frontal, tmp_path, capsys):
+    pid = new_patient(database, "right")  # right weakness cannot come from a right frontal tumour
+    out = tmp_path / "report"
+    result = run_json(["diagnose", str(right_frontal), "--patient", str(pid), "--out", str(out)], capsys)
+    assert result["crosscheck"]["verdict"] == "discordant"
+    assert result["crosscheck"]["needs_review"] is True
+    assert "Flagged for clinician review" in (out / "report.html").read_text()
+
+
+def assert_refused(args: list[str], capsys, *needles: str) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    for needle in needles:
+        assert needle in err
+
+
+def test_bad_inputs_write_nothing(database, oracle, right_frontal, tmp_path, capsys):
+    pid = new_patient(database, "left")
+    before = counts(database)
+    out = tmp_path / "report"
+    assert_refused(["diagnose", str(tmp_path / "missing"), "--patient", str(pid), "--out", str(out)], capsys, "missing")
+    assert_refused(["diagnose", str(right_frontal), "--patient", "99999", "--out", str(out)], capsys, "99999")
+    partial = shutil.copytree(right_frontal, tmp_path / "SYN_RF")
+    (partial / "SYN_RF_t2.nii.gz").unlink()
+    assert_refused(["diagnose", str(partial), "--patient", str(pid), "--out", str(out)], capsys, "missing T2")
+    assert counts(database) == before
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_all_pending_records_failures_and_goes_on(database, oracle, tmp_path, capsys, monkeypatch):
+    # Two sample studies: one whose synthetic case is generated on first use, one whose case is gone.
+    with db.transaction(database) as session:
+        studies = session.scalars(select(Study).order_by(Study.id)).all()
+        for study in studies[2:]:
+            session.delete(study)
+        studies[1].synthetic_seed = None  # no folder and no seed: cannot be found
+    monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: oracle)
+    assert main(["diagnose", "--all-pending", "--json"]) == 1  # one failure -> non-zero, after the batch
+    result = json.loads(capsys.readouterr().out)
+    assert (result["done"], result["failed"]) == (1, 1)
+    with db.transaction(database) as session:
+        failed = session.get(Study, result["studies"][1]["study_id"])
+        assert "case folder not found" in failed.last_error
+    assert main(["diagnose", "--all-pending", "--json"]) == 1  # the failed one is still pending
+    assert json.loads(capsys.readouterr().out)["done"] == 0
