@@ -1,0 +1,214 @@
+"""CLI subcommands for segmentation: prepare, train, segment, evaluate, metrics.
+
+Handlers import torch, MONAI and the heavy modules lazily so `neurotriage --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from neurotriage import NOTICE
+from neurotriage.errors import UserError
+
+ARCH_CHOICES = ("fastunet", "unet3d", "segresnet", "dynunet")  # models.ARCHS, without importing torch
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add prepare, train, segment, evaluate and metrics."""
+    _add_prepare(sub)
+    _add_train(sub)
+    _add_segment(sub)
+    _add_evaluate(sub)
+    _add_metrics(sub)
+
+
+def _add_prepare(sub) -> None:
+    p = sub.add_parser("prepare", help="preprocess a BraTS folder into cached compressed arrays for training")
+    p.add_argument("brats_dir", type=Path, help="folder of BraTS case folders (with segmentations)")
+    p.add_argument("out_dir", type=Path, help="output folder (re-running skips finished cases)")
+    p.add_argument(
+        "--recipe",
+        choices=("classic", "standard"),
+        default="standard",
+        help="classic: FLAIR/T1ce/T2 min-max, 128³ crop, cases with >=1%% tumour; "
+        "standard: 4 sequences z-scored in the brain, brain bounding box (default)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    p.set_defaults(handler=_prepare)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a 3D segmentation network (torchrun for several processes)")
+    p.add_argument("data_dir", type=Path, help="a `prepare` output folder, or a raw BraTS folder (prepared first)")
+    p.add_argument("--out", type=Path, required=True, help="run folder: best.pt, last.pt, history.json, curves.png")
+    p.add_argument("--arch", choices=ARCH_CHOICES, default="fastunet", help="network (default fastunet)")
+    p.add_argument("--width", type=int, default=None, help="filters at the top level (default: the arch's own)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--roi", type=int, default=128, help="edge of the random training crops, in voxels")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label-mode", choices=("labels", "regions"), default="labels",
+                   help="labels: softmax over 4 classes; regions: sigmoid WT/TC/ET")  # fmt: skip
+    p.add_argument("--class-weights", type=_floats, default=None, help="comma-separated Dice/focal class weights")
+    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="auto: mixed precision on GPU, fp32 on CPU")  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.set_defaults(handler=_train)
+
+
+def _add_segment(sub) -> None:
+    p = sub.add_parser("segment", help="segment a case (or a folder of cases) with a trained model")
+    p.add_argument("case_dir", type=Path, help="a BraTS case folder, or a folder of case folders")
+    p.add_argument("--model", type=Path, default=None, help="checkpoint or run folder (default: the packaged model)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="SEG.nii.gz for one case; a folder (receiving <ID>_seg.nii.gz) for many")  # fmt: skip
+    p.add_argument("--tta", action="store_true", help="average over flips (4 passes, slower)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="auto: bfloat16 on CPUs with native support, else fp32")  # fmt: skip
+    p.set_defaults(handler=_segment)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="segment labelled cases and score them (WT/TC/ET), with montages")
+    p.add_argument("data_dir", type=Path, help="folder of BraTS cases with segmentations")
+    p.add_argument("--model", type=Path, default=None, help="checkpoint or run folder (default: the packaged model)")
+    p.add_argument("--out", type=Path, default=Path("metrics.json"), help="metrics JSON; montages/ goes beside it")
+    p.add_argument("--tta", action="store_true", help="average over flips")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
+    p.set_defaults(handler=_evaluate)
+
+
+def _add_metrics(sub) -> None:
+    p = sub.add_parser("metrics", help="Dice, IoU, HD95, sensitivity, specificity of PRED against REF")
+    p.add_argument("pred", type=Path, help="predicted label NIfTI")
+    p.add_argument("ref", type=Path, help="reference label NIfTI (same grid)")
+    p.add_argument("--json", action="store_true", help="print only JSON")
+    p.set_defaults(handler=_metrics)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
+
+
+def _prepare(args) -> int:
+    from neurotriage.segmentation.prepare import prepare_dataset
+    from neurotriage.segmentation.preprocess import RECIPES
+
+    report = prepare_dataset(args.brats_dir, args.out_dir, RECIPES[args.recipe], workers=args.workers)
+    for case_id, reason in sorted(report.failed.items()):
+        print(f"skipped {case_id}: {reason}", file=sys.stderr)
+    for case_id, reason in sorted(report.excluded.items()):
+        print(f"excluded {case_id}: {reason}")
+    print(f"prepare ({args.recipe}): {report.summary()}")
+    return 0
+
+
+def _train(args) -> int:
+    from neurotriage.segmentation.train import TrainConfig, train
+
+    config = TrainConfig(
+        data_dir=str(args.data_dir),
+        out=str(args.out),
+        arch=args.arch,
+        width=args.width,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        roi=args.roi,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        label_mode=args.label_mode,
+        class_weights=args.class_weights,
+        workers=args.workers,
+        precision=args.precision,
+    )
+    train(config, resume=args.resume)
+    return 0
+
+
+def _segment(args) -> int:
+    from tqdm import tqdm
+
+    from neurotriage.imaging.io import discover_cases, load_case
+    from neurotriage.segmentation.distributed import launched_rank, share_cores
+    from neurotriage.segmentation.infer import load_model, output_path, write_segmentation
+
+    started = time.perf_counter()
+    cases = discover_cases(args.case_dir)
+    single = len(cases) == 1 and cases[0].folder.resolve() == args.case_dir.resolve()
+    if single and not args.out.is_dir() and not args.out.name.endswith((".nii", ".nii.gz")):
+        raise UserError(f"--out {args.out}: for one case give a .nii.gz (or .nii) file name, or a folder")
+    if not single and args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out}: several cases need an output folder, and this is a file")
+    model = load_model(args.model)
+    rank, world, _ = launched_rank()
+    if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
+        share_cores()
+    mine = cases[rank::world]
+    failed = 0
+    for files in tqdm(mine, desc="segment", unit="case", disable=single or rank > 0):
+        target = output_path(files, args.out) if (not single or args.out.is_dir()) else args.out
+        try:
+            case = load_case(files, with_seg=False)
+            write_segmentation(model.predict(case, tta=args.tta, precision=args.precision), case, target)
+        except UserError as exc:
+            if single:
+                raise
+            failed += 1  # one bad case in a folder is reported; the others still get segmented
+            tqdm.write(f"neurotriage: error: {exc}", file=sys.stderr)
+            continue
+        tqdm.write(f"{files.case_id}: wrote {target} ({time.perf_counter() - started:.1f} s)")
+    shard = f"rank {rank}/{world}: " if world > 1 else ""
+    print(f"{shard}segmented {len(mine) - failed} of {len(mine)} cases, {failed} failed. {NOTICE}")
+    return 2 if failed else 0
+
+
+def _evaluate(args) -> int:
+    from neurotriage.segmentation.evaluate import evaluate_dataset
+    from neurotriage.segmentation.infer import load_model
+
+    model = load_model(args.model)
+    result = evaluate_dataset(model, args.data_dir, args.out, tta=args.tta, precision=args.precision)
+    print(_table(result["mean"], key="mean", title=f"mean over {result['n_cases']} cases"))
+    print(f"wrote {args.out} and {result['montages']}/<ID>.png")
+    print(NOTICE)
+    return 0
+
+
+def _metrics(args) -> int:
+    from neurotriage.segmentation.evaluate import compare_files
+
+    result = compare_files(args.pred, args.ref)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(_table(result, key=None, title=f"{args.pred.name} vs {args.ref.name}"))
+    classic = result["classic"]
+    per_label = ", ".join(f"{k} {_fmt(v)}" for k, v in classic["iou_per_label"].items())
+    print(f"per-label IoU: {per_label}; voxel accuracy {classic['accuracy']:.4f}")
+    print(NOTICE)
+    return 0
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _table(result: dict, key: str | None, title: str) -> str:
+    scores = ("dice", "iou", "hd95", "sensitivity", "specificity")
+    lines = [title, f"{'region':<8}" + "".join(f"{s:>13}" for s in scores)]
+    for region in ("WT", "TC", "ET"):
+        values = [result[region][s][key] if key else result[region][s] for s in scores]
+        lines.append(f"{region:<8}" + "".join(f"{_fmt(v):>13}" for v in values))
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Reading a `prepare` output folder for training: manifest, train/validation split, MONAI transforms."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurotriage.errors import UserError
+from neurotriage.segmentation.prepare import FORMAT, MANIFEST
+from neurotriage.segmentation.preprocess import Recipe
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A prepared folder: its recipe, its cases (ID -> .npz path) and the one grid they share."""
+
+    folder: Path
+    recipe: Recipe
+    files: dict[str, Path]
+    grid: dict
+
+
+def is_prepared(folder: Path) -> bool:
+    """True when `folder` is a `prepare` output (it holds dataset.json)."""
+    return (folder / MANIFEST).is_file()
+
+
+def open_prepared(folder: Path) -> PreparedData:
+    """Read a prepared folder's manifest; its cases must exist and share one grid."""
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the prepared-data manifest ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise UserError(f"{path}: not a neurotriage prepared-data manifest")
+    cases = manifest["cases"]
+    if not cases:
+        raise UserError(f"{folder}: no prepared cases to train on (see 'excluded' in {MANIFEST})")
+    grids = {json.dumps(entry["grid"], sort_keys=True) for entry in cases.values()}
+    if len(grids) > 1:
+        raise UserError(f"{folder}: cases lie on {len(grids)} different grids; train on one grid at a time")
+    files = {cid: folder / entry["file"] for cid, entry in sorted(cases.items())}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise UserError(f"{missing[0]}: listed in {MANIFEST} but missing; re-run prepare")
+    grid = next(iter(cases.values()))["grid"]
+    return PreparedData(folder, Recipe.from_dict(manifest["recipe"]), files, grid)
+
+
+def split_cases(case_ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded shuffle into (train, validation); at least one of each when there are two or more cases."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"--val-fraction: {val_fraction} is outside [0, 1)")
+    ids = sorted(case_ids)
+    random.Random(seed).shuffle(ids)
+    n_val = round(len(ids) * val_fraction)
+    if val_fraction > 0 and len(ids) >= 2:
+        n_val = min(max(n_val, 1), len(ids) - 1)
+    return sorted(ids[n_val:]), sorted(ids[:n_val])
+
+
+def load_prepared(item: dict) -> dict:
+    """Transform: {'path'} -> {'image' (C,X,Y,Z) float32, 'label' (1,X,Y,Z) uint8} tensors."""
+    with np.load(item["path"]) as npz:
+        image = npz["image"].astype(np.float32)
+        seg = npz["seg"]
+    return {"image": torch.from_numpy(image), "label": torch.from_numpy(seg[None])}
+
+
+def train_transforms(roi: tuple[int, int, int]):
+    """Random crops (half centred on tumour), flips on every axis, and per-channel intensity jitter."""
+    from monai import transforms as T
+
+    keys = ["image", "label"]
+    return T.Compose(
+        [
+            load_prepared,
+            T.SpatialPadd(keys, spatial_size=roi),
+            T.RandCropByPosNegLabeld(keys, label_key="label", spatial_size=roi, pos=1.0, neg=1.0, num_samples=1),
+            T.RandFlipd(keys, prob=0.5, spatial_axis=0),
+            T.RandFlipd(keys, prob=0.5, spatial_axis=1),
+            T.RandFlipd(keys, prob=0.5, spatial_axis=2),
+            T.RandScaleIntensityd("image", factors=0.1, prob=1.0, channel_wise=True),
+            T.RandShiftIntensityd("image", offsets=0.1, prob=1.0, channel_wise=True),
+        ]
+    )
+
+
+def train_loader(paths: list[Path], roi, batch_size: int, workers: int, sampler=None):
+    """A MONAI DataLoader over random crops of the given prepared cases."""
+    from monai.data import DataLoader, Dataset
+
+    # A tumour-free case has no foreground to centre half the crops on; MONAI then samples background
+    # only, which is right, but warns on every crop. Forked loader workers inherit this filter.
+    warnings.filterwarnings("ignore", message="Num foregrounds 0", category=UserWarning)
+    dataset = Dataset([{"path": str(p)} for p in paths], transform=train_transforms(roi))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=False,
+    )

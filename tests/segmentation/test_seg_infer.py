@@ -1,0 +1,147 @@
+"""Inference: aligned output in the input's naming, folder mode, precision/TTA/tiling, one-line errors."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from neurotriage.cli import main
+from neurotriage.errors import UserError
+from neurotriage.imaging.io import load_case
+from neurotriage.imaging.naming import BRATS2023
+from neurotriage.segmentation import infer
+from neurotriage.segmentation.checkpoint import read_checkpoint, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def model(tiny_run):
+    return infer.load_model(tiny_run / "best.pt")
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a == b).mean())
+
+
+def test_segment_writes_an_aligned_nifti_in_the_input_naming(tiny_cohort, tiny_run, model, tmp_path, capsys):
+    case_dir = tiny_cohort / "TINY_003"
+    out = tmp_path / "pred.nii.gz"
+    assert main(["segment", str(case_dir), "--model", str(tiny_run), "--out", str(out)]) == 0
+    assert "TINY_003: wrote" in capsys.readouterr().out
+    written = nib.load(out)
+    source = nib.load(case_dir / "TINY_003_flair.nii.gz")
+    assert written.shape == source.shape and np.allclose(written.affine, source.affine)
+    assert nib.aff2axcodes(written.affine) == ("L", "P", "S")
+    assert np.allclose(written.header.get_zooms(), source.header.get_zooms())
+    assert written.get_data_dtype() == np.uint8
+    values = np.asarray(written.dataobj)
+    assert set(np.unique(values)) <= {0, 1, 2, 4} and 4 in values  # BraTS 2020: enhancing written as 4
+    expected = model.predict(load_case(case_dir))
+    assert np.array_equal(values, np.where(expected == 3, 4, expected))
+
+
+def test_segment_folder_mode_names_outputs_per_naming(tiny_run, blob_case, tmp_path, capsys):
+    cohort = tmp_path / "cases"
+    blob_case(cohort, "OLD_001", seed=10)
+    blob_case(cohort, "NEW-001", seed=11, naming=BRATS2023)
+    blob_case(cohort, "WIDE_001", seed=12, shape=(40, 44, 38))  # off the model's grid: reported, not fatal
+    out = tmp_path / "out"
+    assert main(["segment", str(cohort), "--model", str(tiny_run / "last.pt"), "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["NEW-001-seg.nii.gz", "OLD_001_seg.nii.gz"]
+    printed = capsys.readouterr()
+    assert "WIDE_001" in printed.err and "segmented 2 of 3 cases, 1 failed" in printed.out
+    new = np.asarray(nib.load(out / "NEW-001-seg.nii.gz").dataobj)
+    assert set(np.unique(new)) <= {0, 1, 2, 3}  # BraTS 2023: enhancing stays 3
+
+
+def test_segment_folder_is_sharded_across_torchrun_ranks(tiny_cohort, tiny_run, tmp_path, monkeypatch, capsys):
+    # What torchrun sets for the second of two processes (one machine, so threads stay shared).
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "out"
+    assert main(["segment", str(tiny_cohort), "--model", str(tiny_run), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["TINY_001_seg.nii.gz", "TINY_003_seg.nii.gz"]
+    assert "rank 1/2: segmented 2 of 2 cases" in capsys.readouterr().out
+
+
+def test_bf16_tta_tiling_and_half_weights_agree_with_fp32(model, tiny_cohort, tiny_run, tmp_path, monkeypatch):
+    case = load_case(tiny_cohort / "TINY_002")
+    reference = model.predict(case, precision="fp32")
+    assert reference.any()
+    assert _agreement(model.predict(case, precision="bf16"), reference) > 0.99
+    assert _agreement(model.predict(case, tta=True, precision="fp32"), reference) > 0.95
+    payload = read_checkpoint(tiny_run / "best.pt")
+    half = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    save_checkpoint(tmp_path / "half.pt", payload["config"], half)
+    assert _agreement(infer.load_model(tmp_path / "half.pt").predict(case, precision="fp32"), reference) > 0.99
+    monkeypatch.setattr(infer, "MAX_WHOLE_VOXELS", 1)  # force overlapping windows of the training ROI
+    assert _agreement(model.predict(case, precision="fp32"), reference) > 0.95
+
+
+def _edited_checkpoint(tiny_run, tmp_path, edit) -> str:
+    payload = read_checkpoint(tiny_run / "best.pt")
+    edit(payload)
+    path = tmp_path / "edited.pt"
+    torch.save(payload, path)
+    return str(path)
+
+
+def _drop_channel(payload: dict) -> None:
+    payload["config"]["channels"] = ["flair", "t1ce", "t2"]
+
+
+def _break_weights(payload: dict) -> None:
+    key = next(k for k, v in payload["state_dict"].items() if v.ndim == 5)
+    payload["state_dict"][key] = payload["state_dict"][key][:, :, :1]
+
+
+@pytest.mark.parametrize(
+    ("make_model", "message"),
+    [
+        (lambda run, tmp: str(tmp / "missing.pt"), "model checkpoint not found"),
+        (lambda run, tmp: _write(tmp / "junk.pt", b"not a checkpoint"), "not a readable checkpoint"),
+        (lambda run, tmp: _write(tmp / "cut.pt", (run / "best.pt").read_bytes()[:5000]), "not a readable checkpoint"),
+        (lambda run, tmp: _torch_file(tmp / "other.pt", {"weights": torch.zeros(2)}), "not a neurotriage"),
+        (lambda run, tmp: _edited_checkpoint(run, tmp, _drop_channel), "wrong channel count"),
+        (lambda run, tmp: _edited_checkpoint(run, tmp, _break_weights), "weights do not fit"),
+    ],
+    ids=["missing", "junk", "truncated", "foreign", "channels", "weights"],
+)
+def test_bad_models_are_one_line_errors(make_model, message, tiny_cohort, tiny_run, tmp_path, capsys):
+    model_path = make_model(tiny_run, tmp_path)
+    out = tmp_path / "seg.nii.gz"
+    assert main(["segment", str(tiny_cohort / "TINY_000"), "--model", model_path, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def _write(path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def _torch_file(path, payload) -> str:
+    torch.save(payload, path)
+    return str(path)
+
+
+def test_case_off_the_model_grid_is_refused(tiny_run, blob_case, tmp_path, capsys):
+    case_dir = blob_case(tmp_path, "WIDE_001", seed=1, shape=(40, 44, 38))
+    out = tmp_path / "seg.nii.gz"
+    assert main(["segment", str(case_dir), "--model", str(tiny_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "40×44×38 at 1×1×1 mm (LPS) is not the model's grid 40×44×36" in err
+
+
+def test_no_model_and_no_packaged_default_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(infer, "default_model_path", lambda: None)
+    with pytest.raises(UserError, match="no default model is installed"):
+        infer.load_model(None)
+
+
+def test_segment_refuses_a_non_nifti_output_name(tiny_cohort, tiny_run, tmp_path, capsys):
+    args = ["segment", str(tiny_cohort / "TINY_000"), "--model", str(tiny_run), "--out", str(tmp_path / "x.png")]
+    assert main(args) == 2
+    assert ".nii.gz" in capsys.readouterr().err
