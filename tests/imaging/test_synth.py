@@ -253,10 +253,11 @@ def test_bad_cohort_arguments_are_user_errors(tmp_path) -> None:
 @pytest.mark.slow
 def test_a_case_takes_at_most_three_seconds(tmp_path) -> None:
     atlas_crop()  # the once-per-process atlas preparation is not part of a case
-    # The best of two runs damps noise from other processes on the machine.
+    # CPU time of this process, best of two: other jobs sharing the 2 cores (CI, a training run)
+    # stretch wall time but not the work a case costs. Generation runs single-threaded.
     times = []
     for run in range(2):
-        start = time.perf_counter()
+        start = time.process_time()
         write_cohort(tmp_path / str(run), 1, 123, progress=False)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     assert min(times) <= 3.0, times

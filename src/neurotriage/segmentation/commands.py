@@ -25,6 +25,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_segment(sub)
     _add_evaluate(sub)
     _add_metrics(sub)
+    _add_train_default(sub)
+
+
+def _add_train_default(sub) -> None:
+    from neurotriage.segmentation.default_model import DefaultRecipe
+
+    d = DefaultRecipe()
+    p = sub.add_parser("train-default", help="reproduce the shipped default model from a synthetic cohort (CPU)")
+    p.add_argument("--work", type=Path, default=Path("default-model-run"), help="cohort, prepared data and run")
+    p.add_argument("--cases", type=int, default=d.cases, help=f"synthetic cases (default {d.cases})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"cohort and training seed (default {d.seed})")
+    p.add_argument("--export", type=Path, default=None, help="where to write the weights (default: into the package)")
+    p.set_defaults(handler=_train_default)
+
+
+def _train_default(args) -> int:
+    import json
+
+    from neurotriage.segmentation.default_model import DefaultRecipe, train_default
+
+    recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed)
+    print(json.dumps(train_default(args.work, recipe, args.export), indent=2))
+    return 0
 
 
 def _add_prepare(sub) -> None:
@@ -60,6 +84,10 @@ def _add_train(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto: mixed precision on GPU, fp32 on CPU")  # fmt: skip
+    p.add_argument("--augment", choices=("basic", "strong"), default="basic",
+                   help="basic: flips + intensity jitter; strong: also affine, bias field, noise, blur, gamma, "
+                   "low resolution (for synthetic-to-real transfer)")
+    p.add_argument("--cache", action="store_true", help="keep the decoded cases in memory (small cohorts)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.set_defaults(handler=_train)
 
@@ -132,6 +160,8 @@ def _train(args) -> int:
         class_weights=args.class_weights,
         workers=args.workers,
         precision=args.precision,
+        augment=args.augment,
+        cache=args.cache,
     )
     train(config, resume=args.resume)
     return 0

@@ -74,11 +74,35 @@ def load_prepared(item: dict) -> dict:
     return {"image": torch.from_numpy(image), "label": torch.from_numpy(seg[None])}
 
 
-def train_transforms(roi: tuple[int, int, int]):
-    """Random crops (half centred on tumour), flips on every axis, and per-channel intensity jitter."""
+def strong_augmentation() -> list:
+    """Scanner and anatomy variation for synthetic-to-real transfer, applied to the crop (cheap).
+
+    Real scans differ from any generator in contrast, bias, noise, sharpness and slice thickness;
+    randomising each per channel keeps the network from relying on one generator's exact look.
+    """
     from monai import transforms as T
 
     keys = ["image", "label"]
+    return [
+        T.RandAffined(
+            keys, prob=0.3, rotate_range=(0.26,) * 3, scale_range=(0.15,) * 3, mode=("bilinear", "nearest"),
+            padding_mode="zeros",
+        ),
+        T.RandBiasFieldd("image", prob=0.3, coeff_range=(0.0, 0.3)),
+        T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5), retain_stats=True),
+        T.RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0), sigma_z=(0.3, 1.0)),
+        T.RandSimulateLowResolutiond("image", prob=0.2, zoom_range=(0.5, 1.0)),
+        T.RandGaussianNoised("image", prob=0.3, std=0.1),
+    ]  # fmt: skip
+
+
+def train_transforms(roi: tuple[int, int, int], augment: str = "basic"):
+    """Random crops (half centred on tumour), flips on every axis, per-channel intensity jitter;
+    `augment="strong"` adds `strong_augmentation()`."""
+    from monai import transforms as T
+
+    keys = ["image", "label"]
+    extra = strong_augmentation() if augment == "strong" else []
     return T.Compose(
         [
             load_prepared,
@@ -87,20 +111,30 @@ def train_transforms(roi: tuple[int, int, int]):
             T.RandFlipd(keys, prob=0.5, spatial_axis=0),
             T.RandFlipd(keys, prob=0.5, spatial_axis=1),
             T.RandFlipd(keys, prob=0.5, spatial_axis=2),
+            *extra,
             T.RandScaleIntensityd("image", factors=0.1, prob=1.0, channel_wise=True),
             T.RandShiftIntensityd("image", offsets=0.1, prob=1.0, channel_wise=True),
         ]
     )
 
 
-def train_loader(paths: list[Path], roi, batch_size: int, workers: int, sampler=None):
-    """A MONAI DataLoader over random crops of the given prepared cases."""
-    from monai.data import DataLoader, Dataset
+def train_dataset(paths: list[Path], roi, augment: str = "basic", cache: bool = False):
+    """Random crops of the given prepared cases; with `cache` the decoded cases stay in memory."""
+    from monai.data import CacheDataset, Dataset
 
     # A tumour-free case has no foreground to centre half the crops on; MONAI then samples background
     # only, which is right, but warns on every crop. Forked loader workers inherit this filter.
     warnings.filterwarnings("ignore", message="Num foregrounds 0", category=UserWarning)
-    dataset = Dataset([{"path": str(p)} for p in paths], transform=train_transforms(roi))
+    items = [{"path": str(p)} for p in paths]
+    transform = train_transforms(roi, augment)
+    # CacheDataset keeps the output of the leading deterministic steps (load + pad) in memory.
+    return CacheDataset(items, transform, progress=False) if cache else Dataset(items, transform=transform)
+
+
+def train_loader(dataset, batch_size: int, workers: int, sampler=None):
+    """A MONAI DataLoader over a `train_dataset`."""
+    from monai.data import DataLoader
+
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -20,6 +20,7 @@ from neurotriage.errors import UserError
 from neurotriage.imaging.io import Case, CaseFiles, write_nifti
 from neurotriage.imaging.naming import from_internal
 from neurotriage.segmentation.checkpoint import expected_io, read_checkpoint
+from neurotriage.segmentation.default_model import verify_sha256
 from neurotriage.segmentation.losses import labels_from_probabilities
 from neurotriage.segmentation.losses import probabilities as to_probabilities
 from neurotriage.segmentation.models import build_model
@@ -174,6 +175,7 @@ def load_model(path: Path | str | None = None) -> SegmentationModel:
                 "no --model given and no default model is installed with this package; "
                 "train one (neurotriage train DATA_DIR --out RUN_DIR) and pass --model RUN_DIR/best.pt"
             )
+        verify_sha256(path)
     path = Path(path)
     if path.is_dir():
         path = path / "best.pt"

@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +68,8 @@ class TrainConfig:
     class_weights: tuple[float, ...] | None = None
     workers: int = 2
     precision: str = "auto"
+    augment: str = "basic"  # "strong" adds scanner/anatomy variation (see data.strong_augmentation)
+    cache: bool = False  # keep decoded cases in memory
 
 
 def _resolve_data(config: TrainConfig, d: Dist) -> data_mod.PreparedData:
@@ -193,6 +196,7 @@ class _Session:
     train_paths: list[Path]
     val_paths: list[Path]
     state: RunState
+    dataset: Any = None
 
     def run_epoch(self, epoch: int, bar, sampler) -> dict:
         """Train one epoch, validate, and return its history entry."""
@@ -201,7 +205,9 @@ class _Session:
         torch.manual_seed(config.seed + epoch)  # augmentation seeds: an epoch replays the same after resume
         if sampler is not None:
             sampler.set_epoch(epoch)
-        loader = data_mod.train_loader(self.train_paths, (config.roi,) * 3, config.batch_size, config.workers, sampler)
+        if self.dataset is None:  # built once: a cached dataset decodes every case only once per run
+            self.dataset = data_mod.train_dataset(self.train_paths, (config.roi,) * 3, config.augment, config.cache)
+        loader = data_mod.train_loader(self.dataset, config.batch_size, config.workers, sampler)
         entry = {"epoch": epoch, "train": self.train_epoch(loader, bar), "val": self.validate()}
         entry["seconds"] = round(time.time() - started, 2)
         return entry

@@ -1,0 +1,107 @@
+"""The model shipped inside the package: how it is trained, exported, and checked when loaded.
+
+`neurotriage train-default` reproduces it: a synthetic cohort (no real data can be downloaded
+here), the standard recipe, strong augmentation for synthetic-to-real transfer, then an fp16
+export to `src/neurotriage/models/default.pt` with its SHA-256 recorded beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from neurotriage.errors import UserError
+
+MODEL_ID = "neurotriage-default-fastunet-v1"
+SHA_SUFFIX = ".sha256"
+
+
+@dataclass(frozen=True)
+class DefaultRecipe:
+    """Everything that decides the shipped model; recorded in its checkpoint."""
+
+    cases: int = 80
+    seed: int = 2026
+    epochs: int = 50
+    roi: int = 96
+    width: int = 16
+    batch_size: int = 2
+    lr: float = 1e-3
+    val_fraction: float = 0.0625  # 5 of 80: validation runs every epoch on whole cases, so keep it small
+    precision: str = "bf16"
+    augment: str = "strong"
+
+
+def package_models_dir() -> Path:
+    """The folder the shipped weights live in (inside the installed package)."""
+    return Path(str(resources.files("neurotriage") / "models"))
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify_sha256(path: Path) -> None:
+    """Refuse weights whose SHA-256 differs from the one recorded beside them."""
+    record = path.with_name(path.name + SHA_SUFFIX)
+    if not record.is_file():
+        raise UserError(f"{path}: no recorded checksum ({record.name} is missing); reinstall neurotriage")
+    expected = record.read_text().split()[0]
+    actual = sha256_of(path)
+    if actual != expected:
+        raise UserError(
+            f"{path}: SHA-256 {actual[:12]}... does not match the recorded {expected[:12]}...; "
+            "the file is damaged or was replaced: reinstall neurotriage"
+        )
+
+
+def export(best: Path, target: Path, training: dict) -> Path:
+    """Write the run's best checkpoint as half-precision weights with its training record and SHA-256."""
+    import torch
+
+    from neurotriage.segmentation.checkpoint import read_checkpoint, save_checkpoint
+
+    payload = read_checkpoint(best)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    config = payload["config"] | {"model_id": MODEL_ID}
+    save_checkpoint(target, config, half, training=training)
+    target.with_name(target.name + SHA_SUFFIX).write_text(f"{sha256_of(target)}  {target.name}\n")
+    torch.load(target, map_location="cpu", weights_only=True)  # the exported file must load back
+    return target
+
+
+def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None) -> dict:
+    """Generate the cohort, prepare it, train, and export the best weights to `target`."""
+    from neurotriage.imaging.synth import write_cohort
+    from neurotriage.segmentation.prepare import prepare_dataset
+    from neurotriage.segmentation.preprocess import RECIPES
+    from neurotriage.segmentation.train import TrainConfig, train
+
+    started = time.time()
+    cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
+    if not (cohort / ".complete").is_file():
+        write_cohort(cohort, recipe.cases, recipe.seed)
+        (cohort / ".complete").write_text("")
+    prepare_dataset(cohort, prepared, RECIPES["standard"])
+    config = TrainConfig(
+        data_dir=str(prepared), out=str(run), arch="fastunet", width=recipe.width, epochs=recipe.epochs,
+        batch_size=recipe.batch_size, lr=recipe.lr, roi=recipe.roi, val_fraction=recipe.val_fraction,
+        seed=recipe.seed, workers=0, precision=recipe.precision, augment=recipe.augment, cache=True,
+    )  # fmt: skip
+    history = train(config, resume=(run / "last.pt").is_file())
+    training = {
+        "recipe": asdict(recipe),
+        "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
+        "wall_clock_s_this_session": round(time.time() - started, 1),
+        "epochs_trained": len(history["epochs"]),
+        "best_epoch": json.loads(json.dumps(history["best"], default=str)),
+        "validation_cases": history["cases"]["val"],
+    }
+    target = target or package_models_dir() / "default.pt"
+    export(run / "best.pt", target, training)
+    return training | {"exported": str(target)}

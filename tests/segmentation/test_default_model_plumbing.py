@@ -1,0 +1,56 @@
+"""Export of the shipped model, its SHA-256 check, and the transfer-training options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurotriage.errors import UserError
+from neurotriage.segmentation import default_model, infer
+from neurotriage.segmentation.checkpoint import read_checkpoint
+from neurotriage.segmentation.data import train_dataset
+
+
+@pytest.fixture
+def exported(tiny_run, tmp_path):
+    target = tmp_path / "models" / "default.pt"
+    default_model.export(tiny_run / "best.pt", target, {"cohort": {"cases": 4}})
+    return target
+
+
+def test_export_writes_half_precision_weights_and_checksum(exported, tiny_run):
+    payload = read_checkpoint(exported)
+    floats = [v for v in payload["state_dict"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert payload["config"]["model_id"] == default_model.MODEL_ID
+    assert payload["training"] == {"cohort": {"cases": 4}}
+    recorded = exported.with_name("default.pt.sha256").read_text().split()[0]
+    assert recorded == default_model.sha256_of(exported)
+    # fp16 weights predict like the fp32 run they came from.
+    original = read_checkpoint(tiny_run / "best.pt")["state_dict"]
+    for key, value in payload["state_dict"].items():
+        assert torch.allclose(value.float(), original[key].float(), atol=1e-2)
+
+
+def test_default_model_is_checked_against_its_sha256(exported, monkeypatch):
+    monkeypatch.setattr(infer, "default_model_path", lambda: exported)
+    assert infer.load_model(None).config["model_id"] == default_model.MODEL_ID
+    exported.write_bytes(exported.read_bytes() + b"tampered")
+    with pytest.raises(UserError, match="does not match the recorded"):
+        infer.load_model(None)
+    exported.with_name("default.pt.sha256").unlink()
+    with pytest.raises(UserError, match="no recorded checksum"):
+        infer.load_model(None)
+
+
+def test_strong_augmentation_keeps_labels_valid(prepared_tiny):
+    paths = sorted(prepared_tiny.glob("*.npz"))
+    dataset = train_dataset(paths, (24, 24, 24), augment="strong", cache=True)
+    torch.manual_seed(0)
+    for i in range(len(paths)):
+        sample = dataset[i][0]
+        assert sample["image"].shape[1:] == (24, 24, 24)
+        labels = np.unique(sample["label"].numpy())
+        assert set(labels.tolist()) <= {0, 1, 2, 3}  # nearest-neighbour labels: no blended values
+        assert torch.isfinite(sample["image"]).all()
