@@ -38,6 +38,7 @@ def _add_train_default(sub) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"cohort and training seed (default {d.seed})")
     p.add_argument("--export", type=Path, default=None, help="where to write the weights (default: into the package)")
+    p.add_argument("--export-only", action="store_true", help="export the best checkpoint of the run in --work as is")
     p.set_defaults(handler=_train_default)
 
 
@@ -47,7 +48,8 @@ def _train_default(args) -> int:
     from neurotriage.segmentation.default_model import DefaultRecipe, train_default
 
     recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed)
-    print(json.dumps(train_default(args.work, recipe, args.export), indent=2))
+    record = train_default(args.work, recipe, args.export, export_only=args.export_only)
+    print(json.dumps(record, indent=2, default=str))
     return 0
 
 

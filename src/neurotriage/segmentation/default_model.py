@@ -26,7 +26,7 @@ class DefaultRecipe:
 
     cases: int = 80
     seed: int = 2026
-    epochs: int = 50
+    epochs: int = 45
     roi: int = 96
     width: int = 16
     batch_size: int = 2
@@ -75,33 +75,44 @@ def export(best: Path, target: Path, training: dict) -> Path:
     return target
 
 
-def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None) -> dict:
-    """Generate the cohort, prepare it, train, and export the best weights to `target`."""
+def training_record(work: Path, recipe: DefaultRecipe) -> dict:
+    """What the shipped model was trained on and for how long, from the run's history.json."""
+    history = json.loads((work / "run" / "history.json").read_text())
+    epochs = history["epochs"]
+    return {
+        "recipe": asdict(recipe) | {"epochs_trained": len(epochs)},
+        "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
+        "training_seconds": round(sum(e["seconds"] for e in epochs), 1),
+        "best_epoch": history["best"],
+        "last_epoch": epochs[-1],
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None, *, export_only: bool = False) -> dict:
+    """Generate the cohort, prepare it, train (resuming an interrupted run), and export the best weights.
+
+    `export_only` exports the best checkpoint of the run in `work` as it stands (e.g. after stopping it)."""
     from neurotriage.imaging.synth import write_cohort
     from neurotriage.segmentation.prepare import prepare_dataset
     from neurotriage.segmentation.preprocess import RECIPES
     from neurotriage.segmentation.train import TrainConfig, train
 
-    started = time.time()
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
-    if not (cohort / ".complete").is_file():
-        write_cohort(cohort, recipe.cases, recipe.seed)
-        (cohort / ".complete").write_text("")
-    prepare_dataset(cohort, prepared, RECIPES["standard"])
-    config = TrainConfig(
-        data_dir=str(prepared), out=str(run), arch="fastunet", width=recipe.width, epochs=recipe.epochs,
-        batch_size=recipe.batch_size, lr=recipe.lr, roi=recipe.roi, val_fraction=recipe.val_fraction,
-        seed=recipe.seed, workers=0, precision=recipe.precision, augment=recipe.augment, cache=True,
-    )  # fmt: skip
-    history = train(config, resume=(run / "last.pt").is_file())
-    training = {
-        "recipe": asdict(recipe),
-        "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
-        "wall_clock_s_this_session": round(time.time() - started, 1),
-        "epochs_trained": len(history["epochs"]),
-        "best_epoch": json.loads(json.dumps(history["best"], default=str)),
-        "validation_cases": history["cases"]["val"],
-    }
+    if not export_only:
+        if not (cohort / ".complete").is_file():
+            write_cohort(cohort, recipe.cases, recipe.seed)
+            (cohort / ".complete").write_text("")
+        prepare_dataset(cohort, prepared, RECIPES["standard"])
+        config = TrainConfig(
+            data_dir=str(prepared), out=str(run), arch="fastunet", width=recipe.width, epochs=recipe.epochs,
+            batch_size=recipe.batch_size, lr=recipe.lr, roi=recipe.roi, val_fraction=recipe.val_fraction,
+            seed=recipe.seed, workers=0, precision=recipe.precision, augment=recipe.augment, cache=True,
+        )  # fmt: skip
+        train(config, resume=(run / "last.pt").is_file())
+    if not (run / "best.pt").is_file():
+        raise UserError(f"{run}: no best.pt to export (train first)")
+    record = training_record(work, recipe)
     target = target or package_models_dir() / "default.pt"
-    export(run / "best.pt", target, training)
-    return training | {"exported": str(target)}
+    export(run / "best.pt", target, record)
+    return record | {"exported": str(target)}
