@@ -14,7 +14,6 @@ import functools
 import hashlib
 import importlib.util
 import itertools
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -23,38 +22,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from neurotriage.config import load_settings
+from neurotriage.cache import cache_path, cached_arrays
 from neurotriage.imaging import sri24
+from neurotriage.vocabulary import ELOQUENT, LOBES  # label of LOBES[n] is n + 1; ELOQUENT[b] is bit b
 
-# The vocabulary shared with the clinical knowledge base; the label of LOBES[n] is n + 1.
-LOBES = (
-    "frontal_lobe",
-    "temporal_lobe",
-    "parietal_lobe",
-    "occipital_lobe",
-    "insula",
-    "cerebellum",
-    "brainstem",
-    "thalamus",
-    "corpus_callosum",
-    "internal_capsule",
-    "basal_ganglia",
-)
 VENTRICLES = len(LOBES) + 1  # ventricles get a label but are not a region of the tumour
 REGION_LABELS = {name: i for i, name in enumerate(LOBES, start=1)} | {"ventricles": VENTRICLES}
 # Structures that straddle the midline: reported once, side "midline" when both sides hold enough.
 MIDLINE_STRUCTURES = frozenset({"brainstem", "corpus_callosum"})
-# Eloquent / sub-lobar areas; ELOQUENT[b] is bit b of the eloquent volume (8 areas fit a uint8).
-ELOQUENT = (
-    "primary_motor",
-    "primary_somatosensory",
-    "broca",
-    "wernicke",
-    "primary_visual",
-    "optic_radiation",
-    "corticospinal_tract",
-    "medial_temporal",
-)
 PROBABILITY_THRESHOLD = 25  # percent; FSL's usual "thr25" for its probabilistic atlases
 
 
@@ -226,25 +201,24 @@ def build_atlas() -> dict[str, np.ndarray]:
     }
 
 
-def _cache_path() -> Path:
+def _cache_name() -> str:
     from neurotriage.anatomy.registration import MATRIX_FILE
 
     # The matrix is part of the key so re-recording it rebuilds the atlas.
     digest = hashlib.sha256(MATRIX_FILE.read_bytes()).hexdigest()[:12]
-    return load_settings().cache_dir / f"anatomy_atlas_v{CACHE_VERSION}_{digest}.npz"
+    return f"anatomy_atlas_v{CACHE_VERSION}_{digest}"
 
 
 @functools.lru_cache(maxsize=1)
 def atlas() -> dict[str, np.ndarray]:
     """The cached anatomy atlas on the BraTS grid: regions (uint8), eloquent (uint8 bits), cortex, midline_x."""
-    path = _cache_path()
-    if path.exists():
-        with np.load(path) as npz:
-            return {k: npz[k] for k in npz.files}
-    arrays = build_atlas()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    print(f"anatomy atlas: {len(LOBES)} regions, {len(ELOQUENT)} eloquent areas, cached in {path}", file=sys.stderr)
+    name = _cache_name()
+    built_now = not cache_path(name).exists()
+    arrays = cached_arrays(name, build_atlas)
+    if not built_now:
+        return arrays
+    print(
+        f"anatomy atlas: {len(LOBES)} regions, {len(ELOQUENT)} eloquent areas, cached in {cache_path(name)}",
+        file=sys.stderr,
+    )
     return arrays

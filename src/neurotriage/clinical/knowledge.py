@@ -14,30 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.models import BrainRegion, Symptom, SymptomRegionRule
+from neurotriage.vocabulary import ELOQUENT, LOBES
 
-LOBES = (
-    "frontal_lobe",
-    "temporal_lobe",
-    "parietal_lobe",
-    "occipital_lobe",
-    "insula",
-    "cerebellum",
-    "brainstem",
-    "thalamus",
-    "corpus_callosum",
-    "internal_capsule",
-    "basal_ganglia",
-)
-ELOQUENT = (
-    "primary_motor",
-    "primary_somatosensory",
-    "broca",
-    "wernicke",
-    "primary_visual",
-    "optic_radiation",
-    "corticospinal_tract",
-    "medial_temporal",
-)
 REGIONS = LOBES + ELOQUENT
 LANGUAGE_AREAS = ("broca", "wernicke")
 

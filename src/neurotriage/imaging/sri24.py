@@ -10,14 +10,13 @@ The result is cached on disk as one compact npz so later calls cost milliseconds
 from __future__ import annotations
 
 import functools
-import os
 from importlib import resources
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from neurotriage.config import load_settings
+from neurotriage.cache import cached_arrays
 
 GRID_SHAPE = (240, 240, 155)
 BRATS_AXCODES = ("L", "P", "S")
@@ -71,23 +70,10 @@ def _build_atlas() -> dict[str, np.ndarray]:
     }
 
 
-def _cache_path() -> Path:
-    return load_settings().cache_dir / f"sri24_atlas_v{CACHE_VERSION}.npz"
-
-
 @functools.lru_cache(maxsize=1)
 def atlas() -> dict[str, np.ndarray]:
     """SRI24 template (float16, ~[0, 1]), lobe label volume (uint8) and cortex mask, BraTS order."""
-    path = _cache_path()
-    if path.exists():
-        with np.load(path) as npz:
-            return {k: npz[k] for k in npz.files}
-    arrays = _build_atlas()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    return arrays
+    return cached_arrays(f"sri24_atlas_v{CACHE_VERSION}", _build_atlas)
 
 
 def brain_mask() -> np.ndarray:

@@ -1,0 +1,30 @@
+"""The region names shared by localisation (anatomy) and the clinical knowledge base.
+
+One list, so a region the localiser reports is always a region the symptom rules can name.
+Order matters to the anatomy atlas: the label of LOBES[n] is n + 1, ELOQUENT[b] is bit b.
+"""
+
+LOBES = (
+    "frontal_lobe",
+    "temporal_lobe",
+    "parietal_lobe",
+    "occipital_lobe",
+    "insula",
+    "cerebellum",
+    "brainstem",
+    "thalamus",
+    "corpus_callosum",
+    "internal_capsule",
+    "basal_ganglia",
+)
+ELOQUENT = (
+    "primary_motor",
+    "primary_somatosensory",
+    "broca",
+    "wernicke",
+    "primary_visual",
+    "optic_radiation",
+    "corticospinal_tract",
+    "medial_temporal",
+)
+SIDES = ("left", "right", "midline")
