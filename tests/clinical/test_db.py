@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 
+import neurotriage.web.models  # noqa: F401  (its tables are part of the migrated schema)
 from neurotriage.clinical import db, knowledge
 from neurotriage.clinical.models import Base, BrainRegion, Patient, Symptom, SymptomRegionRule
 from neurotriage.errors import UserError

@@ -1,42 +1,25 @@
 """`neurotriage diagnose`: the whole chain, what it stores, and what it refuses.
 
-The network is replaced by an oracle that returns the synthetic case's true labels: these tests
-check the chain around segmentation (locate, cross-check, referral, report, database), so the
-outcome must not depend on a model's quality. The shipped model is exercised in test_default_model.
+The network is replaced by the `oracle` fixture (tests/conftest.py), which returns the synthetic
+case's true labels: these tests check the chain around segmentation (locate, cross-check, referral,
+report, database), so the outcome must not depend on a model's quality. The shipped model is
+exercised in tests/segmentation/test_default_model.py and tests/test_demo.py.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from neurotriage.cli import main
 from neurotriage.clinical import db, intake
 from neurotriage.clinical.models import Finding, Study
-from neurotriage.imaging.io import Case, load_seg
 from neurotriage.imaging.naming import BRATS2020
 from neurotriage.imaging.synth import generate_case, write_case
-
-
-@dataclass
-class OracleModel:
-    """Stands in for a SegmentationModel: predicts the case's reference segmentation."""
-
-    source: Path
-    config: dict
-
-    def check_case(self, case: Case) -> None:
-        """Any grid is fine for the oracle."""
-
-    def predict(self, case: Case, **_) -> np.ndarray:
-        """The reference labels stored beside the images."""
-        return load_seg(case.files.seg, case.files.naming)
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +39,6 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     assert main(["db", "init"]) == 0
     assert main(["db", "seed", "--sample"]) == 0
     return url
-
-
-@pytest.fixture
-def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
-    weights = tmp_path / "oracle.pt"
-    weights.write_bytes(b"oracle weights")
-    model = OracleModel(weights, {"arch": "oracle", "model_id": "oracle-test"})
-    monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: model)
-    return model
 
 
 def new_patient(url: str, side: str) -> int:
@@ -136,14 +110,13 @@ def test_bad_inputs_write_nothing(database, oracle, right_frontal, tmp_path, cap
 
 
 @pytest.mark.slow
-def test_all_pending_records_failures_and_goes_on(database, oracle, tmp_path, capsys, monkeypatch):
+def test_all_pending_records_failures_and_goes_on(database, oracle, tmp_path, capsys):
     # Two sample studies: one whose synthetic case is generated on first use, one whose case is gone.
     with db.transaction(database) as session:
         studies = session.scalars(select(Study).order_by(Study.id)).all()
         for study in studies[2:]:
             session.delete(study)
         studies[1].synthetic_seed = None  # no folder and no seed: cannot be found
-    monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: oracle)
     assert main(["diagnose", "--all-pending", "--json"]) == 1  # one failure -> non-zero, after the batch
     result = json.loads(capsys.readouterr().out)
     assert (result["done"], result["failed"]) == (1, 1)

@@ -9,6 +9,7 @@ get an engine for the configured database URL instead.
 from alembic import context
 from sqlalchemy import create_engine
 
+import neurotriage.web.models  # noqa: F401  (the web app's tables live in the same schema)
 from neurotriage.clinical.models import Base
 from neurotriage.config import load_settings
 

@@ -1,0 +1,1 @@
+"""The neurotriage web app: patients, uploads, background diagnosis, reports with a NiiVue viewer."""

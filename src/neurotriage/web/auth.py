@@ -1,0 +1,104 @@
+"""Users, password hashing (scrypt, stdlib), sessions and CSRF tokens.
+
+Sessions live in a signed cookie (Starlette's SessionMiddleware); it holds the user id and the
+session's CSRF token. Every state-changing request must echo that token, in a hidden form field
+or an X-CSRF-Token header, so another site cannot post on a signed-in clinician's behalf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+from fastapi import Request
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from neurotriage.errors import UserError
+from neurotriage.web.models import ROLES, User
+
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # OWASP's scrypt minimum; ~50 ms per hash
+MIN_PASSWORD = 8
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies when nobody is signed in; the app redirects to /login."""
+
+
+class CsrfFailed(Exception):
+    """Raised when a state-changing request does not carry this session's CSRF token."""
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash in the form scrypt$n$r$p$salt$hash (hex)."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, maxmem=64 << 20, **SCRYPT)
+    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches the stored hash (constant-time comparison)."""
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        got = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32, maxmem=64 << 20
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def add_user(session: Session, username: str, password: str, role: str = "clinician") -> User:
+    """Validate and add a user; UserError names the field that is wrong."""
+    name = username.strip()
+    if not name or len(name) > 64 or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        raise UserError(f"username {username!r}: use 1-64 letters, digits, '.', '-' or '_'")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+    if role not in ROLES:
+        raise UserError(f"role {role!r}: must be one of {', '.join(ROLES)}")
+    if session.scalar(select(User).where(User.username == name)) is not None:
+        raise UserError(f"username {name!r}: already exists")
+    user = User(username=name, password_hash=hash_password(password), role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def ensure_admin(session: Session) -> User | None:
+    """Create the first admin from NEUROTRIAGE_ADMIN_USER / _PASSWORD when there are no users yet."""
+    name, password = os.environ.get("NEUROTRIAGE_ADMIN_USER"), os.environ.get("NEUROTRIAGE_ADMIN_PASSWORD")
+    if not name or not password or session.scalar(select(func.count(User.id))):
+        return None
+    return add_user(session, name, password, "admin")
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The user with these credentials, or None (same work either way, so timing reveals nothing)."""
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    ok = verify_password(password, user.password_hash if user else hash_password("timing-equaliser"))
+    return user if user and ok else None
+
+
+def csrf_token(request: Request) -> str:
+    """This session's CSRF token, created on first use."""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    """Refuse a state-changing request whose token does not match the session's."""
+    expected = request.session.get("csrf")
+    if not expected or not submitted or not hmac.compare_digest(expected, submitted):
+        raise CsrfFailed()
+
+
+def sign_in(request: Request, user: User) -> None:
+    """Start a fresh session for `user` (a new CSRF token too, against session fixation)."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["csrf"] = secrets.token_urlsafe(32)

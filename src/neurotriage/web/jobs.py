@@ -1,0 +1,155 @@
+"""Background diagnosis jobs: a thread pool, per-stage progress, state kept in the database.
+
+Each job owns its folder (<data>/jobs/<id>/case and /report) and diagnose() runs its own
+transaction, so two jobs never share files or a session. Live stage progress is kept in memory:
+diagnose stores its results inside one transaction, and a progress write from the same thread on
+another connection would wait on that transaction's lock. The job row records the start, the
+final stage timings and the outcome, so a reloaded page (or a restarted server) shows the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from neurotriage.clinical.db import transaction
+from neurotriage.clinical.models import utcnow
+from neurotriage.diagnosis.stages import StageTimer
+from neurotriage.errors import UserError
+from neurotriage.web.gate import WriteGate
+from neurotriage.web.models import Job
+
+log = logging.getLogger(__name__)
+
+
+# The last stage of diagnose() before it opens its storing transaction (see gate.py).
+LAST_COMPUTE_STAGE = "locate"
+
+
+class JobTimer(StageTimer):
+    """A quiet StageTimer that publishes each stage's start and end to the live progress board.
+
+    When the last computing stage ends it takes the write gate, which the runner releases once
+    diagnose() has returned (its transaction committed) or failed."""
+
+    def __init__(self, board: ProgressBoard, job_id: int, gate: WriteGate) -> None:
+        super().__init__(quiet=True)
+        self.board = board
+        self.job_id = job_id
+        self.gate = gate
+        self.holds_gate = False
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Mark the stage running, time it, then mark it done with its duration."""
+        self.board.set_stage(self.job_id, name, "running", None)
+        with super().stage(name):
+            yield
+        self.board.set_stage(self.job_id, name, "done", self.timings[name])
+        if name == LAST_COMPUTE_STAGE:
+            self.gate.acquire()
+            self.holds_gate = True
+
+
+class ProgressBoard:
+    """Thread-safe live stage lists of the running jobs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stages: dict[int, list[dict[str, Any]]] = {}
+
+    def set_stage(self, job_id: int, name: str, state: str, seconds: float | None) -> None:
+        """Add or update one stage of a job."""
+        with self._lock:
+            stages = self._stages.setdefault(job_id, [])
+            row = next((s for s in stages if s["name"] == name), None)
+            if row is None:
+                stages.append(row := {"name": name})
+            row.update(state=state, seconds=seconds)
+
+    def stages(self, job_id: int) -> list[dict[str, Any]] | None:
+        """A copy of the job's live stages, None when it is not running here."""
+        with self._lock:
+            found = self._stages.get(job_id)
+            return [dict(s) for s in found] if found is not None else None
+
+    def pop(self, job_id: int) -> list[dict[str, Any]]:
+        """Forget a finished job's live stages, returning them."""
+        with self._lock:
+            return self._stages.pop(job_id, [])
+
+
+class JobRunner:
+    """Runs diagnoses in a small thread pool and records their outcome on the job rows."""
+
+    def __init__(self, url: str, workers: int, gate: WriteGate) -> None:
+        self.url = url
+        self.gate = gate
+        self.board = ProgressBoard()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diagnose")
+
+    def recover(self) -> int:
+        """Mark jobs left queued or running by a previous server process as failed; returns how many."""
+        with self.gate.held(), transaction(self.url) as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.status.in_(("queued", "running")))
+                .values(status="failed", error="interrupted: the server stopped before the job finished")
+            )
+            return result.rowcount or 0
+
+    def submit(self, job_id: int) -> None:
+        """Queue a stored job."""
+        self.pool.submit(self._run, job_id)
+
+    def shutdown(self) -> None:
+        """Stop taking jobs and wait for the running ones."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def live(self, job: Job) -> dict[str, Any]:
+        """The job as JSON, with the live stages while it runs."""
+        stages = self.board.stages(job.id) if job.status == "running" else None
+        return {
+            "id": job.id,
+            "patient_id": job.patient_id,
+            "status": job.status,
+            "upload": job.upload_name,
+            "stages": stages if stages is not None else job.stages,
+            "finding_id": job.finding_id,
+            "error": job.error,
+            "report_url": f"/reports/{job.finding_id}" if job.finding_id else None,
+        }
+
+    def _update(self, job_id: int, **values: Any) -> None:
+        with self.gate.held(), transaction(self.url) as session:
+            session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
+
+    def _run(self, job_id: int) -> None:
+        from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
+
+        with transaction(self.url) as session:
+            job = session.scalar(select(Job).where(Job.id == job_id))
+            work, patient_id = Path(job.work_dir), job.patient_id
+        self._update(job_id, status="running")
+        timer = JobTimer(self.board, job_id, self.gate)
+        try:
+            options = DiagnoseOptions(out_dir=work / "report", url=self.url)
+            try:
+                result = diagnose(work / "case", patient_id, options, timer)
+            finally:
+                if timer.holds_gate:
+                    self.gate.release()
+        except UserError as exc:
+            self._update(job_id, status="failed", error=str(exc), stages=self.board.pop(job_id))
+        except Exception as exc:  # a bug must fail the job visibly, not kill the worker thread
+            log.exception("job %s failed", job_id)
+            self._update(job_id, status="failed", error=f"internal error: {exc}", stages=self.board.pop(job_id))
+        else:
+            self._update(job_id, status="done", finding_id=result["finding_id"], stages=self.board.pop(job_id))

@@ -1,0 +1,86 @@
+"""ORM mappings the web app adds to the clinical database: users, jobs, reviews, audit log.
+
+They share the clinical declarative Base (one metadata, one migration history); their tables
+come from migration 0003.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from neurotriage.clinical.models import Base, one_of, utcnow
+
+ROLES = ("clinician", "admin")
+JOB_STATES = ("queued", "running", "done", "failed")
+DECISIONS = ("confirm", "override")
+
+
+class User(Base):
+    """A person who may sign in; only a scrypt hash of the password is stored."""
+
+    __tablename__ = "users"
+    __table_args__ = (one_of("role", ROLES, "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16), default="clinician")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Job(Base):
+    """A background diagnosis of an uploaded case, with its per-stage progress."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (one_of("status", JOB_STATES, "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    upload_name: Mapped[str] = mapped_column(String(300))
+    work_dir: Mapped[str] = mapped_column(String(1000))
+    # [{"name", "state": running|done, "seconds"}] in the order the stages ran.
+    stages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Review(Base):
+    """A clinician's sign-off on a finding: location and verdict confirmed or overridden."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        one_of("location_decision", DECISIONS, "location_decision"),
+        one_of("verdict_decision", DECISIONS, "verdict_decision"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    location_decision: Mapped[str] = mapped_column(String(16))
+    location_override: Mapped[str | None] = mapped_column(String(300))
+    verdict_decision: Mapped[str] = mapped_column(String(16))
+    verdict_override: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who viewed or changed what, and when; the username is kept even if the user is deleted."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None]

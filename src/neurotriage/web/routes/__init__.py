@@ -1,0 +1,1 @@
+"""Routers by resource: sign-in, patients, jobs, reports, and the JSON API."""

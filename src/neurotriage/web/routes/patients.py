@@ -1,0 +1,120 @@
+"""Patient pages: list with search, detail, add patient, add symptom."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+
+from neurotriage.clinical import intake
+from neurotriage.clinical.models import DOMINANCE, SEVERITIES, SEXES, SYMPTOM_SIDES, Symptom
+from neurotriage.web.auth import check_csrf
+from neurotriage.web.deps import audit, db, require_user, settings
+from neurotriage.web.editing import update_patient
+from neurotriage.web.models import User
+from neurotriage.web.records import patient_view
+from neurotriage.web.render import page
+
+router = APIRouter(include_in_schema=False)
+CurrentUser = Annotated[User, Depends(require_user)]
+Text = Annotated[str, Form(max_length=300)]
+
+
+EDITABLE = ("sex", "birth_date", "city", "lat", "lon", "dominance")
+
+
+def _blank(value: str) -> str | None:
+    """Empty form fields mean 'not given'."""
+    return value.strip() or None
+
+
+@router.get("/patients")
+def patients(request: Request, user: CurrentUser, q: str = ""):
+    """The patient list, optionally filtered by name or city."""
+    with db(request) as session:
+        rows = [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
+        audit(session, user, "view", "patients", {"search": q} if q else None)
+    return page(request, "patients.html.j2", user, patients=rows, q=q, sexes=SEXES, dominance=DOMINANCE)
+
+
+@router.post("/patients")
+def add_patient(
+    request: Request,
+    user: CurrentUser,
+    name: Text,
+    csrf_token: Text = "",
+    sex: Text = "",
+    birth_date: Text = "",
+    city: Text = "",
+    lat: Text = "",
+    lon: Text = "",
+    dominance: Text = "",
+):
+    """Validate and add a patient, then show it."""
+    check_csrf(request, csrf_token)
+    with db(request) as session:
+        fields = [_blank(v) for v in (sex, birth_date, city, lat, lon, dominance)]
+        patient = intake.add_patient(session, name, *fields)
+        audit(session, user, "create", f"patient:{patient.id}", intake.patient_summary(patient))
+    return RedirectResponse(f"/patients/{patient.id}", status_code=303)
+
+
+@router.get("/patients/{patient_id}")
+def patient(request: Request, user: CurrentUser, patient_id: int):
+    """One patient with symptoms, studies, findings, referrals and jobs."""
+    with db(request) as session:
+        view = patient_view(session, patient_id)
+        choices = list(session.scalars(select(Symptom).order_by(Symptom.name)))
+        audit(session, user, "view", f"patient:{patient_id}")
+    return page(
+        request, "patient.html.j2", user, p=view, symptom_choices=choices, sides=SYMPTOM_SIDES,
+        severities=SEVERITIES, max_upload_mb=settings(request).max_upload_bytes // (1 << 20),
+        sexes=SEXES, dominance=DOMINANCE,
+    )  # fmt: skip
+
+
+@router.post("/patients/{patient_id}/edit")
+def edit_patient(
+    request: Request,
+    user: CurrentUser,
+    patient_id: int,
+    name: Text,
+    csrf_token: Text = "",
+    sex: Text = "",
+    birth_date: Text = "",
+    city: Text = "",
+    lat: Text = "",
+    lon: Text = "",
+    dominance: Text = "",
+):
+    """Validate and apply changes to a patient's demographics."""
+    check_csrf(request, csrf_token)
+    fields = {"name": name} | {
+        k: _blank(v) for k, v in zip(EDITABLE, (sex, birth_date, city, lat, lon, dominance), strict=True)
+    }
+    with db(request) as session:
+        _, changed = update_patient(session, patient_id, fields)
+        audit(session, user, "update", f"patient:{patient_id}", changed)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.post("/patients/{patient_id}/symptoms")
+def add_symptom(
+    request: Request,
+    user: CurrentUser,
+    patient_id: int,
+    code: Text,
+    csrf_token: Text = "",
+    side: Text = "",
+    onset: Text = "",
+    severity: Text = "",
+):
+    """Validate and record a symptom for the patient."""
+    check_csrf(request, csrf_token)
+    with db(request) as session:
+        entry, symptom = intake.add_symptom(session, patient_id, code, _blank(side), _blank(onset), _blank(severity))
+        detail = {"symptom": symptom.code, "side": entry.side, "severity": entry.severity}
+        audit(session, user, "create", f"patient:{patient_id}/symptom:{entry.id}", detail)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)

@@ -1,0 +1,151 @@
+"""The report page of a finding: summary, NiiVue viewer, referrals, clinician review, full report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+
+from neurotriage.clinical.crosscheck import VERDICTS
+from neurotriage.errors import UserError
+from neurotriage.imaging.io import find_case
+from neurotriage.imaging.naming import LABEL_NAMES, SEQUENCE_TITLES, SEQUENCES
+from neurotriage.report.figures import LABEL_COLOURS
+from neurotriage.web.auth import check_csrf
+from neurotriage.web.deps import audit, db, require_user
+from neurotriage.web.models import Review, User
+from neurotriage.web.records import finding_view, get_finding, report_dir
+from neurotriage.web.render import page
+
+router = APIRouter(include_in_schema=False)
+CurrentUser = Annotated[User, Depends(require_user)]
+Text = Annotated[str, Form(max_length=4000)]
+# Segmentation files keep their naming's labels: BraTS 2020 writes enhancing as 4, 2023 as 3.
+FILE_LABELS = {1: 1, 2: 2, 3: 3, 4: 3}
+# The report iframe shows a stored, self-contained HTML file: no scripts, nothing from outside.
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def _rgb(hex_colour: str) -> list[int]:
+    return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def label_lut() -> dict[str, Any]:
+    """NiiVue label colour map of the segmentation file's values, in the PNG reports' colours."""
+    rows = [(0, [0, 0, 0], 0, "")] + [
+        (value, _rgb(LABEL_COLOURS[label]), 255, LABEL_NAMES[label]) for value, label in FILE_LABELS.items()
+    ]
+    return {
+        "I": [r[0] for r in rows],
+        "R": [r[1][0] for r in rows],
+        "G": [r[1][1] for r in rows],
+        "B": [r[1][2] for r in rows],
+        "A": [r[2] for r in rows],
+        "labels": [r[3] for r in rows],
+    }
+
+
+def legend() -> list[dict[str, Any]]:
+    """The overlay's labels and colours, for the page legend."""
+    return [{"name": LABEL_NAMES[k], "rgb": _rgb(c)} for k, c in sorted(LABEL_COLOURS.items())]
+
+
+def viewer_config(finding_id: int, centroid: list[float] | None) -> dict[str, Any]:
+    """What viewer.js needs: image and seg URLs (authenticated routes), label colours, centroid."""
+    base = f"/reports/{finding_id}/images"
+    return {
+        "images": {key: f"{base}/{key}.nii.gz" for key in SEQUENCES},
+        "seg": f"{base}/seg.nii.gz",
+        "lut": label_lut(),
+        "centroid_mm": centroid,
+    }
+
+
+@router.get("/reports/{finding_id}")
+def report(request: Request, user: CurrentUser, finding_id: int):
+    """The report page of one finding."""
+    with db(request) as session:
+        view = finding_view(session, finding_id)
+        audit(session, user, "view", f"finding:{finding_id}", {"patient": view["patient"]["id"]})
+    return page(
+        request, "report.html.j2", user, f=view, viewer=viewer_config(finding_id, view["centroid_mm"]),
+        sequences=[(k, SEQUENCE_TITLES[k]) for k in SEQUENCES], labels=legend(), verdicts=VERDICTS,
+    )  # fmt: skip
+
+
+def _finding_files(request: Request, finding_id: int) -> tuple[Path | None, Path]:
+    """The finding's report folder and its study's case folder, from the database only."""
+    with db(request) as session:
+        finding, study = get_finding(session, finding_id)
+        return report_dir(finding), Path(study.case_ref)
+
+
+@router.get("/reports/{finding_id}/report.html")
+def report_html(request: Request, user: CurrentUser, finding_id: int):
+    """The stored self-contained report.html, shown in a sandboxed frame."""
+    folder, _ = _finding_files(request, finding_id)
+    path = folder / "report.html" if folder else None
+    if path is None or not path.is_file():
+        raise UserError(f"finding {finding_id}: its report file is missing")
+    return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": REPORT_CSP})
+
+
+@router.get("/reports/{finding_id}/images/{name}")
+def image(request: Request, user: CurrentUser, finding_id: int, name: str):
+    """One sequence (`t1ce.nii.gz`) or the segmentation (`seg.nii.gz`) of the finding."""
+    key = name.removesuffix(".nii.gz")
+    if key not in (*SEQUENCES, "seg") or name != f"{key}.nii.gz":
+        raise UserError(f"{name}: not an image of this finding (expected one of {', '.join(SEQUENCES)} or seg)")
+    folder, case_dir = _finding_files(request, finding_id)
+    if key == "seg":
+        path = next(folder.glob("*seg.nii*"), None) if folder else None
+    else:
+        path = find_case(case_dir).images[key]
+    if path is None or not path.is_file():
+        raise UserError(f"finding {finding_id}: its {key} image is missing")
+    # Always gzip bytes for NiiVue, which picks the decoder by the URL's extension.
+    return FileResponse(path, media_type="application/gzip" if path.suffix == ".gz" else "application/octet-stream")
+
+
+@router.post("/reports/{finding_id}/review")
+def review(
+    request: Request,
+    user: CurrentUser,
+    finding_id: int,
+    location_decision: Text,
+    verdict_decision: Text,
+    comment: Text,
+    csrf_token: Text = "",
+    location_override: Text = "",
+    verdict_override: Text = "",
+):
+    """Record a clinician's sign-off: location and verdict confirmed or overridden, with a comment."""
+    check_csrf(request, csrf_token)
+    entry = validate_review(location_decision, location_override, verdict_decision, verdict_override, comment)
+    with db(request) as session:
+        get_finding(session, finding_id)
+        session.add(Review(finding_id=finding_id, user_id=user.id, **entry))
+        audit(session, user, "review", f"finding:{finding_id}", entry)
+    return RedirectResponse(f"/reports/{finding_id}", status_code=303)
+
+
+def validate_review(location: str, location_to: str, verdict: str, verdict_to: str, comment: str) -> dict[str, Any]:
+    """A review's fields, checked: an override needs its new value, and a comment is required."""
+    for field, value in (("location_decision", location), ("verdict_decision", verdict)):
+        if value not in ("confirm", "override"):
+            raise UserError(f"{field}: must be confirm or override, not {value!r}")
+    if location == "override" and not location_to.strip():
+        raise UserError("location_override: give the corrected location when overriding it")
+    if verdict == "override" and verdict_to not in VERDICTS:
+        raise UserError(f"verdict_override: must be one of {', '.join(VERDICTS)} when overriding the verdict")
+    if not comment.strip():
+        raise UserError("comment: a sign-off needs a comment")
+    return {
+        "location_decision": location,
+        "location_override": location_to.strip() if location == "override" else None,
+        "verdict_decision": verdict,
+        "verdict_override": verdict_to if verdict == "override" else None,
+        "comment": comment.strip(),
+    }

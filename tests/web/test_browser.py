@@ -1,0 +1,163 @@
+"""The whole journey in a real browser (Debian's chromium through Playwright, WebGL2 in SwiftShader).
+
+Sign in, create a patient with a symptom, upload a synthetic case, wait for the diagnosis, then
+judge the NiiVue viewer from screenshots (toDataURL on a WebGL canvas comes back blank): it drew an
+image, and in the axial view a right-hemisphere tumour sits on the image's left (radiological).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image
+
+from neurotriage import NOTICE
+from neurotriage.web.app import create_app
+
+from .helpers import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+DIAGNOSIS_TIMEOUT_MS = 90_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(web_settings, oracle) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, in this process (the oracle applies)."""
+    port = free_port()
+    app = create_app(web_settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def browser_page(server):
+    """A page of Debian's chromium (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: apt-get install chromium (see .ci/run)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def save(png: bytes, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / name).write_bytes(png)
+
+
+def assert_not_blank(rgb: np.ndarray) -> None:
+    lit = (rgb.max(axis=2) > 30).mean()
+    assert lit > 0.05 and rgb.std() > 10, f"viewer looks blank: {lit:.1%} lit pixels, std {rgb.std():.1f}"
+
+
+def tumour_column_is_left_of_centre(rgb: np.ndarray) -> tuple[float, float]:
+    """(x of the column with most coloured pixels, x of the brain's centre) in an axial view."""
+    coloured = (rgb.max(axis=2) - rgb.min(axis=2)) > 80  # overlay and crosshair; the MRI is grey
+    brain = np.flatnonzero((rgb.max(axis=2) > 30).any(axis=0))
+    return float(np.argmax(coloured.sum(axis=0))), float((brain[0] + brain[-1]) / 2)
+
+
+def sign_in_and_add_patient(page, base: str) -> None:
+    page.goto(f"{base}/patients")
+    assert page.url.endswith("/login")
+    page.fill("input[name=username]", "clin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/patients")
+    form = page.locator("#add-patient")
+    form.locator("input[name=name]").fill("Browser Patient")
+    form.locator("input[name=city]").fill("Leeds")
+    form.locator("input[name=lat]").fill("53.80")
+    form.locator("input[name=lon]").fill("-1.55")
+    form.locator("button").click()
+    page.wait_for_url("**/patients/*")
+    symptom = page.locator("#add-symptom")
+    symptom.locator("select[name=code]").select_option("hemiparesis")
+    symptom.locator("select[name=side]").select_option("left")
+    symptom.locator("button").click()
+    page.wait_for_load_state()
+    assert "left" in page.locator("#symptoms").inner_text()
+
+
+@pytest.mark.slow
+def test_browser_journey_from_new_patient_to_referral(browser_page, server, case_zip):
+    page = browser_page
+    sign_in_and_add_patient(page, server)
+    page.set_input_files("input[name=case_zip]", str(case_zip))
+    page.click("#upload button")
+    page.wait_for_url("**/jobs/*")
+    page.locator("#job-report").wait_for(state="visible", timeout=DIAGNOSIS_TIMEOUT_MS)
+    assert page.locator("#job-status").inner_text() == "done"
+    assert "segment" in page.locator("#job-stages").inner_text()
+    save(page.screenshot(full_page=True), "web_job.png")
+
+    page.click("#job-report a")
+    page.wait_for_url("**/reports/*")
+    # Locator waits, not wait_for_function: the page's CSP forbids the eval that polling a string needs.
+    page.locator("#viewer[data-ready='1'], #viewer[data-ready='error']").wait_for(timeout=30_000)
+    assert page.locator("#viewer").get_attribute("data-ready") == "1", page.locator("#viewer-status").inner_text()
+    assert page.evaluate("window.neurotriageViewer.opts.isRadiologicalConvention") is True
+    page.wait_for_timeout(500)  # one more frame after the crosshair moved
+    multiplanar = page.locator("#viewer").screenshot()
+    save(multiplanar, "web_viewer_multiplanar.png")
+    assert_not_blank(pixels(multiplanar))
+
+    assert "right" in page.locator("#summary").inner_text().lower()
+    assert page.locator("#verdict").inner_text() == "concordant"
+    assert page.locator("#referrals tbody tr").count() >= 1
+    assert "final" in page.locator("#referral-status").inner_text()
+    assert NOTICE in page.content()
+    save(page.screenshot(full_page=True), "web_report_full.png")
+    save(page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1300}), "web_report.png")
+    shutil.copyfile(ARTIFACTS / "web_report.png", ROOT / "docs" / "web_report.png")
+
+    page.evaluate("window.neurotriageViewer.setSliceType(window.neurotriageViewer.sliceTypeAxial)")
+    page.wait_for_timeout(300)
+    axial = page.locator("#viewer").screenshot()
+    save(axial, "web_viewer_axial.png")
+    column, centre = tumour_column_is_left_of_centre(pixels(axial))
+    assert column < centre, f"right-hemisphere tumour drawn at x={column}, right of the centre x={centre}"
+
+    page.locator("#opacity").fill("0.2")
+    assert page.evaluate("window.neurotriageViewer.volumes[1].opacity") == pytest.approx(0.2)
+    page.select_option("#sequence", "flair")
+    page.locator("#viewer[data-ready='1']").wait_for(timeout=30_000)
+    assert page.evaluate("window.neurotriageViewer.volumes[0].name") == "flair.nii.gz"
+    assert page.evaluate("window.neurotriageViewer.volumes[1].opacity") == pytest.approx(0.2)

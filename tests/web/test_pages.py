@@ -1,0 +1,70 @@
+"""Patient pages and forms: list and search, add patient and symptom with validation, API docs."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from neurotriage import NOTICE
+from neurotriage.clinical import db
+from neurotriage.clinical.models import Patient, PatientSymptom
+
+from .helpers import page_csrf
+
+
+def counts(url: str) -> tuple[int, int]:
+    with db.transaction(url) as session:
+        return session.scalar(select(func.count(Patient.id))), session.scalar(select(func.count(PatientSymptom.id)))
+
+
+def test_add_patient_and_symptom_then_find_them(client, web_settings):
+    token = page_csrf(client)
+    form = {"csrf_token": token, "name": "Ada Pagetest", "sex": "female", "birth_date": "1961-04-02",
+            "city": "York", "lat": "53.96", "lon": "-1.08", "dominance": "right"}  # fmt: skip
+    r = client.post("/patients", data=form | {"name": "Ada Pagetest"}, follow_redirects=False)
+    assert r.status_code == 303
+    path = r.headers["location"]
+    r = client.post(f"{path}/symptoms", data={"csrf_token": token, "code": "aphasia", "severity": "moderate"})
+    assert r.status_code == 200
+    page = client.get(path).text
+    assert "Ada Pagetest" in page and "right hemisphere" in page and "moderate" in page and NOTICE in page
+    edit = form | {"name": "Ada Edited", "dominance": "left"}
+    assert client.post(f"{path}/edit", data=edit).status_code == 200
+    assert "Ada Edited" in client.get(path).text
+    refused = client.post(f"{path}/edit", data=edit | {"name": "Ada Broken", "lon": "500"})
+    assert refused.status_code == 400 and "--lat/--lon" in refused.text
+    assert "Ada Edited" in client.get(path).text
+    listed = client.get("/patients", params={"q": "EDITED"}).text
+    assert "Ada Edited" in listed
+    assert "Ada Edited" not in client.get("/patients", params={"q": "no such name"}).text
+
+
+def test_invalid_forms_are_refused_naming_the_field(client, web_settings):
+    token = page_csrf(client)
+    before = counts(web_settings.database_url)
+    r = client.post("/patients", data={"csrf_token": token, "name": "Bad Lat", "lat": "123", "lon": "0"})
+    assert r.status_code == 400 and "--lat" in r.text
+    r = client.post("/patients", data={"csrf_token": token, "name": "Bad Date", "birth_date": "02/04/1961"})
+    assert r.status_code == 400 and "--birth-date" in r.text
+    assert client.post("/patients", data={"csrf_token": token}).status_code == 422
+    r = client.post("/patients/1/symptoms", data={"csrf_token": token, "code": "not-a-symptom"})
+    assert r.status_code == 400 and "not-a-symptom" in r.text
+    r = client.post("/patients/1/symptoms", data={"csrf_token": token, "code": "headache", "side": "left"})
+    assert r.status_code == 400 and "takes no side" in r.text
+    assert client.get("/patients/999999").status_code == 400
+    assert counts(web_settings.database_url) == before
+
+
+def test_api_docs_and_viewer_assets_are_served_locally(client):
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "/static/swagger/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    assert "/api/patients" in client.get("/api/openapi.json").json()["paths"]
+    for asset in ("/static/niivue.js", "/static/swagger/swagger-ui-bundle.js", "/static/viewer.js"):
+        assert client.get(asset).status_code == 200, f"{asset} missing: run scripts/build_niivue.sh"
+
+
+def test_user_text_is_escaped_in_pages(client):
+    token = page_csrf(client)
+    r = client.post("/patients", data={"csrf_token": token, "name": "<script>alert(1)</script>"})
+    assert r.status_code == 200
+    assert "<script>alert(1)" not in r.text and "&lt;script&gt;alert(1)" in r.text
