@@ -8,7 +8,6 @@ image, and in the axial view a right-hemisphere tumour sits on the image's left 
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 import threading
 import time
@@ -146,7 +145,6 @@ def test_browser_journey_from_new_patient_to_referral(browser_page, server, case
     assert NOTICE in page.content()
     save(page.screenshot(full_page=True), "web_report_full.png")
     save(page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1300}), "web_report.png")
-    shutil.copyfile(ARTIFACTS / "web_report.png", ROOT / "docs" / "web_report.png")
 
     page.evaluate("window.neurotriageViewer.setSliceType(window.neurotriageViewer.sliceTypeAxial)")
     page.wait_for_timeout(300)
