@@ -8,6 +8,7 @@ image, and in the axial view a right-hemisphere tumour sits on the image's left 
 from __future__ import annotations
 
 import io
+import os
 import socket
 import threading
 import time
@@ -63,7 +64,11 @@ def browser_page(server):
     """A page of Debian's chromium (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: apt-get install chromium (see .ci/run)"
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} missing: apt-get install chromium (see .ci/run)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)  # CI installs it: a missing browser there is a broken set-up
+        pytest.skip(reason)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
