@@ -117,18 +117,13 @@ def print_cohort_summary(truths: list[dict], out_dir: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"Synthetic cohort in {out_dir}")
-    for col in ("case", "kind", "lobe", "hemisphere", "whole tumour ml", "enhancing ml"):
-        table.add_column(col)
+    for col in ("case", "kind", "side", "lobe", "WT ml", "ET ml"):
+        table.add_column(col, no_wrap=True)
     for t in truths:
         vol = t["volumes_ml"]
-        table.add_row(
-            t["case_id"],
-            t["kind"],
-            t["lobe"] or "-",
-            t["hemisphere"] or "-",
-            f"{vol['whole_tumour']:.1f}",
-            f"{vol['enhancing']:.1f}",
-        )
+        lobe = (t["lobe"] or "-").removesuffix("_lobe")
+        wt, et = f"{vol['whole_tumour']:.1f}", f"{vol['enhancing']:.1f}"
+        table.add_row(t["case_id"], t["kind"], t["hemisphere"] or "-", lobe, wt, et)
     console = Console()
     console.print(table)
     kinds = sorted({t["kind"] for t in truths})
