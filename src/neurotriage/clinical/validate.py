@@ -10,12 +10,18 @@ from collections.abc import Sequence
 from datetime import date
 
 
+def _filled(raw: str | None, required: bool) -> str | None:
+    """The stripped text, None when blank and optional; blank and required is an error."""
+    value = (raw or "").strip()
+    if not value and required:
+        raise ValueError("is empty")
+    return value or None
+
+
 def text(raw: str | None, max_len: int, required: bool = True) -> str | None:
     """A trimmed string; empty is None, or an error when required."""
-    value = (raw or "").strip()
-    if not value:
-        if required:
-            raise ValueError("is empty")
+    value = _filled(raw, required)
+    if value is None:
         return None
     if len(value) > max_len:
         raise ValueError(f"is longer than {max_len} characters")
@@ -43,10 +49,8 @@ def choices(raw: str | None, allowed: Sequence[str]) -> list[str]:
 
 def iso_date(raw: str | None, required: bool = False) -> date | None:
     """A YYYY-MM-DD date, not in the future."""
-    value = (raw or "").strip()
-    if not value:
-        if required:
-            raise ValueError("is empty")
+    value = _filled(raw, required)
+    if value is None:
         return None
     try:
         parsed = date.fromisoformat(value)
@@ -59,10 +63,8 @@ def iso_date(raw: str | None, required: bool = False) -> date | None:
 
 def number(raw: str | None, low: float, high: float, required: bool = True) -> float | None:
     """A finite number within [low, high]."""
-    value = (raw or "").strip()
-    if not value:
-        if required:
-            raise ValueError("is empty")
+    value = _filled(raw, required)
+    if value is None:
         return None
     try:
         parsed = float(value)
