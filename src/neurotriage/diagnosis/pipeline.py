@@ -49,7 +49,6 @@ def _segment(files: CaseFiles, options: DiagnoseOptions, timer: StageTimer):
         case = load_case(files, with_seg=False)
     with timer.stage("load model"):
         model = load_model(options.model)
-        model.check_case(case)
     with timer.stage("segment"):
         labels = model.predict(case)
     return case, model, labels
