@@ -10,6 +10,7 @@ const opacity = document.getElementById("opacity");
 const nv = new Niivue({
   isRadiologicalConvention: true, // the PNG reports put the patient's left on the image's right too
   isOrientationTextVisible: true, // L/R (and A/P, S/I) markers on every 2D view
+  showAllOrientationMarkers: true, // all four edges, so both R and L show, not only the left/top ones
   show3Dcrosshair: true,
   crosshairColor: [1, 1, 0, 1],
   backColor: [0, 0, 0, 1],
