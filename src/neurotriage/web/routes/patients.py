@@ -39,24 +39,29 @@ def patients(request: Request, user: CurrentUser, q: str = ""):
     return page(request, "patients.html.j2", user, patients=rows, q=q, sexes=SEXES, dominance=DOMINANCE)
 
 
-@router.post("/patients")
-def add_patient(
-    request: Request,
-    user: CurrentUser,
+def demographics_form(
     name: Text,
-    csrf_token: Text = "",
     sex: Text = "",
     birth_date: Text = "",
     city: Text = "",
     lat: Text = "",
     lon: Text = "",
     dominance: Text = "",
-):
+) -> dict[str, str | None]:
+    """The patient form shared by add and edit: name plus the EDITABLE fields, blanks as None."""
+    values = (sex, birth_date, city, lat, lon, dominance)
+    return {"name": name} | {k: _blank(v) for k, v in zip(EDITABLE, values, strict=True)}
+
+
+Demographics = Annotated[dict[str, str | None], Depends(demographics_form)]
+
+
+@router.post("/patients")
+def add_patient(request: Request, user: CurrentUser, fields: Demographics, csrf_token: Text = ""):
     """Validate and add a patient, then show it."""
     check_csrf(request, csrf_token)
     with db(request) as session:
-        fields = [_blank(v) for v in (sex, birth_date, city, lat, lon, dominance)]
-        patient = intake.add_patient(session, name, *fields)
+        patient = intake.add_patient(session, fields["name"], *(fields[k] for k in EDITABLE))
         audit(session, user, "create", f"patient:{patient.id}", intake.patient_summary(patient))
     return RedirectResponse(f"/patients/{patient.id}", status_code=303)
 
@@ -76,24 +81,9 @@ def patient(request: Request, user: CurrentUser, patient_id: int):
 
 
 @router.post("/patients/{patient_id}/edit")
-def edit_patient(
-    request: Request,
-    user: CurrentUser,
-    patient_id: int,
-    name: Text,
-    csrf_token: Text = "",
-    sex: Text = "",
-    birth_date: Text = "",
-    city: Text = "",
-    lat: Text = "",
-    lon: Text = "",
-    dominance: Text = "",
-):
+def edit_patient(request: Request, user: CurrentUser, patient_id: int, fields: Demographics, csrf_token: Text = ""):
     """Validate and apply changes to a patient's demographics."""
     check_csrf(request, csrf_token)
-    fields = {"name": name} | {
-        k: _blank(v) for k, v in zip(EDITABLE, (sex, birth_date, city, lat, lon, dominance), strict=True)
-    }
     with db(request) as session:
         _, changed = update_patient(session, patient_id, fields)
         audit(session, user, "update", f"patient:{patient_id}", changed)
