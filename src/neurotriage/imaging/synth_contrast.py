@@ -24,11 +24,14 @@ TISSUE = {
     "gm": (1.28, 0.72, 0.78, 1.55),
     "csf": (0.2, 0.28, 0.30, 5.0),
 }
+# Per-compartment (low, high) ranges, drawn independently per case and sequence: real tumours vary
+# that much between patients. Enhancement on real T1ce is often only 1.2-1.6x white matter (measured
+# on the shared real case), far dimmer than a textbook ring, so the range reaches down there.
 LESION = {
-    NECROSIS: (1.35, 0.5, 0.55, 4.5),
-    EDEMA: (2.05, 0.74, 0.76, 3.8),
-    ENHANCING: (1.65, 0.80, 2.4, 2.4),
-    SOLID: (2.05, 0.64, 0.66, 4.0),
+    NECROSIS: ((0.9, 1.8), (0.35, 0.7), (0.4, 0.75), (2.5, 5.0)),
+    EDEMA: ((1.6, 2.4), (0.65, 0.9), (0.65, 0.9), (2.0, 4.0)),
+    ENHANCING: ((1.2, 2.2), (0.7, 1.0), (1.2, 2.5), (1.5, 3.0)),
+    SOLID: ((1.6, 2.5), (0.5, 0.8), (0.5, 0.85), (2.0, 4.5)),
 }
 TEXTURE = {NECROSIS: 0.18, EDEMA: 0.05, ENHANCING: 0.16, SOLID: 0.06}  # heterogeneity within each
 # Bright (on some sequence) but not tumour: the traps a model trained on plain blobs falls into.
@@ -39,7 +42,7 @@ LOOKALIKE = {
     "scalp fat": (2.0, 2.2, 2.2, 1.9),
     "vessel": (0.6, 0.7, 3.2, 0.4),
     "choroid plexus": (1.7, 0.9, 2.4, 1.6),
-    "cortical FLAIR ribbon": (1.55, 0.72, 0.78, 1.55),
+    "cortical FLAIR ribbon": (1.7, 0.72, 0.78, 1.6),
 }
 WM_LEVEL = (900.0, 900.0, 1100.0, 700.0)  # typical white-matter values in BraTS files
 
@@ -120,7 +123,9 @@ def surface_lookalikes(rng: np.random.Generator, anatomy: Anatomy) -> list[Blend
     vessels = np.zeros(brain.shape, np.float32)
     vessels.reshape(-1)[where] = tube * np.clip(anatomy.csf.reshape(-1)[where] * 1.5 + rim.reshape(-1)[where], 0, 1)
     vessels *= np.float32(rng.uniform(0.5, 1.0))
-    ribbon = (anatomy.code & CORTEX > 0) * anatomy.gm * np.clip(smooth_field(rng, brain.shape, 10.0), 0, 1) * 0.35
+    # Real FLAIR cortex is often bright along the whole convexity: a strong, patchy ribbon teaches that.
+    ribbon_field = np.clip(smooth_field(rng, brain.shape, 10.0) + 0.5, 0, 1)
+    ribbon = (anatomy.code & CORTEX > 0) * anatomy.gm * ribbon_field * np.float32(rng.uniform(0.2, 0.8))
     return [
         sparse("dura and falx", dura),
         sparse("scalp fat", fat),
@@ -150,7 +155,7 @@ class LesionLayer:
     hits: list[np.ndarray]  # per LESION code: boolean mask in the box
     weights: list[np.ndarray]  # per code: blend weight of those voxels
     textures: list[np.ndarray]  # per code: intensity texture of those voxels, around 1
-    jitter: np.ndarray  # (len(LESION), len(SEQUENCES)) per-case intensity factors
+    values: np.ndarray  # (len(LESION), len(SEQUENCES)) this case's intensity of each compartment
 
 
 def lesion_layer(rng: np.random.Generator, codes: np.ndarray, strength: np.ndarray) -> LesionLayer | None:
@@ -162,17 +167,16 @@ def lesion_layer(rng: np.random.Generator, codes: np.ndarray, strength: np.ndarr
     grain = smooth_field(rng, local.shape, 4.0)
     weight = np.where(local == EDEMA, 0.45 + 0.55 * strength[box], 1.0).astype(np.float32)
     hits = [local == code for code in LESION]
-    jitter = np.exp(rng.normal(0, 0.08, (len(LESION), len(SEQUENCES)))).astype(np.float32)
-    # How strongly this tumour takes up contrast varies a lot between patients.
-    jitter[list(LESION).index(ENHANCING), SEQUENCES.index("t1ce")] *= rng.uniform(0.75, 1.15)
+    ranges = np.array(list(LESION.values()), np.float32)  # (compartment, sequence, low/high)
+    values = rng.uniform(ranges[..., 0], ranges[..., 1]).astype(np.float32)
     textures = [1 + np.float32(TEXTURE[code]) * grain[h] for code, h in zip(LESION, hits, strict=True)]
-    return LesionLayer(box, hits, [weight[h] for h in hits], textures, jitter)
+    return LesionLayer(box, hits, [weight[h] for h in hits], textures, values)
 
 
 def _add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
     local = image[layer.box]
-    for k, values in enumerate(LESION.values()):
-        hit, target = layer.hits[k], layer.textures[k] * np.float32(values[seq] * layer.jitter[k, seq])
+    for k in range(len(LESION)):
+        hit, target = layer.hits[k], layer.textures[k] * layer.values[k, seq]
         local[hit] += layer.weights[k] * (target - local[hit])
 
 
@@ -199,7 +203,7 @@ def render(
     rng: np.random.Generator, anatomy: Anatomy, codes: np.ndarray, strength: np.ndarray, blends: list[Blend]
 ) -> dict[str, np.ndarray]:
     """The four sequences as int16 arrays: contrast, look-alikes, lesions, bias, noise, blur, scale."""
-    jitter = np.exp(rng.normal(0, 0.04, (3, len(SEQUENCES)))).astype(np.float32)
+    jitter = np.exp(rng.normal(0, 0.07, (3, len(SEQUENCES)))).astype(np.float32)
     layer = lesion_layer(rng, codes, strength)
     # One receive coil for all four sequences, so one bias pattern (computed once: exp is not cheap).
     bias = np.exp(smooth_field(rng, codes.shape, 60.0) * np.float32(rng.uniform(0.06, 0.22)))
