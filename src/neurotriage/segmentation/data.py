@@ -77,10 +77,13 @@ def load_prepared(item: dict) -> dict:
 def strong_augmentation() -> list:
     """Scanner and anatomy variation for synthetic-to-real transfer, applied to the crop (cheap).
 
-    Real scans differ from any generator in contrast, bias, noise, sharpness and slice thickness;
+    Real scans differ from any generator in contrast, bias, noise, sharpness and slice thickness
+    (often of one sequence only);
     randomising each per channel keeps the network from relying on one generator's exact look.
     """
     from monai import transforms as T
+
+    from neurotriage.segmentation.augment import RandThickSlicesd
 
     keys = ["image", "label"]
     return [
@@ -92,6 +95,7 @@ def strong_augmentation() -> list:
         T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5), retain_stats=True),
         T.RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0), sigma_z=(0.3, 1.0)),
         T.RandSimulateLowResolutiond("image", prob=0.2, zoom_range=(0.5, 1.0)),
+        RandThickSlicesd("image", prob=0.3),
         T.RandGaussianNoised("image", prob=0.3, std=0.1),
     ]  # fmt: skip
 

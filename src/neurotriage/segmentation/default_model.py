@@ -34,6 +34,7 @@ class DefaultRecipe:
     val_fraction: float = 0.0625  # 5 of 80: validation runs every epoch on whole cases, so keep it small
     precision: str = "bf16"
     augment: str = "strong"
+    init: str | None = None  # weights to fine-tune from (an earlier default model); None trains from scratch
 
 
 def package_models_dir() -> Path:
@@ -82,6 +83,7 @@ def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     return {
         "recipe": asdict(recipe) | {"epochs_trained": len(epochs)},
         "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
+        "init_sha256": sha256_of(Path(recipe.init)) if recipe.init else None,
         "training_seconds": round(sum(e["seconds"] for e in epochs), 1),
         "best_epoch": history["best"],
         "last_epoch": epochs[-1],
@@ -108,6 +110,7 @@ def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None,
             data_dir=str(prepared), out=str(run), arch="fastunet", width=recipe.width, epochs=recipe.epochs,
             batch_size=recipe.batch_size, lr=recipe.lr, roi=recipe.roi, val_fraction=recipe.val_fraction,
             seed=recipe.seed, workers=0, precision=recipe.precision, augment=recipe.augment, cache=True,
+            init=recipe.init,
         )  # fmt: skip
         train(config, resume=(run / "last.pt").is_file())
     if not (run / "best.pt").is_file():

@@ -34,7 +34,7 @@ from neurotriage.segmentation.distributed import (
     shutdown,
     weights_sha256,
 )
-from neurotriage.segmentation.infer import autocast, predict_logits
+from neurotriage.segmentation.infer import autocast, load_model, predict_logits
 from neurotriage.segmentation.losses import (
     LossConfig,
     SegLoss,
@@ -70,6 +70,7 @@ class TrainConfig:
     precision: str = "auto"
     augment: str = "basic"  # "strong" adds scanner/anatomy variation (see data.strong_augmentation)
     cache: bool = False  # keep decoded cases in memory
+    init: str | None = None  # start from these weights (fine-tuning) instead of random ones
 
 
 def _resolve_data(config: TrainConfig, d: Dist) -> data_mod.PreparedData:
@@ -137,6 +138,16 @@ def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, Ru
     merged = replace(saved, epochs=config.epochs, workers=config.workers, data_dir=config.data_dir)
     state = RunState(training["epoch"] + 1, training["history"], training["best"], payload["optimizer"])
     return merged, payload["config"], state, payload["state_dict"]
+
+
+def _init_weights(source: str, model_cfg: dict) -> dict:
+    """Weights of a checkpoint to fine-tune from; it must be the same network on the same inputs."""
+    init = load_model(Path(source))
+    keys = ("arch", "arch_kwargs", "channels")
+    if any(init.config[k] != model_cfg[k] for k in keys):
+        theirs = ", ".join(f"{k}={init.config[k]}" for k in keys)
+        raise UserError(f"{source}: --init weights are a different network ({theirs})")
+    return {k: v.float() if v.is_floating_point() else v for k, v in init.network.state_dict().items()}
 
 
 def _tuple(value):
@@ -279,6 +290,8 @@ def _session(config: TrainConfig, last: Path | None, d: Dist) -> tuple[_Session,
     train_ids, val_ids = data_mod.split_cases(list(prepared.files), config.val_fraction, config.seed)
     n_in, n_out = len(model_cfg["channels"]), out_channels(config.label_mode)
     network = build_model(model_cfg["arch"], n_in, n_out, model_cfg["arch_kwargs"]).to(d.device)
+    if weights is None and config.init:
+        weights = _init_weights(config.init, model_cfg)
     if weights is not None:
         network.load_state_dict(weights)
     model = torch.nn.parallel.DistributedDataParallel(network) if d.world > 1 else network
