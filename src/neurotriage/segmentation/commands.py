@@ -39,6 +39,7 @@ def _add_train_default(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help=f"cohort and training seed (default {d.seed})")
     p.add_argument("--export", type=Path, default=None, help="where to write the weights (default: into the package)")
     p.add_argument("--export-only", action="store_true", help="export the best checkpoint of the run in --work as is")
+    p.add_argument("--init", type=Path, default=None, help="fine-tune from these weights (e.g. an earlier default.pt)")
     p.set_defaults(handler=_train_default)
 
 
@@ -47,7 +48,8 @@ def _train_default(args) -> int:
 
     from neurotriage.segmentation.default_model import DefaultRecipe, train_default
 
-    recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed)
+    init = None if args.init is None else str(args.init)
+    recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed, init=init)
     record = train_default(args.work, recipe, args.export, export_only=args.export_only)
     print(json.dumps(record, indent=2, default=str))
     return 0
@@ -91,6 +93,7 @@ def _add_train(sub) -> None:
                    "low resolution (for synthetic-to-real transfer)")
     p.add_argument("--cache", action="store_true", help="keep the decoded cases in memory (small cohorts)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--init", type=Path, default=None, help="fine-tune: start from this checkpoint's weights")
     p.set_defaults(handler=_train)
 
 
@@ -100,10 +103,24 @@ def _add_segment(sub) -> None:
     p.add_argument("--model", type=Path, default=None, help="checkpoint or run folder (default: the packaged model)")
     p.add_argument("--out", type=Path, required=True,
                    help="SEG.nii.gz for one case; a folder (receiving <ID>_seg.nii.gz) for many")  # fmt: skip
+    _add_predict_options(p)
+    p.set_defaults(handler=_segment)
+
+
+def _add_predict_options(p) -> None:
+    from neurotriage.segmentation.postprocess import DEFAULT_MIN_COMPONENT_ML
+
     p.add_argument("--tta", action="store_true", help="average over flips (4 passes, slower)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto: bfloat16 on CPUs with native support, else fp32")  # fmt: skip
-    p.set_defaults(handler=_segment)
+    p.add_argument("--min-component-ml", type=float, default=DEFAULT_MIN_COMPONENT_ML,
+                   help=f"drop tumour components under this many ml (default {DEFAULT_MIN_COMPONENT_ML}; 0 keeps all)")
+
+
+def _predict_options(args) -> dict:
+    if args.min_component_ml < 0:
+        raise UserError(f"--min-component-ml {args.min_component_ml}: must be 0 or more")
+    return {"tta": args.tta, "precision": args.precision, "min_component_ml": args.min_component_ml}
 
 
 def _add_evaluate(sub) -> None:
@@ -111,8 +128,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("data_dir", type=Path, help="folder of BraTS cases with segmentations")
     p.add_argument("--model", type=Path, default=None, help="checkpoint or run folder (default: the packaged model)")
     p.add_argument("--out", type=Path, default=Path("metrics.json"), help="metrics JSON; montages/ goes beside it")
-    p.add_argument("--tta", action="store_true", help="average over flips")
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
+    _add_predict_options(p)
     p.set_defaults(handler=_evaluate)
 
 
@@ -164,6 +180,7 @@ def _train(args) -> int:
         precision=args.precision,
         augment=args.augment,
         cache=args.cache,
+        init=None if args.init is None else str(args.init),
     )
     train(config, resume=args.resume)
     return 0
@@ -183,6 +200,7 @@ def _segment(args) -> int:
         raise UserError(f"--out {args.out}: for one case give a .nii.gz (or .nii) file name, or a folder")
     if not single and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: several cases need an output folder, and this is a file")
+    options = _predict_options(args)
     model = load_model(args.model)
     rank, world, _ = launched_rank()
     if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
@@ -193,7 +211,7 @@ def _segment(args) -> int:
         target = output_path(files, args.out) if (not single or args.out.is_dir()) else args.out
         try:
             case = load_case(files, with_seg=False)
-            write_segmentation(model.predict(case, tta=args.tta, precision=args.precision), case, target)
+            write_segmentation(model.predict(case, **options), case, target)
         except UserError as exc:
             if single:
                 raise
@@ -210,8 +228,9 @@ def _evaluate(args) -> int:
     from neurotriage.segmentation.evaluate import evaluate_dataset
     from neurotriage.segmentation.infer import load_model
 
+    options = _predict_options(args)
     model = load_model(args.model)
-    result = evaluate_dataset(model, args.data_dir, args.out, tta=args.tta, precision=args.precision)
+    result = evaluate_dataset(model, args.data_dir, args.out, **options)
     print(_table(result["mean"], key="mean", title=f"mean over {result['n_cases']} cases"))
     print(f"wrote {args.out} and {result['montages']}/<ID>.png")
     print(NOTICE)

@@ -55,11 +55,11 @@ def evaluate_dataset(
     data_dir: Path,
     out: Path,
     *,
-    tta: bool = False,
-    precision: str = "auto",
     progress: bool = True,
+    **predict_options,
 ) -> dict:
-    """Segment every labelled case, score it, draw its montage; write `out` (JSON) and return it."""
+    """Segment every labelled case (`predict_options` go to `model.predict`), score it, draw its montage;
+    write `out` (JSON) and return it."""
     cases = [c for c in discover_cases(data_dir) if c.seg is not None]
     if not cases:
         raise UserError(f"{data_dir}: no case has a segmentation file to evaluate against")
@@ -68,13 +68,14 @@ def evaluate_dataset(
     for files in tqdm(cases, desc="evaluate", unit="case", disable=not progress):
         case = load_case(files)
         started = time.perf_counter()
-        pred = model.predict(case, tta=tta, precision=precision)
+        pred = model.predict(case, **predict_options)
         seconds = time.perf_counter() - started
         per_case[case.case_id] = {**case_metrics(pred, case.seg, case.spacing), "seconds": round(seconds, 3)}
         case_montage(case.images["flair"], case.seg, pred, case.affine, montages / f"{case.case_id}.png", case.case_id)
     result = {
         "notice": NOTICE,
         "model": str(model.source),
+        "predict_options": predict_options,
         "data_dir": str(data_dir),
         "n_cases": len(per_case),
         "mean": mean_metrics(list(per_case.values())),

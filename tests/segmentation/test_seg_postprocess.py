@@ -1,0 +1,46 @@
+"""Dropping small whole-tumour components after the network."""
+
+import numpy as np
+
+from neurotriage.cli import main
+from neurotriage.segmentation.postprocess import drop_small_components
+
+
+def _labels() -> np.ndarray:
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[5:20, 5:20, 5:20] = 2  # 3.375 ml of oedema around...
+    labels[10:15, 10:15, 10:15] = 3  # ...an enhancing core: one component, two labels
+    labels[30:34, 30:34, 30:34] = 1  # a 0.064 ml speck
+    labels[30, 5, 5] = 2  # one voxel
+    return labels
+
+
+def test_specks_go_and_the_lesion_keeps_its_labels():
+    labels = _labels()
+    cleaned = drop_small_components(labels, (1.0, 1.0, 1.0), 0.5)
+    assert not cleaned[30:34, 30:34, 30:34].any() and cleaned[30, 5, 5] == 0
+    np.testing.assert_array_equal(cleaned[:25, :25, :25], labels[:25, :25, :25])
+    assert cleaned.dtype == labels.dtype
+
+
+def test_volume_uses_the_voxel_spacing_and_zero_keeps_everything():
+    labels = _labels()
+    # 2 mm voxels: the 64-voxel speck is 0.512 ml, just over the limit; the single voxel is 0.008 ml.
+    cleaned = drop_small_components(labels, (2.0, 2.0, 2.0), 0.5)
+    assert cleaned[30:34, 30:34, 30:34].all() and cleaned[30, 5, 5] == 0
+    np.testing.assert_array_equal(drop_small_components(labels, (1.0, 1.0, 1.0), 0), labels)
+
+
+def test_diagonal_neighbours_are_one_component():
+    labels = np.zeros((32, 32, 32), np.uint8)
+    for i in range(8):  # 8 cubes of 64 voxels touching corner to corner: 0.512 ml together, 0.064 ml each
+        labels[4 * i : 4 * i + 4, 4 * i : 4 * i + 4, 4 * i : 4 * i + 4] = 2
+    assert drop_small_components(labels, (1.0, 1.0, 1.0), 0.5).sum() == labels.sum()
+
+
+def test_negative_min_component_is_a_user_error(tiny_cohort, tmp_path, capsys):
+    out = tmp_path / "seg.nii.gz"
+    args = ["segment", str(tiny_cohort / "TINY_000"), "--out", str(out), "--min-component-ml", "-1"]
+    assert main(args) == 2
+    assert "--min-component-ml -1.0: must be 0 or more" in capsys.readouterr().err
+    assert not out.exists()
