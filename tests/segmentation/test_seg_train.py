@@ -68,3 +68,18 @@ def test_region_outputs_train_and_decode_to_labels(prepared_tiny, tiny_cohort, t
     assert model.label_mode == "regions" and model.config["loss"]["weights"] == pytest.approx([1 / 3] * 3)
     labels = model.predict(load_case(tiny_cohort / "TINY_000"))
     assert labels.shape == (40, 44, 36) and set(np.unique(labels)) <= {0, 1, 2, 3}
+
+
+def test_init_fine_tunes_from_given_weights_and_refuses_another_network(prepared_tiny, tiny_run, tmp_path):
+    start = read_checkpoint(tiny_run / "best.pt")["state_dict"]
+    base = {"width": 4, "epochs": 1, "batch_size": 2, "roi": 32, "workers": 0, "lr": 1e-7}
+    train(TrainConfig(str(prepared_tiny), str(tmp_path / "tuned"), init=str(tiny_run / "best.pt"), **base))
+    tuned = read_checkpoint(tmp_path / "tuned" / "last.pt")["state_dict"]
+    train(TrainConfig(str(prepared_tiny), str(tmp_path / "fresh"), seed=1, **base))
+    fresh = read_checkpoint(tmp_path / "fresh" / "last.pt")["state_dict"]
+    weights = [k for k in start if start[k].is_floating_point() and start[k].numel() > 1]
+    # A tiny learning rate moves the fine-tuned weights far less than a random start differs from them.
+    assert max((tuned[k] - start[k]).abs().max().item() for k in weights) < 1e-3
+    assert max((fresh[k] - start[k]).abs().max().item() for k in weights) > 1e-2
+    with pytest.raises(UserError, match="--init weights are a different network"):
+        train(TrainConfig(str(prepared_tiny), str(tmp_path / "wide"), init=str(tiny_run), **{**base, "width": 8}))
