@@ -26,9 +26,10 @@ TISSUE = {
 }
 # Per-compartment (low, high) ranges, drawn independently per case and sequence: real tumours vary
 # that much between patients. Enhancement on real T1ce is often only 1.2-1.6x white matter (measured
-# on the shared real case), far dimmer than a textbook ring, so the range reaches down there.
+# on the shared real case), far dimmer than a textbook ring, so the range reaches down there. Necrosis
+# may hold blood products, bright on T1 before contrast as well as after (that case's core does).
 LESION = {
-    NECROSIS: ((0.9, 1.8), (0.35, 0.7), (0.4, 0.75), (2.5, 5.0)),
+    NECROSIS: ((0.8, 2.0), (0.35, 1.1), (0.4, 1.1), (1.5, 5.0)),
     EDEMA: ((1.6, 2.4), (0.65, 0.9), (0.65, 0.9), (2.0, 4.0)),
     ENHANCING: ((1.2, 2.2), (0.7, 1.0), (1.2, 2.5), (1.5, 3.0)),
     SOLID: ((1.6, 2.5), (0.5, 0.8), (0.5, 0.85), (2.0, 4.5)),
