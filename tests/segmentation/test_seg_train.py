@@ -81,5 +81,10 @@ def test_init_fine_tunes_from_given_weights_and_refuses_another_network(prepared
     # A tiny learning rate moves the fine-tuned weights far less than a random start differs from them.
     assert max((tuned[k] - start[k]).abs().max().item() for k in weights) < 1e-3
     assert max((fresh[k] - start[k]).abs().max().item() for k in weights) > 1e-2
-    with pytest.raises(UserError, match="--init weights are a different network"):
+    with pytest.raises(UserError, match="a different network .* from this run's"):
         train(TrainConfig(str(prepared_tiny), str(tmp_path / "wide"), init=str(tiny_run), **{**base, "width": 8}))
+    with pytest.raises(UserError, match="--init nowhere.pt: no such checkpoint"):
+        train(TrainConfig(str(prepared_tiny), str(tmp_path / "typo"), init="nowhere.pt", **base))
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(UserError, match="started from .*best.pt; resume without it"):
+        train(TrainConfig(str(prepared_tiny), str(tmp_path / "tuned"), init=str(tiny_run), **base), resume=True)

@@ -15,6 +15,7 @@ from typing import Any
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.imaging.io import CaseFiles, find_case
+from neurotriage.segmentation.postprocess import DEFAULT_MIN_COMPONENT_ML
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _segment(files: CaseFiles, options: DiagnoseOptions, timer: StageTimer):
     with timer.stage("load model"):
         model = load_model(options.model)
     with timer.stage("segment"):
-        labels = model.predict(case)
+        labels = model.predict(case, min_component_ml=DEFAULT_MIN_COMPONENT_ML)
     return case, model, labels
 
 
@@ -114,7 +115,7 @@ def diagnose(
     case, model, labels = _segment(files, options, timer)
     with timer.stage("locate"):
         found = locate(labels, case.affine)
-    prov = provenance(files, model.source, _model_id(model))
+    prov = provenance(files, model.source, _model_id(model), DEFAULT_MIN_COMPONENT_ML)
     out_dir = Path(options.out_dir) if options.out_dir else default_report_dir(patient_id, files.case_id)
     with transaction(options.url) as session:
         ref = case_ref or str(files.folder.resolve())

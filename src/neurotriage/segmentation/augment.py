@@ -16,8 +16,9 @@ class RandThickSlicesd(RandomizableTransform, MapTransform):
     teach this.
     """
 
-    def __init__(self, key: str, prob: float = 0.3, channel_prob: float = 0.4, factor: tuple[float, float] = (2, 6)):
-        MapTransform.__init__(self, [key])
+    def __init__(self, keys, prob: float = 0.3, channel_prob: float = 0.4, factor: tuple[float, float] = (2, 6)):
+        """`factor`: range of slice thickness in voxels; `channel_prob`: chance each channel is thickened."""
+        MapTransform.__init__(self, keys)
         RandomizableTransform.__init__(self, prob)
         self.channel_prob, self.factor = channel_prob, factor
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from neurotriage.errors import UserError
 
-MODEL_ID = "neurotriage-default-fastunet-v1"
+MODEL_ID = "neurotriage-default-fastunet-v2"
 SHA_SUFFIX = ".sha256"
 
 
@@ -76,14 +76,22 @@ def export(best: Path, target: Path, training: dict) -> Path:
     return target
 
 
+def _init_record(init: str | None) -> dict | None:
+    """The weights a fine-tuned run started from, as the run itself recorded them."""
+    if not init:
+        return None
+    path = Path(init) / "best.pt" if Path(init).is_dir() else Path(init)
+    return {"path": str(path), "sha256": sha256_of(path) if path.is_file() else None}
+
+
 def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     """What the shipped model was trained on and for how long, from the run's history.json."""
     history = json.loads((work / "run" / "history.json").read_text())
     epochs = history["epochs"]
     return {
-        "recipe": asdict(recipe) | {"epochs_trained": len(epochs)},
+        "recipe": asdict(recipe) | {"epochs_trained": len(epochs), "init": history["config"].get("init")},
         "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
-        "init_sha256": sha256_of(Path(recipe.init)) if recipe.init else None,
+        "init": _init_record(history["config"].get("init")),
         "training_seconds": round(sum(e["seconds"] for e in epochs), 1),
         "best_epoch": history["best"],
         "last_epoch": epochs[-1],
@@ -98,8 +106,9 @@ def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None,
     from neurotriage.imaging.synth import write_cohort
     from neurotriage.segmentation.prepare import prepare_dataset
     from neurotriage.segmentation.preprocess import RECIPES
-    from neurotriage.segmentation.train import TrainConfig, train
+    from neurotriage.segmentation.train import TrainConfig, check_init, train
 
+    check_init(recipe.init)
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
     if not export_only:
         if not (cohort / ".complete").is_file():

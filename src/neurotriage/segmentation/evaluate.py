@@ -17,6 +17,7 @@ from neurotriage.imaging.naming import naming_from_values, to_internal
 from neurotriage.segmentation.figures import case_montage
 from neurotriage.segmentation.infer import SegmentationModel
 from neurotriage.segmentation.metrics import case_metrics, mean_metrics
+from neurotriage.segmentation.postprocess import DEFAULT_MIN_COMPONENT_ML
 
 
 def _labels_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -56,10 +57,13 @@ def evaluate_dataset(
     out: Path,
     *,
     progress: bool = True,
-    **predict_options,
+    tta: bool = False,
+    precision: str = "auto",
+    min_component_ml: float = DEFAULT_MIN_COMPONENT_ML,
 ) -> dict:
-    """Segment every labelled case (`predict_options` go to `model.predict`), score it, draw its montage;
-    write `out` (JSON) and return it."""
+    """Segment every labelled case (options as for `model.predict`), score it, draw its montage; write `out`
+    (JSON) and return it."""
+    predict_options = {"tta": tta, "precision": precision, "min_component_ml": min_component_ml}
     cases = [c for c in discover_cases(data_dir) if c.seg is not None]
     if not cases:
         raise UserError(f"{data_dir}: no case has a segmentation file to evaluate against")

@@ -134,20 +134,29 @@ def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, Ru
     payload = read_checkpoint(last)
     training = payload["training"]
     saved = TrainConfig(**{**training["config"], "class_weights": _tuple(training["config"]["class_weights"])})
+    if config.init and config.init != saved.init:
+        raise UserError(f"--init {config.init}: the run in {config.out} started from {saved.init}; resume without it")
     # The run's own settings win; only the epoch budget, workers and data location may change.
     merged = replace(saved, epochs=config.epochs, workers=config.workers, data_dir=config.data_dir)
     state = RunState(training["epoch"] + 1, training["history"], training["best"], payload["optimizer"])
     return merged, payload["config"], state, payload["state_dict"]
 
 
+def check_init(source: str | None) -> None:
+    """Refuse a missing --init checkpoint before any data is generated or prepared."""
+    if source and not Path(source).exists():
+        raise UserError(f"--init {source}: no such checkpoint or run folder")
+
+
 def _init_weights(source: str, model_cfg: dict) -> dict:
-    """Weights of a checkpoint to fine-tune from; it must be the same network on the same inputs."""
-    init = load_model(Path(source))
-    keys = ("arch", "arch_kwargs", "channels")
+    """Weights of a checkpoint to fine-tune from; it must be the same network on the same inputs and outputs."""
+    init = load_model(Path(source))  # upcasts half-precision weights
+    keys = ("arch", "arch_kwargs", "channels", "label_mode")
     if any(init.config[k] != model_cfg[k] for k in keys):
         theirs = ", ".join(f"{k}={init.config[k]}" for k in keys)
-        raise UserError(f"{source}: --init weights are a different network ({theirs})")
-    return {k: v.float() if v.is_floating_point() else v for k, v in init.network.state_dict().items()}
+        ours = ", ".join(f"{k}={model_cfg[k]}" for k in keys)
+        raise UserError(f"--init {source}: a different network ({theirs}) from this run's ({ours})")
+    return init.network.state_dict()
 
 
 def _tuple(value):
@@ -185,6 +194,7 @@ def _epoch_line(entry: dict, epochs: int, best: bool) -> str:
 def train(config: TrainConfig, resume: bool = False) -> dict:
     """Run (or resume) training into `config.out`; returns the history written to history.json."""
     last = _check_run_dir(config, resume)
+    check_init(config.init)
     d = init_distributed()
     try:
         return _train(config, last, d)
