@@ -3,7 +3,7 @@
 import numpy as np
 
 from neurotriage.cli import main
-from neurotriage.segmentation.postprocess import drop_small_components
+from neurotriage.segmentation.postprocess import PostProcess, drop_small_components, relabel_small_enhancement
 
 
 def _labels() -> np.ndarray:
@@ -36,6 +36,25 @@ def test_diagonal_neighbours_are_one_component():
     for i in range(8):  # 8 cubes of 64 voxels touching corner to corner: 0.512 ml together, 0.064 ml each
         labels[4 * i : 4 * i + 4, 4 * i : 4 * i + 4, 4 * i : 4 * i + 4] = 2
     assert drop_small_components(labels, (1.0, 1.0, 1.0), 0.5).sum() == labels.sum()
+
+
+def test_tiny_enhancement_becomes_core_and_enough_stays():
+    labels = np.zeros((30, 30, 30), np.uint8)
+    labels[5:25, 5:25, 5:25] = 2
+    labels[10:15, 10:15, 10:14] = 3  # 0.1 ml of enhancement
+    labels[10:15, 10:15, 14:16] = 1
+    relabelled = relabel_small_enhancement(labels, (1.0, 1.0, 1.0), 0.5)
+    assert not (relabelled == 3).any()
+    np.testing.assert_array_equal(relabelled > 0, labels > 0)  # whole tumour untouched
+    np.testing.assert_array_equal(np.isin(relabelled, (1, 3)), np.isin(labels, (1, 3)))  # core untouched
+    np.testing.assert_array_equal(relabel_small_enhancement(labels, (1.0, 1.0, 1.0), 0.1), labels)
+
+
+def test_enhancement_in_a_dropped_speck_does_not_count():
+    labels = _labels()  # 0.125 ml of enhancement in the lesion
+    labels[36:40, 36:40, 36:40] = 3  # 0.064 ml enhancing speck, dropped first
+    cleaned = PostProcess(min_component_ml=0.1, min_enhancing_ml=0.15).apply(labels, (1.0, 1.0, 1.0))
+    assert not (cleaned == 3).any() and (cleaned[10:15, 10:15, 10:15] == 1).all()
 
 
 def test_negative_min_component_is_a_user_error(tiny_cohort, tmp_path, capsys):

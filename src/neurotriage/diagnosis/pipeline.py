@@ -15,7 +15,7 @@ from typing import Any
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.imaging.io import CaseFiles, find_case
-from neurotriage.segmentation.postprocess import DEFAULT_MIN_COMPONENT_ML
+from neurotriage.segmentation.postprocess import DEFAULT_POST
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _segment(files: CaseFiles, options: DiagnoseOptions, timer: StageTimer):
     with timer.stage("load model"):
         model = load_model(options.model)
     with timer.stage("segment"):
-        labels = model.predict(case, min_component_ml=DEFAULT_MIN_COMPONENT_ML)
+        labels = model.predict(case, post=DEFAULT_POST)  # the default clean-up, recorded in provenance
     return case, model, labels
 
 
@@ -115,7 +115,7 @@ def diagnose(
     case, model, labels = _segment(files, options, timer)
     with timer.stage("locate"):
         found = locate(labels, case.affine)
-    prov = provenance(files, model.source, _model_id(model), DEFAULT_MIN_COMPONENT_ML)
+    prov = provenance(files, model.source, _model_id(model), DEFAULT_POST.to_dict())
     out_dir = Path(options.out_dir) if options.out_dir else default_report_dir(patient_id, files.case_id)
     with transaction(options.url) as session:
         ref = case_ref or str(files.folder.resolve())

@@ -108,19 +108,22 @@ def _add_segment(sub) -> None:
 
 
 def _add_predict_options(p) -> None:
-    from neurotriage.segmentation.postprocess import DEFAULT_MIN_COMPONENT_ML
+    from neurotriage.segmentation.postprocess import DEFAULT_POST as d
 
     p.add_argument("--tta", action="store_true", help="average over flips (4 passes, slower)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto: bfloat16 on CPUs with native support, else fp32")  # fmt: skip
-    p.add_argument("--min-component-ml", type=float, default=DEFAULT_MIN_COMPONENT_ML,
-                   help=f"drop tumour components under this many ml (default {DEFAULT_MIN_COMPONENT_ML}; 0 keeps all)")
+    p.add_argument("--min-component-ml", type=float, default=d.min_component_ml,
+                   help=f"drop tumour components under this many ml (default {d.min_component_ml}; 0 keeps all)")
+    p.add_argument("--min-enhancing-ml", type=float, default=d.min_enhancing_ml,
+                   help=f"enhancing tumour totalling less becomes non-enhancing core (default {d.min_enhancing_ml} ml)")
 
 
 def _predict_options(args) -> dict:
-    if args.min_component_ml < 0:
-        raise UserError(f"--min-component-ml {args.min_component_ml}: must be 0 or more")
-    return {"tta": args.tta, "precision": args.precision, "min_component_ml": args.min_component_ml}
+    from neurotriage.segmentation.postprocess import PostProcess
+
+    post = PostProcess(args.min_component_ml, args.min_enhancing_ml)
+    return {"tta": args.tta, "precision": args.precision, "post": post}
 
 
 def _add_evaluate(sub) -> None:

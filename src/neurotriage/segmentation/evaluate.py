@@ -17,7 +17,7 @@ from neurotriage.imaging.naming import naming_from_values, to_internal
 from neurotriage.segmentation.figures import case_montage
 from neurotriage.segmentation.infer import SegmentationModel
 from neurotriage.segmentation.metrics import case_metrics, mean_metrics
-from neurotriage.segmentation.postprocess import DEFAULT_MIN_COMPONENT_ML
+from neurotriage.segmentation.postprocess import DEFAULT_POST, PostProcess
 
 
 def _labels_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -59,11 +59,11 @@ def evaluate_dataset(
     progress: bool = True,
     tta: bool = False,
     precision: str = "auto",
-    min_component_ml: float = DEFAULT_MIN_COMPONENT_ML,
+    post: PostProcess = DEFAULT_POST,
 ) -> dict:
     """Segment every labelled case (options as for `model.predict`), score it, draw its montage; write `out`
     (JSON) and return it."""
-    predict_options = {"tta": tta, "precision": precision, "min_component_ml": min_component_ml}
+    predict_options = {"tta": tta, "precision": precision, "post": post}
     cases = [c for c in discover_cases(data_dir) if c.seg is not None]
     if not cases:
         raise UserError(f"{data_dir}: no case has a segmentation file to evaluate against")
@@ -79,7 +79,7 @@ def evaluate_dataset(
     result = {
         "notice": NOTICE,
         "model": str(model.source),
-        "predict_options": predict_options,
+        "predict_options": {"tta": tta, "precision": precision, "post": post.to_dict()},
         "data_dir": str(data_dir),
         "n_cases": len(per_case),
         "mean": mean_metrics(list(per_case.values())),

@@ -24,8 +24,7 @@ from neurotriage.segmentation.default_model import verify_sha256
 from neurotriage.segmentation.losses import labels_from_probabilities
 from neurotriage.segmentation.losses import probabilities as to_probabilities
 from neurotriage.segmentation.models import build_model
-from neurotriage.segmentation.postprocess import DEFAULT_MIN_COMPONENT_ML as DEFAULT_MIN_ML
-from neurotriage.segmentation.postprocess import drop_small_components
+from neurotriage.segmentation.postprocess import DEFAULT_POST, PostProcess
 from neurotriage.segmentation.preprocess import Recipe, prepare_inference
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -84,16 +83,16 @@ class SegmentationModel:
             )
 
     def predict(
-        self, case: Case, *, tta: bool = False, precision: str = "auto", min_component_ml: float = DEFAULT_MIN_ML
+        self, case: Case, *, tta: bool = False, precision: str = "auto", post: PostProcess = DEFAULT_POST
     ) -> np.ndarray:
-        """Internal labels (uint8) on the case's full grid, without tumour components under `min_component_ml`."""
+        """Internal labels (uint8) on the case's full grid, cleaned up by `post`."""
         self.check_case(case)
         prepared = prepare_inference(case, self.recipe)
         probs = self.probabilities(prepared.image, tta=tta, precision=precision)
         labels = labels_from_probabilities(probs[None], self.label_mode)[0].numpy()
         out = np.zeros(case.shape, np.uint8)
         out[tuple(slice(a, b) for a, b in prepared.box)] = labels
-        return drop_small_components(out, case.spacing, min_component_ml)
+        return post.apply(out, case.spacing)
 
     def probabilities(self, image: np.ndarray, *, tta: bool = False, precision: str = "auto") -> torch.Tensor:
         """(C, X, Y, Z) network input -> (K, X, Y, Z) float32 probabilities, averaged over flips if `tta`."""

@@ -1,16 +1,26 @@
-"""Clean-up after the network: drop whole-tumour specks too small to be a lesion a clinician would outline.
+"""Clean-up after the network: drop specks too small to be a lesion, and enhancement too small to trust.
 
 A model trained on synthetic data leaves scattered false positives on real scans (bright cortex,
 vessels, the posterior fossa); they are small, and they mislead the localisation ("crosses the
-midline"). Dropping connected components below a volume is the usual BraTS post-processing.
+midline"). Dropping connected components below a volume is the usual BraTS post-processing, and
+so is relabelling a tiny total of enhancing tumour as non-enhancing core: a few enhancing voxels
+in a non-enhancing tumour cost the whole ET score, and the tumour core is unchanged either way.
+The defaults were chosen on a synthetic tuning set (seed 555), not on the held-out set.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
 
+from neurotriage.errors import UserError
+from neurotriage.imaging.naming import ENHANCING
+
+NECROTIC_CORE = 1  # internal label of the necrotic / non-enhancing tumour core
 DEFAULT_MIN_COMPONENT_ML = 0.5
+DEFAULT_MIN_ENHANCING_ML = 0.5
 
 
 def drop_small_components(labels: np.ndarray, spacing: tuple[float, ...], min_ml: float) -> np.ndarray:
@@ -18,8 +28,45 @@ def drop_small_components(labels: np.ndarray, spacing: tuple[float, ...], min_ml
     if min_ml <= 0 or not labels.any():
         return labels
     components, count = ndi.label(labels > 0, structure=np.ones((3, 3, 3), bool))
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    sizes = np.bincount(components.ravel(), minlength=count + 1) * voxel_ml
+    sizes = np.bincount(components.ravel(), minlength=count + 1) * _voxel_ml(spacing)
     keep = sizes >= min_ml
     keep[0] = False
     return np.where(keep[components], labels, 0).astype(labels.dtype)
+
+
+def relabel_small_enhancement(labels: np.ndarray, spacing: tuple[float, ...], min_ml: float) -> np.ndarray:
+    """Labels with all enhancing tumour turned into non-enhancing core when its total is under `min_ml`."""
+    enhancing = labels == ENHANCING
+    if not enhancing.any() or enhancing.sum() * _voxel_ml(spacing) >= min_ml:
+        return labels
+    return np.where(enhancing, NECROTIC_CORE, labels).astype(labels.dtype)
+
+
+def _voxel_ml(spacing: tuple[float, ...]) -> float:
+    return float(np.prod(spacing)) / 1000.0
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """The clean-up applied to a prediction; 0 turns a step off."""
+
+    min_component_ml: float = DEFAULT_MIN_COMPONENT_ML
+    min_enhancing_ml: float = DEFAULT_MIN_ENHANCING_ML
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 0:
+                raise UserError(f"--{name.replace('_', '-')} {value}: must be 0 or more")
+
+    def apply(self, labels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+        """Drop small components first, so enhancement inside a dropped speck does not count."""
+        labels = drop_small_components(labels, spacing, self.min_component_ml)
+        return relabel_small_enhancement(labels, spacing, self.min_enhancing_ml)
+
+    def to_dict(self) -> dict:
+        """Plain data, for provenance and metrics files."""
+        return asdict(self)
+
+
+DEFAULT_POST = PostProcess()
+
