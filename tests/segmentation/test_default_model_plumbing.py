@@ -54,3 +54,16 @@ def test_strong_augmentation_keeps_labels_valid(prepared_tiny):
         labels = np.unique(sample["label"].numpy())
         assert set(labels.tolist()) <= {0, 1, 2, 3}  # nearest-neighbour labels: no blended values
         assert torch.isfinite(sample["image"]).all()
+
+
+@pytest.mark.slow
+def test_train_default_fine_tunes_and_records_where_it_started(tmp_path):
+    shipped = infer.default_model_path()
+    recipe = default_model.DefaultRecipe(cases=3, epochs=1, lr=1e-4, init=str(shipped))
+    record = default_model.train_default(tmp_path / "work", recipe, tmp_path / "out.pt")
+    assert record["init"] == {"path": str(shipped), "sha256": default_model.sha256_of(shipped)}
+    assert record["recipe"]["lr"] == 1e-4 and record["recipe"]["epochs_trained"] == 1
+    assert read_checkpoint(tmp_path / "out.pt")["training"]["init"]["sha256"] == record["init"]["sha256"]
+    with pytest.raises(UserError, match="--init missing.pt: no such checkpoint"):
+        default_model.train_default(tmp_path / "other", default_model.DefaultRecipe(init="missing.pt"))
+    assert not (tmp_path / "other").exists()

@@ -37,6 +37,7 @@ def _add_train_default(sub) -> None:
     p.add_argument("--cases", type=int, default=d.cases, help=f"synthetic cases (default {d.cases})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"cohort and training seed (default {d.seed})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--export", type=Path, default=None, help="where to write the weights (default: into the package)")
     p.add_argument("--export-only", action="store_true", help="export the best checkpoint of the run in --work as is")
     p.add_argument("--init", type=Path, default=None, help="fine-tune from these weights (e.g. an earlier default.pt)")
@@ -49,7 +50,7 @@ def _train_default(args) -> int:
     from neurotriage.segmentation.default_model import DefaultRecipe, train_default
 
     init = None if args.init is None else str(args.init)
-    recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed, init=init)
+    recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed, lr=args.lr, init=init)
     record = train_default(args.work, recipe, args.export, export_only=args.export_only)
     print(json.dumps(record, indent=2, default=str))
     return 0
