@@ -144,8 +144,9 @@ def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, Ru
 
 def check_init(source: str | None) -> None:
     """Refuse a missing --init checkpoint before any data is generated or prepared."""
-    if source and not Path(source).exists():
-        raise UserError(f"--init {source}: no such checkpoint or run folder")
+    path = Path(source) if source else None
+    if path is not None and not (path / "best.pt" if path.is_dir() else path).is_file():
+        raise UserError(f"--init {source}: no such checkpoint (a .pt file, or a run folder holding best.pt)")
 
 
 def _init_weights(source: str, model_cfg: dict) -> dict:
