@@ -91,7 +91,7 @@ def _add_train(sub) -> None:
                    help="auto: mixed precision on GPU, fp32 on CPU")  # fmt: skip
     p.add_argument("--augment", choices=("basic", "strong"), default="basic",
                    help="basic: flips + intensity jitter; strong: also affine, bias field, noise, blur, gamma, "
-                   "low resolution (for synthetic-to-real transfer)")
+                   "low resolution, thick slices (for synthetic-to-real transfer)")
     p.add_argument("--cache", action="store_true", help="keep the decoded cases in memory (small cohorts)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--init", type=Path, default=None, help="fine-tune: start from this checkpoint's weights")

@@ -91,8 +91,9 @@ class SegmentationModel:
         probs = self.probabilities(prepared.image, tta=tta, precision=precision)
         labels = labels_from_probabilities(probs[None], self.label_mode)[0].numpy()
         out = np.zeros(case.shape, np.uint8)
-        out[tuple(slice(a, b) for a, b in prepared.box)] = labels
-        return post.apply(out, case.spacing)
+        # Cleaned on the brain box: outside it is background, and the box is a third of the grid.
+        out[tuple(slice(a, b) for a, b in prepared.box)] = post.apply(labels, case.spacing)
+        return out
 
     def probabilities(self, image: np.ndarray, *, tta: bool = False, precision: str = "auto") -> torch.Tensor:
         """(C, X, Y, Z) network input -> (K, X, Y, Z) float32 probabilities, averaged over flips if `tta`."""
