@@ -261,3 +261,12 @@ def test_a_case_takes_at_most_three_seconds(tmp_path) -> None:
         write_cohort(tmp_path / str(run), 1, 123, progress=False)
         times.append(time.process_time() - start)
     assert min(times) <= 3.0, times
+
+
+def test_oedema_centre_moves_off_the_core_within_its_limit() -> None:
+    from neurotriage.imaging.synth_tumour import EDEMA_OFFSET, _edema_centre
+
+    rng, centre, reach = np.random.default_rng(0), np.array([50.0, 60.0, 40.0]), 30.0
+    shifts = np.array([np.linalg.norm(_edema_centre(rng, centre, reach) - centre) for _ in range(200)])
+    assert shifts.max() <= EDEMA_OFFSET * reach + 1e-9
+    assert shifts.max() > 0.8 * EDEMA_OFFSET * reach  # one-sided oedema really occurs

@@ -28,11 +28,14 @@ TISSUE = {
 # that much between patients. Enhancement on real T1ce is often only 1.2-1.6x white matter (measured
 # on the shared real case), far dimmer than a textbook ring, so the range reaches down there. Necrosis
 # may hold blood products, bright on T1 before contrast as well as after (that case's core does).
+# That case's oedema is FLAIR 2.1x, T1 0.83x, T2 1.9x white matter, as bright on FLAIR as any core: so
+# oedema reaches the top of the FLAIR range, and solid tumour stands apart mainly by darker T1 and
+# brighter T2 (ranges still overlap, as they do between patients).
 LESION = {
     NECROSIS: ((0.8, 2.0), (0.35, 1.1), (0.4, 1.1), (1.5, 5.0)),
-    EDEMA: ((1.6, 2.4), (0.65, 0.9), (0.65, 0.9), (2.0, 4.0)),
+    EDEMA: ((1.6, 2.6), (0.65, 0.92), (0.62, 0.9), (1.6, 3.5)),
     ENHANCING: ((1.2, 2.2), (0.7, 1.0), (1.2, 2.5), (1.5, 3.0)),
-    SOLID: ((1.6, 2.5), (0.5, 0.8), (0.5, 0.85), (2.0, 4.5)),
+    SOLID: ((1.4, 2.5), (0.45, 0.78), (0.45, 0.85), (2.2, 4.5)),
 }
 TEXTURE = {NECROSIS: 0.18, EDEMA: 0.05, ENHANCING: 0.16, SOLID: 0.06}  # heterogeneity within each
 # Bright (on some sequence) but not tumour: the traps a model trained on plain blobs falls into.
@@ -166,7 +169,7 @@ def lesion_layer(rng: np.random.Generator, codes: np.ndarray, strength: np.ndarr
     box = bounding_box(codes > 0)
     local = codes[box]
     grain = smooth_field(rng, local.shape, 4.0)
-    weight = np.where(local == EDEMA, 0.45 + 0.55 * strength[box], 1.0).astype(np.float32)
+    weight = np.where(local == EDEMA, 0.6 + 0.4 * strength[box], 1.0).astype(np.float32)
     hits = [local == code for code in LESION]
     ranges = np.array(list(LESION.values()), np.float32)  # (compartment, sequence, low/high)
     values = rng.uniform(ranges[..., 0], ranges[..., 1]).astype(np.float32)

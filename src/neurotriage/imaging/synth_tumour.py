@@ -24,6 +24,10 @@ MIN_INSIDE = 0.8  # fraction of whole tumour and of core that must lie in the pl
 DEPTH_STEP = 2  # voxels: the lobe depth maps are computed on a 2 mm grid
 ATTEMPTS = 5
 REACH_PER_DEPTH = 2.5  # oedema may reach this many times the region's depth: lesions follow the lobe
+# Real oedema is often one-sided: its bulk can sit beside the core (the shared real case's lies behind
+# its ring). Its centre moves off the core's by up to this fraction of its reach.
+EDEMA_OFFSET = 0.35
+EDEMA_BOX = 1.8  # the painting box's half-edge, in oedema reaches: room for the offset oedema
 
 
 @dataclass
@@ -112,7 +116,7 @@ class Site:
     @classmethod
     def around(cls, plan: LesionPlan, crop: AtlasCrop, anatomy: Anatomy) -> Site:
         """The site around a planned lesion, large enough for its oedema."""
-        box = _box(plan.centre, int(1.5 * plan.radius * plan.edema_ratio + 5), crop.shape)
+        box = _box(plan.centre, int(EDEMA_BOX * plan.radius * plan.edema_ratio + 5), crop.shape)
         inside = region(crop, plan.lobe, plan.hemisphere)[box]
         outside = ndi.distance_transform_edt(~inside).astype(np.float32) if inside.any() else np.zeros(inside.shape)
         allowed = anatomy.brain[box] & (anatomy.code[box] & VENTRICLES == 0) & (anatomy.csf[box] < 0.6)
@@ -140,13 +144,21 @@ def _compartments(rng: np.random.Generator, plan: LesionPlan, site: Site, firm: 
     else:
         codes[core] = SOLID
     reach = plan.radius * plan.edema_ratio
-    s_edema = r / reach + 0.22 * smooth_field(rng, shape, 9.0) + 0.08 * fine + outside / reach
+    r_edema = _radial(rng, site.box, _edema_centre(rng, plan.centre, reach))
+    s_edema = r_edema / reach + 0.22 * smooth_field(rng, shape, 9.0) + 0.08 * fine + outside / reach
     # Oedema follows white matter: it reaches further in WM than in grey matter.
     limit = 0.45 + 0.7 * site.wm
     edema = (s_edema < limit) & site.allowed & site.hemisphere & ~core
     codes[edema] = EDEMA
-    strength = np.where(edema, np.clip((limit - s_edema) / 0.35, 0, 1), 0).astype(np.float32)
+    # Full strength except a thin fading edge: real oedema is as FLAIR-bright as the core, or brighter.
+    strength = np.where(edema, np.clip((limit - s_edema) / 0.2, 0, 1), 0).astype(np.float32)
     return _connected_to_core(codes), strength
+
+
+def _edema_centre(rng: np.random.Generator, centre: np.ndarray, reach: float) -> np.ndarray:
+    """The oedema's centre: the core's, moved a random distance in a random direction."""
+    direction = rng.standard_normal(3)
+    return centre + direction / np.linalg.norm(direction) * rng.uniform(0, EDEMA_OFFSET) * reach
 
 
 def _connected_to_core(codes: np.ndarray) -> np.ndarray:
