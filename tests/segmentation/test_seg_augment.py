@@ -1,8 +1,8 @@
-"""Thick-slice augmentation: one axis of a channel blurred, the others left sharp."""
+"""Augmentations: thick slices (one axis of a channel blurred) and per-channel bias fields."""
 
 import torch
 
-from neurotriage.segmentation.augment import RandThickSlicesd
+from neurotriage.segmentation.augment import RandChannelBiasFieldd, RandThickSlicesd
 
 
 def _roughness(volume: torch.Tensor) -> list[float]:
@@ -27,3 +27,23 @@ def test_probability_zero_leaves_the_image_alone():
     transform = RandThickSlicesd("image", prob=0.0)
     image = torch.randn(2, 16, 16, 16)
     assert torch.equal(transform({"image": image})["image"], image)
+
+
+def test_channel_bias_fields_shade_brain_channels_independently_and_keep_background():
+    transform = RandChannelBiasFieldd("image", prob=1.0, channel_prob=1.0, coeff_range=(0.3, 0.3))
+    transform.set_random_state(0)
+    image = torch.zeros(3, 24, 24, 24)
+    image[:, 4:20, 4:20, 4:20] = 0.5  # a uniform "brain" in a zero background
+    out = transform({"image": image})["image"]
+    brain = image[0] != 0
+    assert torch.all(out[:, ~brain] == 0)
+    changes = [out[c][brain] - image[c][brain] for c in range(3)]
+    assert all(change.std() > 0.05 for change in changes)  # each channel really shaded, smoothly varying
+    assert not torch.allclose(changes[0], changes[1], atol=1e-3)  # and not with one shared field
+
+
+def test_channel_bias_fields_are_reproducible_from_the_seed():
+    image = torch.randn(2, 16, 16, 16)
+    runs = [RandChannelBiasFieldd("image", prob=1.0, channel_prob=1.0).set_random_state(7) for _ in range(2)]
+    first, second = (t({"image": image})["image"] for t in runs)
+    assert torch.equal(first, second)

@@ -1,10 +1,13 @@
-"""Augmentations MONAI lacks: one sequence acquired with thick slices, as in many real BraTS cases."""
+"""Augmentations MONAI lacks: what differs between the sequences of one real BraTS case.
+
+One sequence may be acquired with thick slices, and each has its own intensity shading.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import MapTransform, RandBiasField, RandomizableTransform
 
 
 class RandThickSlicesd(RandomizableTransform, MapTransform):
@@ -43,3 +46,54 @@ class RandThickSlicesd(RandomizableTransform, MapTransform):
         low[axis] = max(1, round(shape[axis] / self.R.uniform(*self.factor)))
         coarse = F.interpolate(volume[None, None].float(), size=low, mode="area")
         return F.interpolate(coarse, size=shape, mode="trilinear", align_corners=False)[0, 0].to(volume.dtype)
+
+
+class RandChannelBiasFieldd(RandomizableTransform, MapTransform):
+    """Per channel, an independent smooth multiplicative shading of the raw intensities.
+
+    Each sequence is a separate acquisition, and BraTS does not correct their shading: the shared real
+    case's FLAIR is about 1.45x white matter along the brain's edge where its T1 is not. MONAI's
+    RandBiasField draws one field for all channels, and multiplies values that are z-scores here, so
+    it cannot teach that a FLAIR-only brightening is not oedema.
+    """
+
+    def __init__(
+        self,
+        keys,
+        prob: float = 0.3,
+        channel_prob: float = 0.5,
+        coeff_range: tuple[float, float] = (0.0, 0.12),
+        mean_over_std: tuple[float, float] = (2.0, 5.0),
+    ):
+        """`channel_prob`: chance each channel is shaded; `coeff_range`: MONAI's polynomial coefficients;
+        `mean_over_std`: range of a brain's raw mean / standard deviation, to undo the z-scoring."""
+        MapTransform.__init__(self, keys)
+        RandomizableTransform.__init__(self, prob)
+        self.channel_prob, self.mean_over_std = channel_prob, mean_over_std
+        self.field = RandBiasField(coeff_range=coeff_range, prob=1.0)
+
+    def set_random_state(self, seed: int | None = None, state=None) -> RandChannelBiasFieldd:
+        """Seed this transform and the field it draws (Compose seeds only its direct members)."""
+        super().set_random_state(seed, state)
+        self.field.set_random_state(state=self.R)
+        return self
+
+    def __call__(self, data: dict) -> dict:
+        """Shade a random subset of the image's channels, each with its own field."""
+        self.randomize(None)
+        if not self._do_transform:
+            return data
+        out = dict(data)
+        for key in self.key_iterator(out):
+            image = torch.as_tensor(out[key]).clone()
+            for c in range(image.shape[0]):
+                if self.R.random() < self.channel_prob:
+                    image[c] = self._shade(image[c])
+            out[key] = image
+        return out
+
+    def _shade(self, z: torch.Tensor) -> torch.Tensor:
+        # z = (I - mean) / std, so I * field becomes (z + k) * field - k with k = mean / std.
+        k = float(self.R.uniform(*self.mean_over_std))
+        shaded = torch.as_tensor(self.field((z + k)[None].float()))[0] - k
+        return torch.where(z != 0, shaded.to(z.dtype), z)  # the zero background stays zero

@@ -83,7 +83,7 @@ def strong_augmentation() -> list:
     """
     from monai import transforms as T
 
-    from neurotriage.segmentation.augment import RandThickSlicesd
+    from neurotriage.segmentation.augment import RandChannelBiasFieldd, RandThickSlicesd
 
     keys = ["image", "label"]
     return [
@@ -92,6 +92,7 @@ def strong_augmentation() -> list:
             padding_mode="zeros",
         ),
         T.RandBiasFieldd("image", prob=0.3, coeff_range=(0.0, 0.3)),
+        RandChannelBiasFieldd("image", prob=0.4),  # up to about 1.3x over most of a crop
         T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5), retain_stats=True),
         T.RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0), sigma_z=(0.3, 1.0)),
         T.RandSimulateLowResolutiond("image", prob=0.2, zoom_range=(0.5, 1.0)),
