@@ -16,7 +16,7 @@ from pathlib import Path
 
 from neurotriage.errors import UserError
 
-MODEL_ID = "neurotriage-default-fastunet-v2"
+MODEL_ID = "neurotriage-default-fastunet-v3"
 SHA_SUFFIX = ".sha256"
 
 
