@@ -2,8 +2,9 @@
 
 A lesion is an irregular, lobulated ball (a distance field perturbed by smooth noise) with a
 necrotic centre, an enhancing rim, and oedema that reaches further into white matter than into
-cortex. Lobe and hemisphere come from the undeformed SRI24 lobe atlas and world x, the same
-reference the anatomy localiser uses, and each lesion is checked to lie mostly in its lobe.
+cortex and may sit off-centre, to one side of the core. Lobe and hemisphere come from the
+undeformed SRI24 lobe atlas and world x, the same reference the anatomy localiser uses, and each
+lesion is checked to lie mostly in its lobe.
 """
 
 from __future__ import annotations
