@@ -10,7 +10,33 @@ import torch.nn.functional as F
 from monai.transforms import MapTransform, RandBiasField, RandomizableTransform
 
 
-class RandThickSlicesd(RandomizableTransform, MapTransform):
+class _RandPerChannel(RandomizableTransform, MapTransform):
+    """With probability `prob`, change each channel of the image with probability `channel_prob`."""
+
+    def __init__(self, keys, prob: float, channel_prob: float):
+        MapTransform.__init__(self, keys)
+        RandomizableTransform.__init__(self, prob)
+        self.channel_prob = channel_prob
+
+    def __call__(self, data: dict) -> dict:
+        """Change a random subset of the image's channels, each on its own."""
+        self.randomize(None)
+        if not self._do_transform:
+            return data
+        out = dict(data)
+        for key in self.key_iterator(out):
+            image = torch.as_tensor(out[key]).clone()
+            for c in range(image.shape[0]):
+                if self.R.random() < self.channel_prob:
+                    image[c] = self._change(image[c])
+            out[key] = image
+        return out
+
+    def _change(self, volume: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RandThickSlicesd(_RandPerChannel):
     """Per channel, average `factor` slices along one random axis and interpolate back.
 
     BraTS resamples every sequence to 1 mm, but a sequence acquired with 4-6 mm slices stays blurred
@@ -21,25 +47,10 @@ class RandThickSlicesd(RandomizableTransform, MapTransform):
 
     def __init__(self, keys, prob: float = 0.3, channel_prob: float = 0.4, factor: tuple[float, float] = (2, 6)):
         """`factor`: range of slice thickness in voxels; `channel_prob`: chance each channel is thickened."""
-        MapTransform.__init__(self, keys)
-        RandomizableTransform.__init__(self, prob)
-        self.channel_prob, self.factor = channel_prob, factor
+        super().__init__(keys, prob, channel_prob)
+        self.factor = factor
 
-    def __call__(self, data: dict) -> dict:
-        """Thicken the slices of a random subset of the image's channels."""
-        self.randomize(None)
-        if not self._do_transform:
-            return data
-        out = dict(data)
-        for key in self.key_iterator(out):
-            image = torch.as_tensor(out[key]).clone()
-            for c in range(image.shape[0]):
-                if self.R.random() < self.channel_prob:
-                    image[c] = self._thicken(image[c])
-            out[key] = image
-        return out
-
-    def _thicken(self, volume: torch.Tensor) -> torch.Tensor:
+    def _change(self, volume: torch.Tensor) -> torch.Tensor:
         shape = tuple(volume.shape)
         axis = int(self.R.randint(0, 3))
         low = list(shape)
@@ -48,7 +59,7 @@ class RandThickSlicesd(RandomizableTransform, MapTransform):
         return F.interpolate(coarse, size=shape, mode="trilinear", align_corners=False)[0, 0].to(volume.dtype)
 
 
-class RandChannelBiasFieldd(RandomizableTransform, MapTransform):
+class RandChannelBiasFieldd(_RandPerChannel):
     """Per channel, an independent smooth multiplicative shading of the raw intensities.
 
     Each sequence is a separate acquisition, and BraTS does not correct their shading: the shared real
@@ -67,9 +78,8 @@ class RandChannelBiasFieldd(RandomizableTransform, MapTransform):
     ):
         """`channel_prob`: chance each channel is shaded; `coeff_range`: MONAI's polynomial coefficients;
         `mean_over_std`: range of a brain's raw mean / standard deviation, to undo the z-scoring."""
-        MapTransform.__init__(self, keys)
-        RandomizableTransform.__init__(self, prob)
-        self.channel_prob, self.mean_over_std = channel_prob, mean_over_std
+        super().__init__(keys, prob, channel_prob)
+        self.mean_over_std = mean_over_std
         self.field = RandBiasField(coeff_range=coeff_range, prob=1.0)
 
     def set_random_state(self, seed: int | None = None, state=None) -> RandChannelBiasFieldd:
@@ -78,21 +88,7 @@ class RandChannelBiasFieldd(RandomizableTransform, MapTransform):
         self.field.set_random_state(state=self.R)
         return self
 
-    def __call__(self, data: dict) -> dict:
-        """Shade a random subset of the image's channels, each with its own field."""
-        self.randomize(None)
-        if not self._do_transform:
-            return data
-        out = dict(data)
-        for key in self.key_iterator(out):
-            image = torch.as_tensor(out[key]).clone()
-            for c in range(image.shape[0]):
-                if self.R.random() < self.channel_prob:
-                    image[c] = self._shade(image[c])
-            out[key] = image
-        return out
-
-    def _shade(self, z: torch.Tensor) -> torch.Tensor:
+    def _change(self, z: torch.Tensor) -> torch.Tensor:
         # z = (I - mean) / std, so I * field becomes (z + k) * field - k with k = mean / std.
         k = float(self.R.uniform(*self.mean_over_std))
         shaded = torch.as_tensor(self.field((z + k)[None].float()))[0] - k
