@@ -86,10 +86,7 @@ def _primary_plan(rng: np.random.Generator, crop: AtlasCrop, kind: str, lobe: st
     edema_ratio = rng.uniform(1.6, 3.0) if enhancing else rng.uniform(1.15, 1.6)
     centre, reach = choose_centre(rng, crop, lobe, hemisphere, radius * edema_ratio)
     radius = reach / edema_ratio
-    # Glioblastoma rings are thin walls around a wide necrosis, so
-    # the necrosis takes most of the core's radius (the real case's rim, over 1.2x white matter on T1ce,
-    # is 2-3 mm thick).
-    necrosis = 0.0 if not enhancing or rng.random() < 0.15 else rng.uniform(0.45, 0.9)
+    necrosis = 0.0 if not enhancing or rng.random() < 0.15 else rng.uniform(0.3, 0.7)
     push = min(0.4 * radius, 5.0) * rng.uniform(0.3, 1.0) * (1.0 if enhancing else 0.5)
     return LesionPlan(lobe, hemisphere, centre, radius, edema_ratio, enhancing, necrosis, push)
 
