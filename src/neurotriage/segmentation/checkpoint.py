@@ -20,6 +20,15 @@ from neurotriage.imaging.naming import LABEL_NAMES, SEQUENCES
 from neurotriage.segmentation.losses import LABEL_MODES, REGION_LABELS, out_channels
 from neurotriage.segmentation.models import ARCHS
 
+RUN_BEST = "best.pt"  # the checkpoint a training run folder stands for
+
+
+def checkpoint_file(path: Path | str) -> Path:
+    """The checkpoint file a path names: the file itself, or a training run folder's best.pt."""
+    path = Path(path)
+    return path / RUN_BEST if path.is_dir() else path
+
+
 FORMAT = "neurotriage-segmentation-checkpoint"
 VERSION = 1
 CONFIG_KEYS = (

@@ -78,9 +78,11 @@ def export(best: Path, target: Path, training: dict) -> Path:
 
 def _init_record(init: str | None) -> dict | None:
     """The weights a fine-tuned run started from, as the run itself recorded them."""
+    from neurotriage.segmentation.checkpoint import checkpoint_file
+
     if not init:
         return None
-    path = Path(init) / "best.pt" if Path(init).is_dir() else Path(init)
+    path = checkpoint_file(init)
     return {"path": str(path), "sha256": sha256_of(path) if path.is_file() else None}
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import Case, CaseFiles, write_nifti
 from neurotriage.imaging.naming import from_internal
-from neurotriage.segmentation.checkpoint import expected_io, read_checkpoint
+from neurotriage.segmentation.checkpoint import checkpoint_file, expected_io, read_checkpoint
 from neurotriage.segmentation.default_model import verify_sha256
 from neurotriage.segmentation.losses import labels_from_probabilities
 from neurotriage.segmentation.losses import probabilities as to_probabilities
@@ -180,9 +180,7 @@ def load_model(path: Path | str | None = None) -> SegmentationModel:
                 "train one (neurotriage train DATA_DIR --out RUN_DIR) and pass --model RUN_DIR/best.pt"
             )
         verify_sha256(path)
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
+    path = checkpoint_file(path)
     payload = read_checkpoint(path)
     config = payload["config"]
     network = build_model(config["arch"], *expected_io(config), config["arch_kwargs"])

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from neurotriage import NOTICE, __version__
 from neurotriage.errors import UserError
 from neurotriage.segmentation import data as data_mod
-from neurotriage.segmentation.checkpoint import label_scheme, read_checkpoint, save_checkpoint
+from neurotriage.segmentation.checkpoint import checkpoint_file, label_scheme, read_checkpoint, save_checkpoint
 from neurotriage.segmentation.distributed import (
     Dist,
     all_sum,
@@ -144,8 +144,7 @@ def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, Ru
 
 def check_init(source: str | None) -> None:
     """Refuse a missing --init checkpoint before any data is generated or prepared."""
-    path = Path(source) if source else None
-    if path is not None and not (path / "best.pt" if path.is_dir() else path).is_file():
+    if source and not checkpoint_file(source).is_file():
         raise UserError(f"--init {source}: no such checkpoint (a .pt file, or a run folder holding best.pt)")
 
 
