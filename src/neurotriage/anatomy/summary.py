@@ -13,6 +13,9 @@ AREA_NAMES = {
     "medial_temporal": "medial temporal lobe",
 }
 NO_TUMOUR = "No tumour found."
+# Language areas are named for the usual left-dominant brain; on the right the same gyri are their
+# homologues, eloquent only in a right-dominant patient (the clinical cross-check knows dominance).
+LANGUAGE_AREAS = ("broca", "wernicke")
 
 
 def area_name(name: str) -> str:
@@ -21,7 +24,8 @@ def area_name(name: str) -> str:
 
 
 def _sided(entry: dict) -> str:
-    return f"{entry['side']} {area_name(entry['name'])}"
+    homologue = " homologue" if entry["name"] in LANGUAGE_AREAS and entry["side"] == "right" else ""
+    return f"{entry['side']} {area_name(entry['name'])}{homologue}"
 
 
 def _eloquent_clause(eloquent: list[dict], margin_mm: float) -> str:
