@@ -270,3 +270,19 @@ def test_oedema_centre_moves_off_the_core_within_its_limit() -> None:
     shifts = np.array([np.linalg.norm(_edema_centre(rng, centre, reach) - centre) for _ in range(200)])
     assert shifts.max() <= EDEMA_OFFSET * reach + 1e-9
     assert shifts.max() > 0.8 * EDEMA_OFFSET * reach  # one-sided oedema really occurs
+
+
+def test_oedema_fades_out_beyond_its_label_like_real_oedema(forced_cases) -> None:
+    case = forced_cases["enhancing"]
+    flair, lesion = case.images["flair"].astype(np.float32), case.seg > 0
+    outside = ndi.distance_transform_edt(~lesion)
+    white = ndi.binary_erosion(sri24.atlas()["template"] > 0.95, iterations=2) & (outside > 15)
+    wm = np.median(flair[white])
+    tissue = (sri24.atlas()["template"] > 0.4) & (flair > 0)
+
+    def ring(lo: float, hi: float) -> float:
+        return float(np.median(flair[tissue & (outside > lo) & (outside <= hi)])) / wm
+
+    edge = float(np.median(flair[lesion & ~ndi.binary_erosion(lesion)])) / wm
+    # An unlabelled halo: brighter than normal 1-2 mm out, dimmer than the labelled edge, gone by 8 mm.
+    assert edge > ring(0, 2) > ring(2, 4) > 1.05 * ring(8, 12)

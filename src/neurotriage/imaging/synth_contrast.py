@@ -38,6 +38,14 @@ LESION = {
     SOLID: ((1.4, 2.5), (0.45, 0.78), (0.45, 0.85), (2.2, 4.5)),
 }
 TEXTURE = {NECROSIS: 0.18, EDEMA: 0.05, ENHANCING: 0.16, SOLID: 0.06}  # heterogeneity within each
+# Real oedema fades out over a few millimetres beyond the line an annotator draws: on the shared real
+# case FLAIR is 1.86x white matter 1 mm inside the 1.77x contour, 1.60x 1 mm outside, 1.35x at 2 mm,
+# 1.14x at 4 mm and 1.0x by 6 mm. A synthetic edge that drops straight to normal taught the model that
+# any brightening beside a lesion is oedema (it overshot by about 3 mm), so an unlabelled halo fades
+# from HALO_START of the oedema's contrast 1 mm out, by exp(-d / decay).
+HALO_START = (0.3, 0.55)
+HALO_DECAY_MM = (1.0, 2.5)
+HALO_REACH = 8  # voxels (1 mm): where the faintest halo falls below the blend floor
 # Bright (on some sequence) but not tumour: the traps a model trained on plain blobs falls into.
 LOOKALIKE = {
     "periventricular caps": (1.9, 0.82, 0.84, 2.2),
@@ -153,20 +161,22 @@ def _blend(image: np.ndarray, index: np.ndarray, weight: np.ndarray, value: floa
 
 @dataclass
 class LesionLayer:
-    """Tumour voxels of a case, ready to blend into each sequence."""
+    """Tumour voxels of a case, and the unlabelled halo around them, ready to blend into each sequence."""
 
-    box: tuple[slice, ...]  # bounding box of the lesions
-    hits: list[np.ndarray]  # per LESION code: boolean mask in the box
-    weights: list[np.ndarray]  # per code: blend weight of those voxels
-    textures: list[np.ndarray]  # per code: intensity texture of those voxels, around 1
-    values: np.ndarray  # (len(LESION), len(SEQUENCES)) this case's intensity of each compartment
+    box: tuple[slice, ...]  # bounding box of the lesions, grown by HALO_REACH
+    hits: list[np.ndarray]  # per LESION code, then the halo: boolean mask in the box
+    weights: list[np.ndarray]  # per hit mask: blend weight of those voxels
+    textures: list[np.ndarray]  # per hit mask: intensity texture of those voxels, around 1
+    values: np.ndarray  # (len(hits), len(SEQUENCES)) this case's intensity of each compartment; halo = oedema
 
 
-def lesion_layer(rng: np.random.Generator, codes: np.ndarray, strength: np.ndarray) -> LesionLayer | None:
-    """Blend weights per compartment: full in the core, fading towards the oedema's edge."""
+def lesion_layer(
+    rng: np.random.Generator, codes: np.ndarray, strength: np.ndarray, tissue: np.ndarray
+) -> LesionLayer | None:
+    """Blend weights per compartment: full in the core, fading towards the oedema's edge and beyond it."""
     if not codes.any():
         return None
-    box = bounding_box(codes > 0)
+    box = bounding_box(codes > 0, HALO_REACH)
     local = codes[box]
     grain = smooth_field(rng, local.shape, 4.0)
     weight = np.where(local == EDEMA, 0.6 + 0.4 * strength[box], 1.0).astype(np.float32)
@@ -174,13 +184,28 @@ def lesion_layer(rng: np.random.Generator, codes: np.ndarray, strength: np.ndarr
     ranges = np.array(list(LESION.values()), np.float32)  # (compartment, sequence, low/high)
     values = rng.uniform(ranges[..., 0], ranges[..., 1]).astype(np.float32)
     textures = [1 + np.float32(TEXTURE[code]) * grain[h] for code, h in zip(LESION, hits, strict=True)]
-    return LesionLayer(box, hits, [weight[h] for h in hits], textures, values)
+    weights = [weight[h] for h in hits]
+    halo, halo_weight = _halo(rng, local == 0, tissue[box])
+    hits.append(halo)
+    weights.append(halo_weight)
+    textures.append(1 + np.float32(TEXTURE[EDEMA]) * grain[halo])
+    values = np.vstack([values, values[list(LESION).index(EDEMA)]])
+    return LesionLayer(box, hits, weights, textures, values)
+
+
+def _halo(rng: np.random.Generator, outside: np.ndarray, tissue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels just outside the lesions and their fading blend weight; kept out of CSF by `tissue`."""
+    distance = ndi.distance_transform_edt(outside).astype(np.float32)  # 1 = touching a lesion voxel
+    start, decay = rng.uniform(*HALO_START), rng.uniform(*HALO_DECAY_MM)
+    weight = np.float32(start) * np.exp((1 - distance) / np.float32(decay)) * tissue
+    halo = outside & (weight > 0.03)
+    return halo, weight[halo]
 
 
 def _add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
     local = image[layer.box]
-    for k in range(len(LESION)):
-        hit, target = layer.hits[k], layer.textures[k] * layer.values[k, seq]
+    for k, hit in enumerate(layer.hits):
+        target = layer.textures[k] * layer.values[k, seq]
         local[hit] += layer.weights[k] * (target - local[hit])
 
 
@@ -208,7 +233,7 @@ def render(
 ) -> dict[str, np.ndarray]:
     """The four sequences as int16 arrays: contrast, look-alikes, lesions, bias, noise, blur, scale."""
     jitter = np.exp(rng.normal(0, 0.07, (3, len(SEQUENCES)))).astype(np.float32)
-    layer = lesion_layer(rng, codes, strength)
+    layer = lesion_layer(rng, codes, strength, 1 - anatomy.csf)
     # One receive coil for all four sequences, so one bias pattern (computed once: exp is not cheap).
     bias = np.exp(smooth_field(rng, codes.shape, 60.0) * np.float32(rng.uniform(0.06, 0.22)))
     noise, blur = rng.uniform(0.03, 0.08), rng.uniform(0.45, 0.85)
