@@ -64,6 +64,10 @@ def test_train_default_fine_tunes_and_records_where_it_started(tmp_path):
     assert record["init"] == {"path": str(shipped), "sha256": default_model.sha256_of(shipped)}
     assert record["recipe"]["lr"] == 1e-4 and record["recipe"]["epochs_trained"] == 1
     assert read_checkpoint(tmp_path / "out.pt")["training"]["init"]["sha256"] == record["init"]["sha256"]
+    # Exporting again with the command line's defaults still records how the run was trained.
+    again = default_model.train_default(tmp_path / "work", default_model.DefaultRecipe(), tmp_path / "again.pt",
+                                        export_only=True)  # fmt: skip
+    assert again["recipe"] == record["recipe"] and again["cohort"] == record["cohort"]
     with pytest.raises(UserError, match="--init missing.pt: no such checkpoint"):
         default_model.train_default(tmp_path / "other", default_model.DefaultRecipe(init="missing.pt"))
     assert not (tmp_path / "other").exists()

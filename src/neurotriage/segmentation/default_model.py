@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from neurotriage.errors import UserError
 
 MODEL_ID = "neurotriage-default-fastunet-v3"
 SHA_SUFFIX = ".sha256"
+# DefaultRecipe fields that the training run records in its history.json config.
+RUN_FIELDS = ("seed", "epochs", "roi", "width", "batch_size", "lr", "val_fraction", "precision", "augment", "init")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ def _init_record(init: str | None) -> dict | None:
     return {"path": str(path), "sha256": sha256_of(path) if path.is_file() else None}
 
 
+def recipe_of_run(work: Path, recipe: DefaultRecipe) -> DefaultRecipe:
+    """The recipe the run in `work` was really trained with (its history), not the command line's."""
+    trained = json.loads((work / "run" / "history.json").read_text())["config"]
+    cases = sum(1 for p in (work / "cohort").iterdir() if p.is_dir() and not p.name.startswith("."))
+    return replace(recipe, cases=cases, **{k: trained[k] for k in RUN_FIELDS})
+
+
 def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     """What the shipped model was trained on and for how long, from the run's history.json."""
     history = json.loads((work / "run" / "history.json").read_text())
@@ -126,7 +135,7 @@ def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None,
         train(config, resume=(run / "last.pt").is_file())
     if not (run / "best.pt").is_file():
         raise UserError(f"{run}: no best.pt to export (train first)")
-    record = training_record(work, recipe)
+    record = training_record(work, recipe_of_run(work, recipe) if export_only else recipe)
     target = target or package_models_dir() / "default.pt"
     export(run / "best.pt", target, record)
     return record | {"exported": str(target)}
