@@ -27,7 +27,8 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> float:
 def test_segment_writes_an_aligned_nifti_in_the_input_naming(tiny_cohort, tiny_run, model, tmp_path, capsys):
     case_dir = tiny_cohort / "TINY_003"
     out = tmp_path / "pred.nii.gz"
-    assert main(["segment", str(case_dir), "--model", str(tiny_run), "--out", str(out)]) == 0
+    # Without flip averaging: the barely trained tiny model's few enhancing voxels do not survive it.
+    assert main(["segment", str(case_dir), "--model", str(tiny_run), "--out", str(out), "--no-tta"]) == 0
     assert "TINY_003: wrote" in capsys.readouterr().out
     written = nib.load(out)
     source = nib.load(case_dir / "TINY_003_flair.nii.gz")
@@ -37,7 +38,7 @@ def test_segment_writes_an_aligned_nifti_in_the_input_naming(tiny_cohort, tiny_r
     assert written.get_data_dtype() == np.uint8
     values = np.asarray(written.dataobj)
     assert set(np.unique(values)) <= {0, 1, 2, 4} and 4 in values  # BraTS 2020: enhancing written as 4
-    expected = model.predict(load_case(case_dir))
+    expected = model.predict(load_case(case_dir), tta=False)
     assert np.array_equal(values, np.where(expected == 3, 4, expected))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.imaging.io import CaseFiles, find_case
-from neurotriage.segmentation.postprocess import DEFAULT_POST
+from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def _segment(files: CaseFiles, options: DiagnoseOptions, timer: StageTimer):
     with timer.stage("load model"):
         model = load_model(options.model)
     with timer.stage("segment"):
-        labels = model.predict(case, post=DEFAULT_POST)  # the default clean-up, recorded in provenance
+        # The default flip averaging and clean-up, both recorded in provenance.
+        labels = model.predict(case, tta=DEFAULT_TTA, post=DEFAULT_POST)
     return case, model, labels
 
 
@@ -115,7 +116,7 @@ def diagnose(
     case, model, labels = _segment(files, options, timer)
     with timer.stage("locate"):
         found = locate(labels, case.affine)
-    prov = provenance(files, model.source, _model_id(model), DEFAULT_POST.to_dict())
+    prov = provenance(files, model.source, _model_id(model), DEFAULT_POST.to_dict(), DEFAULT_TTA)
     out_dir = Path(options.out_dir) if options.out_dir else default_report_dir(patient_id, files.case_id)
     with transaction(options.url) as session:
         ref = case_ref or str(files.folder.resolve())

@@ -20,13 +20,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def provenance(files: CaseFiles, model_path: Path, model_id: str, postprocess: dict) -> dict:
-    """Software version, model id with its SHA-256, post-processing, and every input file with its SHA-256."""
+def provenance(files: CaseFiles, model_path: Path, model_id: str, postprocess: dict, tta: bool) -> dict:
+    """Software version, model id with its SHA-256, flip averaging, post-processing, and every input's SHA-256."""
     inputs = [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files.images.values()]
     return {
         "software_version": __version__,
         "model_id": model_id,
         "model_sha256": sha256_file(model_path),
+        "tta": tta,
         "postprocess": postprocess,
         "inputs": inputs,
     }

@@ -110,8 +110,10 @@ def _add_segment(sub) -> None:
 
 def _add_predict_options(p) -> None:
     from neurotriage.segmentation.postprocess import DEFAULT_POST as d
+    from neurotriage.segmentation.postprocess import DEFAULT_TTA
 
-    p.add_argument("--tta", action="store_true", help="average over flips (4 passes, slower)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=DEFAULT_TTA,
+                   help="average over flips: 4 passes, about 2 s more per case (default on)")  # fmt: skip
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto: bfloat16 on CPUs with native support, else fp32")  # fmt: skip
     p.add_argument("--min-component-ml", type=float, default=d.min_component_ml,

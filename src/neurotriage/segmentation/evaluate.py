@@ -17,7 +17,7 @@ from neurotriage.imaging.naming import naming_from_values, to_internal
 from neurotriage.segmentation.figures import case_montage
 from neurotriage.segmentation.infer import SegmentationModel
 from neurotriage.segmentation.metrics import case_metrics, mean_metrics
-from neurotriage.segmentation.postprocess import DEFAULT_POST, PostProcess
+from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
 
 
 def _labels_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +57,7 @@ def evaluate_dataset(
     out: Path,
     *,
     progress: bool = True,
-    tta: bool = False,
+    tta: bool = DEFAULT_TTA,
     precision: str = "auto",
     post: PostProcess = DEFAULT_POST,
 ) -> dict:

@@ -24,7 +24,7 @@ from neurotriage.segmentation.default_model import verify_sha256
 from neurotriage.segmentation.losses import labels_from_probabilities
 from neurotriage.segmentation.losses import probabilities as to_probabilities
 from neurotriage.segmentation.models import build_model
-from neurotriage.segmentation.postprocess import DEFAULT_POST, PostProcess
+from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
 from neurotriage.segmentation.preprocess import Recipe, prepare_inference
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -83,7 +83,7 @@ class SegmentationModel:
             )
 
     def predict(
-        self, case: Case, *, tta: bool = False, precision: str = "auto", post: PostProcess = DEFAULT_POST
+        self, case: Case, *, tta: bool = DEFAULT_TTA, precision: str = "auto", post: PostProcess = DEFAULT_POST
     ) -> np.ndarray:
         """Internal labels (uint8) on the case's full grid, cleaned up by `post`."""
         self.check_case(case)
