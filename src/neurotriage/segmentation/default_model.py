@@ -88,21 +88,19 @@ def _init_record(init: str | None) -> dict | None:
     return {"path": str(path), "sha256": sha256_of(path) if path.is_file() else None}
 
 
-def recipe_of_run(work: Path, recipe: DefaultRecipe) -> DefaultRecipe:
-    """The recipe the run in `work` was really trained with (its history), not the command line's."""
-    trained = json.loads((work / "run" / "history.json").read_text())["config"]
-    cases = sum(1 for p in (work / "cohort").iterdir() if p.is_dir() and not p.name.startswith("."))
-    return replace(recipe, cases=cases, **{k: trained[k] for k in RUN_FIELDS})
-
-
 def training_record(work: Path, recipe: DefaultRecipe) -> dict:
-    """What the shipped model was trained on and for how long, from the run's history.json."""
+    """What the shipped model was trained on and for how long, from the run's history.json.
+
+    The recipe's run settings come from the history too, so exporting a finished run with other
+    command-line values still records how it was really trained."""
     history = json.loads((work / "run" / "history.json").read_text())
-    epochs = history["epochs"]
+    trained, epochs = history["config"], history["epochs"]
+    cases = sum(1 for p in (work / "cohort").iterdir() if p.is_dir() and not p.name.startswith("."))
+    recipe = replace(recipe, cases=cases, **{k: trained[k] for k in RUN_FIELDS})
     return {
-        "recipe": asdict(recipe) | {"epochs_trained": len(epochs), "init": history["config"].get("init")},
+        "recipe": asdict(recipe) | {"epochs_trained": len(epochs)},
         "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
-        "init": _init_record(history["config"].get("init")),
+        "init": _init_record(recipe.init),
         "training_seconds": round(sum(e["seconds"] for e in epochs), 1),
         "best_epoch": history["best"],
         "last_epoch": epochs[-1],
@@ -135,7 +133,7 @@ def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None,
         train(config, resume=(run / "last.pt").is_file())
     if not (run / "best.pt").is_file():
         raise UserError(f"{run}: no best.pt to export (train first)")
-    record = training_record(work, recipe_of_run(work, recipe) if export_only else recipe)
+    record = training_record(work, recipe)
     target = target or package_models_dir() / "default.pt"
     export(run / "best.pt", target, record)
     return record | {"exported": str(target)}
