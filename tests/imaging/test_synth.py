@@ -43,10 +43,10 @@ def forced_cases() -> dict[str, SynthCase]:
 
 @pytest.fixture(scope="session")
 def cohorts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[dict]]]:
-    """Cohorts on disk: seed 5 twice (2 cases with previews, then 1), seed 6 in BraTS 2023 naming."""
+    """Cohorts on disk: seed 5 twice (2 cases with previews in 2 processes, then 1), seed 6 in BraTS 2023 naming."""
     root = tmp_path_factory.mktemp("synth")
     return {
-        "a": (root / "a", write_cohort(root / "a", 2, 5, BRATS2020, preview=True, progress=False)),
+        "a": (root / "a", write_cohort(root / "a", 2, 5, BRATS2020, preview=True, progress=False, workers=2)),
         "b": (root / "b", write_cohort(root / "b", 1, 5, BRATS2020, progress=False)),
         "c": (root / "c", write_cohort(root / "c", 1, 6, BRATS2023, progress=False)),
     }

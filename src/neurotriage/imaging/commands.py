@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
     p.add_argument("--naming", choices=("brats2020", "brats2023"), default="brats2020")
     p.add_argument("--preview", action="store_true", help="also write a PNG montage per case")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; the files are the same)")
     p.set_defaults(handler=_synth)
 
 
@@ -106,7 +107,11 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UserError(f"--n: must be at least 1, got {args.n}")
-    truths = write_cohort(args.out_dir, args.n, args.seed, NAMINGS[args.naming], preview=args.preview)
+    if args.workers < 1:
+        raise UserError(f"--workers: must be at least 1, got {args.workers}")
+    truths = write_cohort(
+        args.out_dir, args.n, args.seed, NAMINGS[args.naming], preview=args.preview, workers=args.workers
+    )
     print_cohort_summary(truths, args.out_dir)
     return 0
 

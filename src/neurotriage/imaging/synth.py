@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from neurotriage.errors import UserError
 from neurotriage.imaging import sri24
@@ -35,6 +34,7 @@ from neurotriage.imaging.synth_tumour import (
     lesion_truth,
     paint_lesion,
 )
+from neurotriage.parallel import run_jobs
 
 LOBES = ("frontal_lobe", "temporal_lobe", "parietal_lobe", "occipital_lobe", "insula")
 KINDS = ("enhancing", "non_enhancing", "multifocal", "healthy")
@@ -252,12 +252,19 @@ def write_case(case: SynthCase, out_dir: Path, naming: Naming) -> Path:
 
 
 def write_cohort(
-    out_dir: Path, n: int, seed: int, naming: Naming = BRATS2020, *, preview: bool = False, progress: bool = True
+    out_dir: Path,
+    n: int,
+    seed: int,
+    naming: Naming = BRATS2020,
+    *,
+    preview: bool = False,
+    progress: bool = True,
+    workers: int = 1,
 ) -> list[dict]:
-    """Generate and write `n` cases under `out_dir`; returns their truths (as in truth.json).
+    """Generate and write `n` cases under `out_dir` in `workers` processes; returns their truths (as in truth.json).
 
-    Case i always comes from the same seed, whatever `n`; existing folders of the same IDs are
-    replaced. With `preview`, each case folder also gets preview.png.
+    Case i always comes from the same seed, whatever `n` or `workers`; existing folders of the same
+    IDs are replaced. With `preview`, each case folder also gets preview.png.
     """
     if n < 1:
         raise UserError(f"synthetic cohort: the number of cases must be at least 1, got {n}")
@@ -265,14 +272,17 @@ def write_cohort(
         raise UserError(f"synthetic cohort: seed must be >= 0, got {seed}")
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder")
-    truths = []
-    for index in tqdm(range(n), desc="synth", unit="case", disable=not progress):
-        case = generate_case(case_seed(seed, index), cohort_case_id(naming, index, n))
-        folder = write_case(case, out_dir, naming)
-        if preview:
-            _save_preview(case, folder / "preview.png")
-        truths.append({**case.truth, "naming": naming.name})
-    return truths
+    jobs = [(Path(out_dir), seed, index, n, naming, preview) for index in range(n)]
+    done = dict(run_jobs(_write_cohort_case, jobs, min(workers, n), "synth", progress))
+    return [done[index] for index in range(n)]
+
+
+def _write_cohort_case(out_dir: Path, seed: int, index: int, n: int, naming: Naming, preview: bool) -> tuple[int, dict]:
+    case = generate_case(case_seed(seed, index), cohort_case_id(naming, index, n))
+    folder = write_case(case, out_dir, naming)
+    if preview:
+        _save_preview(case, folder / "preview.png")
+    return index, {**case.truth, "naming": naming.name}
 
 
 def _save_preview(case: SynthCase, path: Path) -> Path:

@@ -32,7 +32,9 @@ def _add_train_default(sub) -> None:
     from neurotriage.segmentation.default_model import DefaultRecipe
 
     d = DefaultRecipe()
-    p = sub.add_parser("train-default", help="reproduce the shipped default model from a synthetic cohort (CPU)")
+    p = sub.add_parser(
+        "train-default", help="reproduce the shipped default model from a synthetic cohort (CPU, or a GPU if present)"
+    )
     p.add_argument("--work", type=Path, default=Path("default-model-run"), help="cohort, prepared data and run")
     p.add_argument("--cases", type=int, default=d.cases, help=f"synthetic cases (default {d.cases})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
@@ -41,6 +43,9 @@ def _add_train_default(sub) -> None:
     p.add_argument("--export", type=Path, default=None, help="where to write the weights (default: into the package)")
     p.add_argument("--export-only", action="store_true", help="export the best checkpoint of the run in --work as is")
     p.add_argument("--init", type=Path, default=None, help="fine-tune from these weights (e.g. an earlier default.pt)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes that generate, prepare and load the data (default 0: one)"
+    )
     p.set_defaults(handler=_train_default)
 
 
@@ -51,7 +56,9 @@ def _train_default(args) -> int:
 
     init = None if args.init is None else str(args.init)
     recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed, lr=args.lr, init=init)
-    record = train_default(args.work, recipe, args.export, export_only=args.export_only)
+    if args.workers < 0:
+        raise UserError(f"--workers: must be at least 0, got {args.workers}")
+    record = train_default(args.work, recipe, args.export, export_only=args.export_only, workers=args.workers)
     print(json.dumps(record, indent=2, default=str))
     return 0
 

@@ -123,8 +123,9 @@ def train_transforms(roi: tuple[int, int, int], augment: str = "basic"):
     )
 
 
-def train_dataset(paths: list[Path], roi, augment: str = "basic", cache: bool = False):
-    """Random crops of the given prepared cases; with `cache` the decoded cases stay in memory."""
+def train_dataset(paths: list[Path], roi, augment: str = "basic", cache: bool = False, workers: int = 1):
+    """Random crops of the given prepared cases; with `cache` the decoded cases stay in memory,
+    decoded by `workers` threads."""
     from monai.data import CacheDataset, Dataset
 
     # A tumour-free case has no foreground to centre half the crops on; MONAI then samples background
@@ -133,7 +134,9 @@ def train_dataset(paths: list[Path], roi, augment: str = "basic", cache: bool = 
     items = [{"path": str(p)} for p in paths]
     transform = train_transforms(roi, augment)
     # CacheDataset keeps the output of the leading deterministic steps (load + pad) in memory.
-    return CacheDataset(items, transform, progress=False) if cache else Dataset(items, transform=transform)
+    if cache:
+        return CacheDataset(items, transform, progress=False, num_workers=max(workers, 1))
+    return Dataset(items, transform=transform)
 
 
 def train_loader(dataset, batch_size: int, workers: int, sampler=None):

@@ -108,10 +108,14 @@ def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     }
 
 
-def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None, *, export_only: bool = False) -> dict:
+def train_default(
+    work: Path, recipe: DefaultRecipe, target: Path | None = None, *, export_only: bool = False, workers: int = 0
+) -> dict:
     """Generate the cohort, prepare it, train (resuming an interrupted run), and export the best weights.
 
-    `export_only` exports the best checkpoint of the run in `work` as it stands (e.g. after stopping it)."""
+    `export_only` exports the best checkpoint of the run in `work` as it stands (e.g. after stopping it).
+    `workers` processes generate and prepare the cohort and feed training (0: all in this process);
+    on a GPU they keep the network fed, at the cost of different augmentation draws."""
     from neurotriage.imaging.synth import write_cohort
     from neurotriage.segmentation.prepare import prepare_dataset
     from neurotriage.segmentation.preprocess import RECIPES
@@ -121,13 +125,13 @@ def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None,
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
     if not export_only:
         if not (cohort / ".complete").is_file():
-            write_cohort(cohort, recipe.cases, recipe.seed)
+            write_cohort(cohort, recipe.cases, recipe.seed, workers=max(workers, 1))
             (cohort / ".complete").write_text("")
-        prepare_dataset(cohort, prepared, RECIPES["standard"])
+        prepare_dataset(cohort, prepared, RECIPES["standard"], workers=workers or None)
         config = TrainConfig(
             data_dir=str(prepared), out=str(run), arch="fastunet", width=recipe.width, epochs=recipe.epochs,
             batch_size=recipe.batch_size, lr=recipe.lr, roi=recipe.roi, val_fraction=recipe.val_fraction,
-            seed=recipe.seed, workers=0, precision=recipe.precision, augment=recipe.augment, cache=True,
+            seed=recipe.seed, workers=workers, precision=recipe.precision, augment=recipe.augment, cache=True,
             init=recipe.init,
         )  # fmt: skip
         train(config, resume=(run / "last.pt").is_file())

@@ -8,18 +8,16 @@ A case that cannot be read is reported and skipped; it never aborts the run.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import Case, CaseFiles, find_case, load_case
+from neurotriage.parallel import run_jobs
 from neurotriage.segmentation.preprocess import Recipe, prepare_training
 
 MANIFEST = "dataset.json"
@@ -160,26 +158,6 @@ def write_manifest(out_dir: Path, recipe: Recipe, excluded: dict[str, str]) -> d
     return manifest
 
 
-def _run_jobs(todo: list[CaseFiles], out_dir: Path, recipe: Recipe, workers: int, progress: bool):
-    bar = tqdm(total=len(todo), desc="prepare", unit="case", disable=not progress)
-    try:
-        if workers <= 1:
-            for files in todo:
-                yield prepare_case(files, out_dir, recipe)
-                bar.update()
-            return
-        # fork starts workers instantly and needs no `if __name__ == "__main__"` guard in the caller's
-        # script; it is safe here because workers use numpy and nibabel only, never torch's thread pools.
-        ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(prepare_case, files, out_dir, recipe) for files in todo]
-            for future in as_completed(futures):
-                yield future.result()
-                bar.update()
-    finally:
-        bar.close()
-
-
 def prepare_dataset(
     src: Path, out_dir: Path, recipe: Recipe, *, workers: int | None = None, progress: bool = True
 ) -> PrepareReport:
@@ -198,7 +176,8 @@ def prepare_dataset(
         else:
             todo.append(files)
     workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
-    for case_id, outcome, detail in _run_jobs(todo, out_dir, recipe, workers, progress):
+    jobs = [(files, out_dir, recipe) for files in todo]
+    for case_id, outcome, detail in run_jobs(prepare_case, jobs, workers, "prepare", progress):
         if outcome == "prepared":
             report.prepared.append(case_id)
         elif outcome == "excluded":

@@ -227,7 +227,9 @@ class _Session:
         if sampler is not None:
             sampler.set_epoch(epoch)
         if self.dataset is None:  # built once: a cached dataset decodes every case only once per run
-            self.dataset = data_mod.train_dataset(self.train_paths, (config.roi,) * 3, config.augment, config.cache)
+            self.dataset = data_mod.train_dataset(
+                self.train_paths, (config.roi,) * 3, config.augment, config.cache, config.workers
+            )
         loader = data_mod.train_loader(self.dataset, config.batch_size, config.workers, sampler)
         entry = {"epoch": epoch, "train": self.train_epoch(loader, bar), "val": self.validate()}
         entry["seconds"] = round(time.time() - started, 2)

@@ -1,0 +1,31 @@
+"""Independent jobs (one per case) in worker processes, with a progress bar."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from tqdm import tqdm
+
+
+def run_jobs(fn: Callable, jobs: Iterable[tuple], workers: int, desc: str, progress: bool = True) -> Iterator:
+    """Yield `fn(*job)` for every job as it finishes, in up to `workers` processes (1: in this one)."""
+    jobs = list(jobs)
+    bar = tqdm(total=len(jobs), desc=desc, unit="case", disable=not progress)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                yield fn(*job)
+                bar.update()
+            return
+        # fork starts workers instantly and needs no `if __name__ == "__main__"` guard in the caller's
+        # script; it is safe here because the jobs use numpy, scipy and nibabel, never torch's thread pools.
+        ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(fn, *job) for job in jobs]
+            for future in as_completed(futures):
+                yield future.result()
+                bar.update()
+    finally:
+        bar.close()
