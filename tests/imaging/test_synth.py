@@ -286,3 +286,12 @@ def test_oedema_fades_out_beyond_its_label_like_real_oedema(forced_cases) -> Non
     edge = float(np.median(flair[lesion & ~ndi.binary_erosion(lesion)])) / wm
     # An unlabelled halo: brighter than normal 1-2 mm out, dimmer than the labelled edge, gone by 8 mm.
     assert edge > ring(0, 2) > ring(2, 4) > 1.05 * ring(8, 12)
+
+
+def test_oedema_has_denser_patches_darker_on_t1_and_brighter_on_t2(forced_cases) -> None:
+    case = forced_cases["enhancing"]
+    oedema = ndi.binary_erosion(case.seg == 2, iterations=3)
+    t1, t2 = (ndi.gaussian_filter(case.images[k].astype(np.float32), 1.5) for k in ("t1", "t2"))
+    ratio = np.log(t1[oedema] / t2[oedema])
+    # Bias, texture and scaling cancel in the T1/T2 ratio; only the dense patches move it (0.08 without them).
+    assert np.percentile(ratio, 95) - np.percentile(ratio, 5) > 0.15

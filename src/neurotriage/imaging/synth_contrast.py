@@ -31,13 +31,22 @@ TISSUE = {
 # That case's oedema is FLAIR 2.1x, T1 0.83x, T2 1.9x white matter, as bright on FLAIR as any core: so
 # oedema reaches the top of the FLAIR range, and solid tumour stands apart mainly by darker T1 and
 # brighter T2 (ranges still overlap, as they do between patients).
+# Necrosis reaches down to T2 1.2x: the inside of that case's ring is only T2 1.6x, T1 0.92x, T1ce 1.08x.
 LESION = {
-    NECROSIS: ((0.8, 2.0), (0.35, 1.1), (0.4, 1.1), (1.5, 5.0)),
+    NECROSIS: ((0.8, 2.0), (0.35, 1.1), (0.4, 1.1), (1.2, 5.0)),
     EDEMA: ((1.6, 2.6), (0.65, 0.92), (0.62, 0.9), (1.6, 3.5)),
     ENHANCING: ((1.2, 2.2), (0.7, 1.0), (1.2, 2.5), (1.5, 3.0)),
     SOLID: ((1.4, 2.5), (0.45, 0.78), (0.45, 0.85), (2.2, 4.5)),
 }
 TEXTURE = {NECROSIS: 0.18, EDEMA: 0.05, ENHANCING: 0.16, SOLID: 0.06}  # heterogeneity within each
+# Real oedema is not uniform: where it holds most water it is darker on T1 and brighter on T2. On the
+# shared real case its densest finger is T1 0.74x white matter against 0.83x for the rest, T2 2.25x
+# against 1.9x, FLAIR 2.22x against 2.11x, T1ce 0.65x against 0.71x. With uniform oedema the only
+# synthetic tissue darker on T1 and brighter on T2 was solid tumour, so the model called that finger
+# tumour core. Dense patches scale the oedema by up to these factors per sequence (flair, t1, t1ce, t2),
+# enough to reach solid tumour's T1 and T2: next to enhancement, only the ring and what it encloses is core.
+DENSE_OEDEMA = (0.1, -0.2, -0.15, 0.35)
+DENSE_SPACING = (6.0, 18.0)  # voxels: from fingers a few mm across to a dense region as large as that case's
 # Real oedema fades out over a few millimetres beyond the line an annotator draws: on the shared real
 # case FLAIR is 1.86x white matter 1 mm inside the 1.77x contour, 1.60x 1 mm outside, 1.35x at 2 mm,
 # 1.14x at 4 mm and 1.0x by 6 mm. A synthetic edge that drops straight to normal taught the model that
@@ -168,6 +177,8 @@ class LesionLayer:
     weights: list[np.ndarray]  # per hit mask: blend weight of those voxels
     textures: list[np.ndarray]  # per hit mask: intensity texture of those voxels, around 1
     values: np.ndarray  # (len(hits), len(SEQUENCES)) this case's intensity of each compartment; halo = oedema
+    dense: np.ndarray  # per oedema voxel: how dense the oedema is there, in [0, 1]
+    dense_shift: np.ndarray  # per sequence: this case's relative change of the densest oedema
 
 
 def lesion_layer(
@@ -190,7 +201,9 @@ def lesion_layer(
     weights.append(halo_weight)
     textures.append(1 + np.float32(TEXTURE[EDEMA]) * grain[halo])
     values = np.vstack([values, values[list(LESION).index(EDEMA)]])
-    return LesionLayer(box, hits, weights, textures, values)
+    dense = np.clip(smooth_field(rng, local.shape, rng.uniform(*DENSE_SPACING)), 0, 1)[hits[list(LESION).index(EDEMA)]]
+    dense_shift = np.float32(rng.uniform(0.5, 1.0)) * np.array(DENSE_OEDEMA, np.float32)
+    return LesionLayer(box, hits, weights, textures, values, dense, dense_shift)
 
 
 def _halo(rng: np.random.Generator, outside: np.ndarray, tissue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,8 +217,11 @@ def _halo(rng: np.random.Generator, outside: np.ndarray, tissue: np.ndarray) -> 
 
 def _add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
     local = image[layer.box]
+    edema = list(LESION).index(EDEMA)
     for k, hit in enumerate(layer.hits):
         target = layer.textures[k] * layer.values[k, seq]
+        if k == edema:
+            target *= 1 + layer.dense_shift[seq] * layer.dense
         local[hit] += layer.weights[k] * (target - local[hit])
 
 
