@@ -3,7 +3,12 @@
 import numpy as np
 
 from neurotriage.cli import main
-from neurotriage.segmentation.postprocess import PostProcess, drop_small_components, relabel_small_enhancement
+from neurotriage.segmentation.postprocess import (
+    PostProcess,
+    drop_small_components,
+    relabel_detached_core,
+    relabel_small_enhancement,
+)
 
 
 def _labels() -> np.ndarray:
@@ -55,6 +60,38 @@ def test_enhancement_in_a_dropped_speck_does_not_count():
     labels[36:40, 36:40, 36:40] = 3  # 0.064 ml enhancing speck, dropped first
     cleaned = PostProcess(min_component_ml=0.1, min_enhancing_ml=0.15).apply(labels, (1.0, 1.0, 1.0))
     assert not (cleaned == 3).any() and (cleaned[10:15, 10:15, 10:15] == 1).all()
+
+
+def _ring_with_necrosis_and_a_dense_patch() -> np.ndarray:
+    """A 30 mm enhancing ring around necrosis whose centre is 12 mm from it, in oedema holding a
+    separate non-enhancing 'core' blob 9 mm from the ring."""
+    labels = np.zeros((60, 40, 40), np.uint8)
+    labels[2:58, 2:38, 2:38] = 2
+    x, y, z = np.ogrid[:60, :40, :40]
+    r = np.sqrt((x - 20) ** 2 + (y - 20) ** 2 + (z - 20) ** 2)
+    labels[r < 15] = 3
+    labels[r < 12] = 1
+    labels[43:53, 15:25, 15:25] = 1
+    return labels
+
+
+def test_core_away_from_the_enhancement_becomes_oedema_and_necrosis_stays():
+    labels = _ring_with_necrosis_and_a_dense_patch()
+    relabelled = relabel_detached_core(labels, (1.0, 1.0, 1.0), 2.0)
+    assert (relabelled[43:53, 15:25, 15:25] == 2).all()  # the detached blob
+    np.testing.assert_array_equal(relabelled[:40], labels[:40])  # ring and the whole necrosis, centre too
+    np.testing.assert_array_equal(relabelled > 0, labels > 0)  # whole tumour untouched
+
+
+def test_detached_core_uses_the_spacing_and_needs_enhancement():
+    labels = _ring_with_necrosis_and_a_dense_patch()
+    # The blob lies 9 voxels from the ring: 9 mm at 1 mm voxels, 4.5 mm at 0.5 mm voxels.
+    assert (relabel_detached_core(labels, (1.0, 1.0, 1.0), 9.0)[43:53, 15:25, 15:25] == 1).all()
+    assert (relabel_detached_core(labels, (0.5, 0.5, 0.5), 5.0)[43:53, 15:25, 15:25] == 1).all()
+    assert (relabel_detached_core(labels, (0.5, 0.5, 0.5), 3.0)[43:53, 15:25, 15:25] == 2).all()
+    np.testing.assert_array_equal(relabel_detached_core(labels, (1.0, 1.0, 1.0), 0), labels)
+    no_enhancement = np.where(labels == 3, 1, labels).astype(np.uint8)
+    np.testing.assert_array_equal(relabel_detached_core(no_enhancement, (1.0, 1.0, 1.0), 2.0), no_enhancement)
 
 
 def test_negative_min_component_is_a_user_error(tiny_cohort, tmp_path, capsys):

@@ -127,12 +127,15 @@ def _add_predict_options(p) -> None:
                    help=f"drop tumour components under this many ml (default {d.min_component_ml}; 0 keeps all)")
     p.add_argument("--min-enhancing-ml", type=float, default=d.min_enhancing_ml,
                    help=f"enhancing tumour totalling less becomes non-enhancing core (default {d.min_enhancing_ml} ml)")
+    p.add_argument("--core-contact-mm", type=float, default=d.core_contact_mm,
+                   help="in an enhancing tumour, non-enhancing core farther than this from the enhancement "
+                   f"becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)")
 
 
 def _predict_options(args) -> dict:
     from neurotriage.segmentation.postprocess import PostProcess
 
-    post = PostProcess(args.min_component_ml, args.min_enhancing_ml)
+    post = PostProcess(args.min_component_ml, args.min_enhancing_ml, args.core_contact_mm)
     return {"tta": args.tta, "precision": args.precision, "post": post}
 
 
