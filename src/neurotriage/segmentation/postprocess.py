@@ -68,13 +68,18 @@ def relabel_detached_core(labels: np.ndarray, spacing: tuple[float, ...], contac
     enhancing = labels == ENHANCING
     if contact_mm <= 0 or not enhancing.any():
         return labels
-    components, count = ndi.label(labels == NECROTIC_CORE, structure=np.ones((3, 3, 3), bool))
+    # Core and enhancement both lie in the tumour's bounding box, so distances there are exact and cheap.
+    box = ndi.find_objects((labels > 0).astype(np.uint8))[0]
+    local = labels[box]
+    components, count = ndi.label(local == NECROTIC_CORE, structure=np.ones((3, 3, 3), bool))
     if count == 0:
         return labels
-    distance = ndi.distance_transform_edt(~enhancing, sampling=spacing)
+    distance = ndi.distance_transform_edt(local != ENHANCING, sampling=spacing)
     nearest = ndi.minimum(distance, components, np.arange(1, count + 1))
     detached = np.concatenate([[False], np.asarray(nearest) > contact_mm])
-    return np.where(detached[components], EDEMA, labels).astype(labels.dtype)
+    out = labels.copy()
+    out[box] = np.where(detached[components], EDEMA, local)
+    return out
 
 
 def _voxel_ml(spacing: tuple[float, ...]) -> float:
