@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -58,16 +60,23 @@ def test_strong_augmentation_keeps_labels_valid(prepared_tiny):
 
 @pytest.mark.slow
 def test_train_default_fine_tunes_and_records_where_it_started(tmp_path):
-    shipped = infer.default_model_path()
+    shipped = tmp_path / "init.pt"
+    shutil.copy(infer.default_model_path(), shipped)
+    shutil.copy(infer.default_model_path().with_name("default.pt.sha256"), tmp_path / "init.pt.sha256")
+    started_from = default_model.sha256_of(shipped)
     recipe = default_model.DefaultRecipe(cases=3, epochs=1, lr=1e-4, init=str(shipped))
     record = default_model.train_default(tmp_path / "work", recipe, tmp_path / "out.pt")
-    assert record["init"] == {"path": str(shipped), "sha256": default_model.sha256_of(shipped)}
+    assert record["init"] == {"path": str(shipped), "sha256": started_from}
     assert record["recipe"]["lr"] == 1e-4 and record["recipe"]["epochs_trained"] == 1
     assert read_checkpoint(tmp_path / "out.pt")["training"]["init"]["sha256"] == record["init"]["sha256"]
     # Exporting again with the command line's defaults still records how the run was trained.
     again = default_model.train_default(tmp_path / "work", default_model.DefaultRecipe(), tmp_path / "again.pt",
                                         export_only=True)  # fmt: skip
     assert again["recipe"] == record["recipe"] and again["cohort"] == record["cohort"]
+    # ...and the weights it started from, even after that file was replaced (as default.pt is on release).
+    shipped.write_bytes(b"replaced")
+    later = default_model.train_default(tmp_path / "work", recipe, tmp_path / "later.pt", export_only=True)
+    assert later["init"]["sha256"] == started_from
     with pytest.raises(UserError, match="--init missing.pt: no such checkpoint"):
         default_model.train_default(tmp_path / "other", default_model.DefaultRecipe(init="missing.pt"))
     assert not (tmp_path / "other").exists()

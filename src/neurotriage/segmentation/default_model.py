@@ -78,14 +78,16 @@ def export(best: Path, target: Path, training: dict) -> Path:
     return target
 
 
-def _init_record(init: str | None) -> dict | None:
-    """The weights a fine-tuned run started from, as the run itself recorded them."""
+def _init_record(init: str | None, recorded_sha256: str | None) -> dict | None:
+    """The weights a fine-tuned run started from, as the run itself recorded them when it started
+    (runs from before that was recorded: the file as it is now)."""
     from neurotriage.segmentation.checkpoint import checkpoint_file
 
     if not init:
         return None
     path = checkpoint_file(init)
-    return {"path": str(path), "sha256": sha256_of(path) if path.is_file() else None}
+    sha = recorded_sha256 or (sha256_of(path) if path.is_file() else None)
+    return {"path": str(path), "sha256": sha}
 
 
 def training_record(work: Path, recipe: DefaultRecipe) -> dict:
@@ -100,7 +102,7 @@ def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     return {
         "recipe": asdict(recipe) | {"epochs_trained": len(epochs)},
         "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
-        "init": _init_record(recipe.init),
+        "init": _init_record(recipe.init, history.get("init_sha256")),
         "training_seconds": round(sum(e["seconds"] for e in epochs), 1),
         "best_epoch": history["best"],
         "last_epoch": epochs[-1],

@@ -119,6 +119,7 @@ class RunState:
     history: list | None = None
     best: dict | None = None
     optimizer: dict | None = None
+    init_sha256: str | None = None  # of the --init weights when the run started (the file may be replaced later)
 
 
 def _check_run_dir(config: TrainConfig, resume: bool) -> Path | None:
@@ -138,7 +139,9 @@ def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, Ru
         raise UserError(f"--init {config.init}: the run in {config.out} started from {saved.init}; resume without it")
     # The run's own settings win; only the epoch budget, workers and data location may change.
     merged = replace(saved, epochs=config.epochs, workers=config.workers, data_dir=config.data_dir)
-    state = RunState(training["epoch"] + 1, training["history"], training["best"], payload["optimizer"])
+    state = RunState(
+        training["epoch"] + 1, training["history"], training["best"], payload["optimizer"], training.get("init_sha256")
+    )
     return merged, payload["config"], state, payload["state_dict"]
 
 
@@ -304,6 +307,7 @@ def _session(config: TrainConfig, last: Path | None, d: Dist) -> tuple[_Session,
     network = build_model(model_cfg["arch"], n_in, n_out, model_cfg["arch_kwargs"]).to(d.device)
     if weights is None and config.init:
         weights = _init_weights(config.init, model_cfg)
+        state.init_sha256 = _sha256(checkpoint_file(config.init))
     if weights is not None:
         network.load_state_dict(weights)
     model = torch.nn.parallel.DistributedDataParallel(network) if d.world > 1 else network
@@ -342,6 +346,12 @@ def _train(config: TrainConfig, last: Path | None, d: Dist) -> dict:
     return _finish(Path(config.out), config, session.network, state, d, train_ids, val_ids, time.time() - started)
 
 
+def _sha256(path: Path) -> str:
+    from neurotriage.segmentation.default_model import sha256_of
+
+    return sha256_of(path)
+
+
 def _uses_fp16(d: Dist, config: TrainConfig) -> bool:
     from neurotriage.segmentation.infer import resolve_precision
 
@@ -360,7 +370,8 @@ def _save_epoch(run_dir: Path, session: _Session, epoch: int, improved: bool, dr
     from neurotriage.segmentation.figures import training_curves
 
     state = session.state
-    training = {"epoch": epoch, "config": asdict(session.config), "history": state.history, "best": state.best}
+    training = {"epoch": epoch, "config": asdict(session.config), "history": state.history, "best": state.best,
+                "init_sha256": state.init_sha256}  # fmt: skip
     weights = session.network.state_dict()
     optimizer = session.optimizer.state_dict()
     save_checkpoint(run_dir / "last.pt", session.model_cfg, weights, training=training, optimizer=optimizer)
@@ -372,7 +383,8 @@ def _save_epoch(run_dir: Path, session: _Session, epoch: int, improved: bool, dr
 
 
 def _history(config: TrainConfig, state: RunState, **extra) -> dict:
-    return {"notice": NOTICE, "config": asdict(config), "best": state.best, "epochs": state.history, **extra}
+    return {"notice": NOTICE, "config": asdict(config), "best": state.best, "epochs": state.history,
+            "init_sha256": state.init_sha256, **extra}  # fmt: skip
 
 
 def _finish(run_dir, config, network, state: RunState, d: Dist, train_ids, val_ids, seconds: float) -> dict:
