@@ -47,11 +47,14 @@ def test_segment_folder_mode_names_outputs_per_naming(tiny_run, blob_case, tmp_p
     blob_case(cohort, "OLD_001", seed=10)
     blob_case(cohort, "NEW-001", seed=11, naming=BRATS2023)
     blob_case(cohort, "WIDE_001", seed=12, shape=(40, 44, 38))  # off the model's grid: reported, not fatal
+    (cohort / "NOT_A_CASE").mkdir()
+    (cohort / "NOT_A_CASE" / "scan.nii.gz").write_bytes(b"")  # not a BraTS file name: reported, not fatal
     out = tmp_path / "out"
     assert main(["segment", str(cohort), "--model", str(tiny_run / "last.pt"), "--out", str(out)]) == 2
     assert sorted(p.name for p in out.iterdir()) == ["NEW-001-seg.nii.gz", "OLD_001_seg.nii.gz"]
     printed = capsys.readouterr()
-    assert "WIDE_001" in printed.err and "segmented 2 of 3 cases, 1 failed" in printed.out
+    assert "WIDE_001" in printed.err and "NOT_A_CASE" in printed.err
+    assert "segmented 2 of 4 cases, 2 failed" in printed.out
     new = np.asarray(nib.load(out / "NEW-001-seg.nii.gz").dataobj)
     assert set(np.unique(new)) <= {0, 1, 2, 3}  # BraTS 2023: enhancing stays 3
 

@@ -96,8 +96,11 @@ def find_case(folder: Path | str) -> CaseFiles:
     return CaseFiles(case_id, folder, naming, {k: found[k][2] for k in SEQUENCES}, seg)
 
 
-def discover_cases(root: Path | str) -> list[CaseFiles]:
-    """Find cases under `root`: the folder itself if it is a case, else its sub-folders."""
+def discover_cases(root: Path | str, failed: dict[str, str] | None = None) -> list[CaseFiles]:
+    """Find cases under `root`: the folder itself if it is a case, else its sub-folders.
+
+    With `failed`, a sub-folder that is not a valid case (or reuses a case ID) is recorded there by
+    folder name, with the reason, and the others are still found; without it, it stops the search."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: not a folder")
@@ -107,11 +110,17 @@ def discover_cases(root: Path | str) -> list[CaseFiles]:
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not _nifti_files(sub):
             continue
-        case = find_case(sub)
-        if case.case_id in cases:
-            raise UserError(f"{sub}: case ID {case.case_id} is already used by {cases[case.case_id].folder}")
+        try:
+            case = find_case(sub)
+            if case.case_id in cases:
+                raise UserError(f"{sub}: case ID {case.case_id} is already used by {cases[case.case_id].folder}")
+        except UserError as exc:
+            if failed is None:
+                raise
+            failed[sub.name] = str(exc)
+            continue
         cases[case.case_id] = case
-    if not cases:
+    if not cases and not failed:
         raise UserError(f"{root}: no BraTS cases found (empty folder or no NIfTI files)")
     return list(cases.values())
 

@@ -210,8 +210,9 @@ def _segment(args) -> int:
     from neurotriage.segmentation.infer import load_model, output_path, write_segmentation
 
     started = time.perf_counter()
-    cases = discover_cases(args.case_dir)
-    single = len(cases) == 1 and cases[0].folder.resolve() == args.case_dir.resolve()
+    unreadable: dict[str, str] = {}  # a bad case folder in a batch is reported; the others still get segmented
+    cases = discover_cases(args.case_dir, unreadable)
+    single = not unreadable and len(cases) == 1 and cases[0].folder.resolve() == args.case_dir.resolve()
     if single and not args.out.is_dir() and not args.out.name.endswith((".nii", ".nii.gz")):
         raise UserError(f"--out {args.out}: for one case give a .nii.gz (or .nii) file name, or a folder")
     if not single and args.out.exists() and not args.out.is_dir():
@@ -222,7 +223,9 @@ def _segment(args) -> int:
     if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
         share_cores()
     mine = cases[rank::world]
-    failed = 0
+    failed = len(unreadable) if rank == 0 else 0  # rank 0 reports the folders that are not cases
+    for reason in unreadable.values() if rank == 0 else ():
+        print(f"neurotriage: error: {reason}", file=sys.stderr)
     for files in tqdm(mine, desc="segment", unit="case", disable=single or rank > 0):
         target = output_path(files, args.out) if (not single or args.out.is_dir()) else args.out
         try:
@@ -236,7 +239,8 @@ def _segment(args) -> int:
             continue
         tqdm.write(f"{files.case_id}: wrote {target} ({time.perf_counter() - started:.1f} s)")
     shard = f"rank {rank}/{world}: " if world > 1 else ""
-    print(f"{shard}segmented {len(mine) - failed} of {len(mine)} cases, {failed} failed. {NOTICE}")
+    total = len(mine) + (len(unreadable) if rank == 0 else 0)
+    print(f"{shard}segmented {total - failed} of {total} cases, {failed} failed. {NOTICE}")
     return 2 if failed else 0
 
 

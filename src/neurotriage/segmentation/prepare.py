@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neurotriage.errors import UserError
-from neurotriage.imaging.io import Case, CaseFiles, find_case, load_case
+from neurotriage.imaging.io import Case, CaseFiles, discover_cases, load_case
 from neurotriage.parallel import run_jobs
 from neurotriage.segmentation.preprocess import Recipe, prepare_training
 
@@ -72,35 +72,6 @@ class PrepareReport:
             f"{len(self.prepared)} prepared, {len(self.skipped)} already done, "
             f"{len(self.excluded)} excluded by the recipe, {len(self.failed)} failed -> {self.out_dir}"
         )
-
-
-def _has_nifti(folder: Path) -> bool:
-    return any(p.name.endswith((".nii", ".nii.gz")) for p in folder.iterdir() if p.is_file())
-
-
-def discover_tolerant(root: Path) -> tuple[list[CaseFiles], dict[str, str]]:
-    """Find cases like io.discover_cases, but collect a bad case folder as a failure instead of stopping."""
-    if not root.is_dir():
-        raise UserError(f"{root}: not a folder")
-    if _has_nifti(root):
-        return [find_case(root)], {}
-    cases: dict[str, CaseFiles] = {}
-    failed: dict[str, str] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not _has_nifti(sub):
-            continue
-        try:
-            files = find_case(sub)
-        except UserError as exc:
-            failed[sub.name] = str(exc)
-            continue
-        if files.case_id in cases:
-            failed[sub.name] = f"{sub}: case ID {files.case_id} is already used by {cases[files.case_id].folder}"
-            continue
-        cases[files.case_id] = files
-    if not cases and not failed:
-        raise UserError(f"{root}: no BraTS cases found (empty folder or no NIfTI files)")
-    return list(cases.values()), failed
 
 
 def prepare_case(files: CaseFiles, out_dir: Path, recipe: Recipe) -> tuple[str, str, str]:
@@ -164,7 +135,8 @@ def prepare_dataset(
     """Prepare every case under `src` into `out_dir`, skipping finished ones, in `workers` processes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(out_dir, recipe)
-    cases, failed = discover_tolerant(src)
+    failed: dict[str, str] = {}
+    cases = discover_cases(src, failed)
     report = PrepareReport(out_dir, failed=failed)
     earlier_excluded = manifest.get("excluded", {})
     todo = []
