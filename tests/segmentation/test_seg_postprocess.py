@@ -85,7 +85,7 @@ def test_core_away_from_the_enhancement_becomes_oedema_and_necrosis_stays():
 
 def test_detached_core_uses_the_spacing_and_needs_enhancement():
     labels = _ring_with_necrosis_and_a_dense_patch()
-    # The blob lies 9 voxels from the ring: 9 mm at 1 mm voxels, 4.5 mm at 0.5 mm voxels.
+    # The blob lies 9 voxels from the ring: a gap of 8 mm at 1 mm voxels, 4 mm at 0.5 mm voxels.
     assert (relabel_detached_core(labels, (1.0, 1.0, 1.0), 9.0)[43:53, 15:25, 15:25] == 1).all()
     assert (relabel_detached_core(labels, (0.5, 0.5, 0.5), 5.0)[43:53, 15:25, 15:25] == 1).all()
     assert (relabel_detached_core(labels, (0.5, 0.5, 0.5), 3.0)[43:53, 15:25, 15:25] == 2).all()
@@ -100,3 +100,21 @@ def test_negative_min_component_is_a_user_error(tiny_cohort, tmp_path, capsys):
     assert main(args) == 2
     assert "--min-component-ml -1.0: must be 0 or more" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_detached_core_keeps_a_separate_tumour_that_does_not_enhance():
+    labels = np.zeros((80, 40, 40), np.uint8)
+    labels[5:35, 5:35, 5:35] = 2
+    labels[12:28, 12:28, 12:28] = 3
+    labels[15:25, 15:25, 15:25] = 1  # an enhancing tumour with its necrosis
+    labels[50:75, 10:30, 10:30] = 2
+    labels[58:68, 15:25, 15:25] = 1  # a second, non-enhancing tumour 15 mm away
+    np.testing.assert_array_equal(relabel_detached_core(labels, (1.0, 1.0, 1.0), 2.0), labels)
+
+
+def test_necrosis_touching_its_ring_stays_at_coarse_spacing():
+    labels = _ring_with_necrosis_and_a_dense_patch()
+    for spacing in ((2.5, 2.5, 2.5), (1.0, 1.0, 3.0)):
+        relabelled = relabel_detached_core(labels, spacing, 2.0)
+        np.testing.assert_array_equal(relabelled[:40], labels[:40])
+        assert (relabelled[43:53, 15:25, 15:25] == 2).all()

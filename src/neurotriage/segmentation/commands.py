@@ -44,7 +44,9 @@ def _add_train_default(sub) -> None:
     p.add_argument("--export-only", action="store_true", help="export the best checkpoint of the run in --work as is")
     p.add_argument("--init", type=Path, default=None, help="fine-tune from these weights (e.g. an earlier default.pt)")
     p.add_argument(
-        "--workers", type=int, default=0, help="processes that generate, prepare and load the data (default 0: one)"
+        "--workers", type=int, default=0,
+        help="processes that generate, prepare and load the data (default 0: generate and load in this "
+        "process, prepare on every core)"
     )
     p.set_defaults(handler=_train_default)
 
@@ -55,10 +57,12 @@ def _train_default(args) -> int:
     from neurotriage.segmentation.default_model import DefaultRecipe, train_default
 
     init = None if args.init is None else str(args.init)
-    recipe = DefaultRecipe(cases=args.cases, epochs=args.epochs, seed=args.seed, lr=args.lr, init=init)
     if args.workers < 0:
         raise UserError(f"--workers: must be at least 0, got {args.workers}")
-    record = train_default(args.work, recipe, args.export, export_only=args.export_only, workers=args.workers)
+    recipe = DefaultRecipe(
+        cases=args.cases, epochs=args.epochs, seed=args.seed, lr=args.lr, init=init, workers=args.workers
+    )
+    record = train_default(args.work, recipe, args.export, export_only=args.export_only)
     print(json.dumps(record, indent=2, default=str))
     return 0
 
@@ -128,7 +132,7 @@ def _add_predict_options(p) -> None:
     p.add_argument("--min-enhancing-ml", type=float, default=d.min_enhancing_ml,
                    help=f"enhancing tumour totalling less becomes non-enhancing core (default {d.min_enhancing_ml} ml)")
     p.add_argument("--core-contact-mm", type=float, default=d.core_contact_mm,
-                   help="in an enhancing tumour, non-enhancing core farther than this from the enhancement "
+                   help="in an enhancing tumour, non-enhancing core separated from the enhancement by a wider gap "
                    f"becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)")
 
 
@@ -212,7 +216,7 @@ def _segment(args) -> int:
     started = time.perf_counter()
     unreadable: dict[str, str] = {}  # a bad case folder in a batch is reported; the others still get segmented
     cases = discover_cases(args.case_dir, unreadable)
-    single = not unreadable and len(cases) == 1 and cases[0].folder.resolve() == args.case_dir.resolve()
+    single = len(cases) == 1 and cases[0].folder.resolve() == args.case_dir.resolve()
     if single and not args.out.is_dir() and not args.out.name.endswith((".nii", ".nii.gz")):
         raise UserError(f"--out {args.out}: for one case give a .nii.gz (or .nii) file name, or a folder")
     if not single and args.out.exists() and not args.out.is_dir():
