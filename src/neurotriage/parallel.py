@@ -22,10 +22,14 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], workers: int, desc: str, progr
         # fork starts workers instantly and needs no `if __name__ == "__main__"` guard in the caller's
         # script; it is safe here because the jobs use numpy, scipy and nibabel, never torch's thread pools.
         ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        try:
             futures = [pool.submit(fn, *job) for job in jobs]
             for future in as_completed(futures):
                 yield future.result()
                 bar.update()
+        finally:
+            # On Ctrl-C or a failed job, drop the queued jobs instead of finishing them all first.
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()

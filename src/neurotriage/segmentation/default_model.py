@@ -19,7 +19,9 @@ from neurotriage.errors import UserError
 MODEL_ID = "neurotriage-default-fastunet-v5"
 SHA_SUFFIX = ".sha256"
 # DefaultRecipe fields that the training run records in its history.json config.
-RUN_FIELDS = ("seed", "epochs", "roi", "width", "batch_size", "lr", "val_fraction", "precision", "augment", "init")
+RUN_FIELDS = (
+    "seed", "epochs", "roi", "width", "batch_size", "lr", "val_fraction", "precision", "augment", "init", "workers"
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class DefaultRecipe:
     precision: str = "bf16"
     augment: str = "strong"
     init: str | None = None  # weights to fine-tune from (an earlier default model); None trains from scratch
+    workers: int = 0  # data-loading processes: they change the augmentation draws
 
 
 def package_models_dir() -> Path:
@@ -110,14 +113,12 @@ def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     }
 
 
-def train_default(
-    work: Path, recipe: DefaultRecipe, target: Path | None = None, *, export_only: bool = False, workers: int = 0
-) -> dict:
+def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None, *, export_only: bool = False) -> dict:
     """Generate the cohort, prepare it, train (resuming an interrupted run), and export the best weights.
 
     `export_only` exports the best checkpoint of the run in `work` as it stands (e.g. after stopping it).
-    `workers` processes generate and prepare the cohort and feed training (0: all in this process);
-    on a GPU they keep the network fed, at the cost of different augmentation draws."""
+    `recipe.workers` processes generate and prepare the cohort and feed training (0: generation and
+    loading in this process, preparation on every core); on a GPU they keep the network fed."""
     from neurotriage.imaging.synth import write_cohort
     from neurotriage.segmentation.prepare import prepare_dataset
     from neurotriage.segmentation.preprocess import RECIPES
@@ -127,13 +128,13 @@ def train_default(
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
     if not export_only:
         if not (cohort / ".complete").is_file():
-            write_cohort(cohort, recipe.cases, recipe.seed, workers=max(workers, 1))
+            write_cohort(cohort, recipe.cases, recipe.seed, workers=max(recipe.workers, 1))
             (cohort / ".complete").write_text("")
-        prepare_dataset(cohort, prepared, RECIPES["standard"], workers=workers or None)
+        prepare_dataset(cohort, prepared, RECIPES["standard"], workers=recipe.workers or None)
         config = TrainConfig(
             data_dir=str(prepared), out=str(run), arch="fastunet", width=recipe.width, epochs=recipe.epochs,
             batch_size=recipe.batch_size, lr=recipe.lr, roi=recipe.roi, val_fraction=recipe.val_fraction,
-            seed=recipe.seed, workers=workers, precision=recipe.precision, augment=recipe.augment, cache=True,
+            seed=recipe.seed, workers=recipe.workers, precision=recipe.precision, augment=recipe.augment, cache=True,
             init=recipe.init,
         )  # fmt: skip
         train(config, resume=(run / "last.pt").is_file())

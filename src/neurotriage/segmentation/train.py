@@ -25,6 +25,7 @@ from neurotriage import NOTICE, __version__
 from neurotriage.errors import UserError
 from neurotriage.segmentation import data as data_mod
 from neurotriage.segmentation.checkpoint import checkpoint_file, label_scheme, read_checkpoint, save_checkpoint
+from neurotriage.segmentation.default_model import sha256_of
 from neurotriage.segmentation.distributed import (
     Dist,
     all_sum,
@@ -307,7 +308,7 @@ def _session(config: TrainConfig, last: Path | None, d: Dist) -> tuple[_Session,
     network = build_model(model_cfg["arch"], n_in, n_out, model_cfg["arch_kwargs"]).to(d.device)
     if weights is None and config.init:
         weights = _init_weights(config.init, model_cfg)
-        state.init_sha256 = _sha256(checkpoint_file(config.init))
+        state.init_sha256 = sha256_of(checkpoint_file(config.init))
     if weights is not None:
         network.load_state_dict(weights)
     model = torch.nn.parallel.DistributedDataParallel(network) if d.world > 1 else network
@@ -344,12 +345,6 @@ def _train(config: TrainConfig, last: Path | None, d: Dist) -> dict:
             bar.write(_epoch_line(entry, config.epochs, improved))
     bar.close()
     return _finish(Path(config.out), config, session.network, state, d, train_ids, val_ids, time.time() - started)
-
-
-def _sha256(path: Path) -> str:
-    from neurotriage.segmentation.default_model import sha256_of
-
-    return sha256_of(path)
 
 
 def _uses_fp16(d: Dist, config: TrainConfig) -> bool:
