@@ -227,8 +227,9 @@ def _segment(args) -> int:
     if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
         share_cores()
     mine = cases[rank::world]
-    failed = len(unreadable) if rank == 0 else 0  # rank 0 reports the folders that are not cases
-    for reason in unreadable.values() if rank == 0 else ():
+    reported = unreadable if rank == 0 else {}  # rank 0 reports the folders that are not cases
+    failed = len(reported)
+    for reason in reported.values():
         print(f"neurotriage: error: {reason}", file=sys.stderr)
     for files in tqdm(mine, desc="segment", unit="case", disable=single or rank > 0):
         target = output_path(files, args.out) if (not single or args.out.is_dir()) else args.out
@@ -243,7 +244,7 @@ def _segment(args) -> int:
             continue
         tqdm.write(f"{files.case_id}: wrote {target} ({time.perf_counter() - started:.1f} s)")
     shard = f"rank {rank}/{world}: " if world > 1 else ""
-    total = len(mine) + (len(unreadable) if rank == 0 else 0)
+    total = len(mine) + len(reported)
     print(f"{shard}segmented {total - failed} of {total} cases, {failed} failed. {NOTICE}")
     return 2 if failed else 0
 
