@@ -38,6 +38,7 @@ LESION = {
     ENHANCING: ((1.2, 2.2), (0.7, 1.0), (1.2, 2.5), (1.5, 3.0)),
     SOLID: ((1.4, 2.5), (0.45, 0.78), (0.45, 0.85), (2.2, 4.5)),
 }
+EDEMA_SLOT = list(LESION).index(EDEMA)  # the oedema's place in LESION order (hits, weights, values)
 TEXTURE = {NECROSIS: 0.18, EDEMA: 0.05, ENHANCING: 0.16, SOLID: 0.06}  # heterogeneity within each
 # Real oedema is not uniform: where it holds most water it is darker on T1 and brighter on T2. On the
 # shared real case its densest finger is T1 0.74x white matter against 0.83x for the rest, T2 2.25x
@@ -200,8 +201,8 @@ def lesion_layer(
     hits.append(halo)
     weights.append(halo_weight)
     textures.append(1 + np.float32(TEXTURE[EDEMA]) * grain[halo])
-    values = np.vstack([values, values[list(LESION).index(EDEMA)]])
-    dense = np.clip(smooth_field(rng, local.shape, rng.uniform(*DENSE_SPACING)), 0, 1)[hits[list(LESION).index(EDEMA)]]
+    values = np.vstack([values, values[EDEMA_SLOT]])
+    dense = np.clip(smooth_field(rng, local.shape, rng.uniform(*DENSE_SPACING)), 0, 1)[hits[EDEMA_SLOT]]
     dense_shift = np.float32(rng.uniform(0.5, 1.0)) * np.array(DENSE_OEDEMA, np.float32)
     return LesionLayer(box, hits, weights, textures, values, dense, dense_shift)
 
@@ -217,10 +218,9 @@ def _halo(rng: np.random.Generator, outside: np.ndarray, tissue: np.ndarray) -> 
 
 def _add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
     local = image[layer.box]
-    edema = list(LESION).index(EDEMA)
     for k, hit in enumerate(layer.hits):
         target = layer.textures[k] * layer.values[k, seq]
-        if k == edema:
+        if k == EDEMA_SLOT:
             target *= 1 + layer.dense_shift[seq] * layer.dense
         local[hit] += layer.weights[k] * (target - local[hit])
 
