@@ -6,6 +6,8 @@ from neurotriage.cli import main
 from neurotriage.segmentation.postprocess import (
     PostProcess,
     drop_small_components,
+    fill_enclosed_core,
+    grow_enhancement,
     relabel_detached_core,
     relabel_small_enhancement,
 )
@@ -118,3 +120,65 @@ def test_necrosis_touching_its_ring_stays_at_coarse_spacing():
         relabelled = relabel_detached_core(labels, spacing, 2.0)
         np.testing.assert_array_equal(relabelled[:40], labels[:40])
         assert (relabelled[43:53, 15:25, 15:25] == 2).all()
+
+
+def _ring_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A T1ce-bright spherical shell (radius 8-11 voxels) in oedema, its top half labelled enhancing."""
+    grid = np.indices((64, 64, 64)) - 24
+    r = np.sqrt((grid**2).sum(0))
+    shell = (r >= 8) & (r <= 11)
+    t1ce = np.full(r.shape, 100.0, np.float32)  # normal brain
+    t1ce[shell] = 180.0
+    labels = np.where(r <= 16, 2, 0).astype(np.uint8)
+    labels[shell & (grid[2] >= 0)] = 3
+    return labels, t1ce, shell
+
+
+def test_enhancement_grows_around_its_ring_and_no_further():
+    labels, t1ce, shell = _ring_scene()
+    t1ce[24, 24, 36:64] = 180.0  # a bright vessel leaving the ring's top, out of reach after 14 voxels
+    t1ce[50:54, 2:5, 2:5] = 180.0  # bright but not connected to the ring
+    t1ce[24, 17:21, 24] = 150.0  # connected but fainter than the ring
+    grown = grow_enhancement(labels, t1ce, t1ce > 0, (1.0, 1.0, 1.0), 14.0)
+    assert (grown[shell] == 3).all()  # the bottom pole lies 13.6 voxels from the top half
+    assert (grown[24, 24, 36:50] == 3).all() and (grown[24, 24, 51:] != 3).all()
+    assert not (grown[50:54, 2:5, 2:5] == 3).any() and not (grown[24, 17:21, 24] == 3).any()
+    np.testing.assert_array_equal(grow_enhancement(labels, t1ce, t1ce > 0, (1.0, 1.0, 1.0), 0.0), labels)
+
+
+def test_growth_never_goes_below_a_floor_over_normal_brain():
+    labels, t1ce, _ = _ring_scene()
+    labels[44:54, 44:54, 44:64] = 3  # enhancement as bright as normal brain drags the 10th percentile down...
+    t1ce[24, 24, 12:16] = 120.0  # ...but tissue only 1.2x normal brain stays out
+    t1ce[24, 28, 12:16] = 140.0  # and 1.4x grows
+    grown = grow_enhancement(labels, t1ce, t1ce > 0, (1.0, 1.0, 1.0), 14.0)
+    assert (grown[24, 24, 12:16] != 3).all() and (grown[24, 28, 12:16] == 3).all()
+
+
+def test_what_a_ring_with_a_gap_encloses_becomes_core_and_a_cup_does_not():
+    labels, _, shell = _ring_scene()
+    grid = np.indices(labels.shape) - 24
+    labels[shell] = 3
+    labels[shell & (np.abs(grid[0]) <= 2) & (np.abs(grid[1]) <= 2) & (grid[2] > 0)] = 2  # a 5-voxel gap
+    filled = fill_enclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), 20.0)
+    inside = np.sqrt((grid**2).sum(0)) < 8
+    assert (filled[inside] == 1).all()
+    assert (filled[~inside & ~shell] == labels[~inside & ~shell]).all()
+    cup = np.where(shell & (grid[2] <= 0), 3, labels * (labels != 3)).astype(np.uint8)
+    assert not (fill_enclosed_core(cup, cup >= 0, (1.0, 1.0, 1.0), 20.0) == 1)[inside & (grid[2] > 2)].any()
+    np.testing.assert_array_equal(fill_enclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), 0.0), labels)
+
+
+def test_a_tumour_without_enhancement_is_not_filled():
+    labels, _, shell = _ring_scene()
+    labels[shell] = 1  # a shell of non-enhancing core
+    np.testing.assert_array_equal(fill_enclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), 20.0), labels)
+
+
+def test_the_ring_is_finished_only_when_the_t1ce_is_given():
+    labels, t1ce, shell = _ring_scene()
+    post = PostProcess(min_component_ml=0, min_enhancing_ml=0, core_contact_mm=0, ring_growth_mm=14)
+    assert (post.apply(labels, (1.0, 1.0, 1.0)) == labels).all()
+    finished = post.apply(labels, (1.0, 1.0, 1.0), t1ce)
+    inside = np.sqrt(((np.indices(labels.shape) - 24) ** 2).sum(0)) < 8
+    assert (finished[shell] == 3).all() and (finished[inside] == 1).all()

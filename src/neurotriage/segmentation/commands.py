@@ -134,12 +134,20 @@ def _add_predict_options(p) -> None:
     p.add_argument("--core-contact-mm", type=float, default=d.core_contact_mm,
                    help="in an enhancing tumour, non-enhancing core separated from the enhancement by a wider gap "
                    f"becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)")
+    p.add_argument("--ring-growth-mm", type=float, default=d.ring_growth_mm,
+                   help="enhancement grows over connected tissue as bright on T1ce, up to this far "
+                   f"(default {d.ring_growth_mm} mm; 0 turns it off)")
+    p.add_argument("--enclosed-core-mm", type=float, default=d.enclosed_core_mm,
+                   help="what an enhancing tumour's core surrounds within this distance becomes necrotic core "
+                   f"(default {d.enclosed_core_mm} mm; 0 turns it off)")
 
 
 def _predict_options(args) -> dict:
     from neurotriage.segmentation.postprocess import PostProcess
 
-    post = PostProcess(args.min_component_ml, args.min_enhancing_ml, args.core_contact_mm)
+    post = PostProcess(
+        args.min_component_ml, args.min_enhancing_ml, args.core_contact_mm, args.ring_growth_mm, args.enclosed_core_mm
+    )
     return {"tta": args.tta, "precision": args.precision, "post": post}
 
 

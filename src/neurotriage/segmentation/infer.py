@@ -92,7 +92,8 @@ class SegmentationModel:
         labels = labels_from_probabilities(probs[None], self.label_mode)[0].numpy()
         out = np.zeros(case.shape, np.uint8)
         # Cleaned on the brain box: outside it is background, and the box is a third of the grid.
-        out[tuple(slice(a, b) for a, b in prepared.box)] = post.apply(labels, case.spacing)
+        box = tuple(slice(a, b) for a, b in prepared.box)
+        out[box] = post.apply(labels, case.spacing, case.images["t1ce"][box])
         return out
 
     def probabilities(self, image: np.ndarray, *, tta: bool = False, precision: str = "auto") -> torch.Tensor:
