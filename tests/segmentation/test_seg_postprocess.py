@@ -137,12 +137,13 @@ def _ring_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_enhancement_grows_around_its_ring_and_no_further():
     labels, t1ce, shell = _ring_scene()
     t1ce[24, 24, 36:64] = 180.0  # a bright vessel leaving the ring's top, out of reach after 14 voxels
-    t1ce[50:54, 2:5, 2:5] = 180.0  # bright but not connected to the ring
+    t1ce[50:54, 2:5, 2:5] = 180.0  # bright but not connected to the ring...
+    labels[51, 3, 3] = 3  # ...where an enhancing speck too small to seed growth lies
     t1ce[24, 17:21, 24] = 150.0  # connected but fainter than the ring
     grown = grow_enhancement(labels, t1ce, t1ce > 0, (1.0, 1.0, 1.0), 14.0)
     assert (grown[shell] == 3).all()  # the bottom pole lies 13.6 voxels from the top half
     assert (grown[24, 24, 36:50] == 3).all() and (grown[24, 24, 51:] != 3).all()
-    assert not (grown[50:54, 2:5, 2:5] == 3).any() and not (grown[24, 17:21, 24] == 3).any()
+    assert (grown[50:54, 2:5, 2:5] == 3).sum() == 1 and not (grown[24, 17:21, 24] == 3).any()
     np.testing.assert_array_equal(grow_enhancement(labels, t1ce, t1ce > 0, (1.0, 1.0, 1.0), 0.0), labels)
 
 
