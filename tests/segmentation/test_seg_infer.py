@@ -13,6 +13,7 @@ from neurotriage.imaging.io import load_case
 from neurotriage.imaging.naming import BRATS2023
 from neurotriage.segmentation import infer
 from neurotriage.segmentation.checkpoint import read_checkpoint, save_checkpoint
+from neurotriage.segmentation.postprocess import PostProcess
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +72,20 @@ def test_segment_folder_is_sharded_across_torchrun_ranks(tiny_cohort, tiny_run, 
 
 def test_bf16_tta_tiling_and_half_weights_agree_with_fp32(model, tiny_cohort, tiny_run, tmp_path, monkeypatch):
     case = load_case(tiny_cohort / "TINY_002")
-    reference = model.predict(case, precision="fp32")
+    # The network's agreement, without ring completion: grown from a slightly different ring, a
+    # barely trained model's enhancement can differ by more than the network's output does.
+    post = PostProcess(ring_growth_mm=0, enclosed_core_mm=0)
+    reference = model.predict(case, precision="fp32", post=post)
     assert reference.any()
-    assert _agreement(model.predict(case, precision="bf16"), reference) > 0.99
-    assert _agreement(model.predict(case, tta=True, precision="fp32"), reference) > 0.95
+    assert _agreement(model.predict(case, precision="bf16", post=post), reference) > 0.99
+    assert _agreement(model.predict(case, tta=True, precision="fp32", post=post), reference) > 0.95
     payload = read_checkpoint(tiny_run / "best.pt")
     half = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     save_checkpoint(tmp_path / "half.pt", payload["config"], half)
-    assert _agreement(infer.load_model(tmp_path / "half.pt").predict(case, precision="fp32"), reference) > 0.99
+    half_model = infer.load_model(tmp_path / "half.pt")
+    assert _agreement(half_model.predict(case, precision="fp32", post=post), reference) > 0.99
     monkeypatch.setattr(infer, "MAX_WHOLE_VOXELS", 1)  # force overlapping windows of the training ROI
-    assert _agreement(model.predict(case, precision="fp32"), reference) > 0.95
+    assert _agreement(model.predict(case, precision="fp32", post=post), reference) > 0.95
 
 
 def _edited_checkpoint(tiny_run, tmp_path, edit) -> str:
