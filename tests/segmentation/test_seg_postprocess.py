@@ -183,3 +183,46 @@ def test_the_ring_is_finished_only_when_the_t1ce_is_given():
     finished = post.apply(labels, (1.0, 1.0, 1.0), t1ce)
     inside = np.sqrt(((np.indices(labels.shape) - 24) ** 2).sum(0)) < 8
     assert (finished[shell] == 3).all() and (finished[inside] == 1).all()
+
+
+def _shell(shape: tuple[int, ...], centre: tuple[int, ...], inner: float, outer: float) -> tuple[np.ndarray, ...]:
+    """(shell, inside) masks of a spherical shell in voxels."""
+    r = np.sqrt(sum((g - c) ** 2 for g, c in zip(np.indices(shape), centre, strict=True)))
+    return (r >= inner) & (r <= outer), r < inner
+
+
+def test_a_necrosis_wider_than_the_reach_fills_completely():
+    shell, inside = _shell((64, 64, 64), (32, 32, 32), 22, 26)  # 44 voxels across, reach 20
+    labels = np.where(inside, 2, 0).astype(np.uint8)
+    labels[shell] = 3
+    filled = fill_enclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), 20.0)
+    assert (filled[inside] == 1).all()
+
+
+def test_only_the_enhancing_tumour_is_filled_beside_a_hollow_one_that_does_not_enhance():
+    labels = np.zeros((40, 40, 80), np.uint8)
+    ring, ring_inside = _shell(labels.shape, (20, 20, 20), 6, 8)
+    hollow, hollow_inside = _shell(labels.shape, (20, 20, 60), 6, 8)
+    labels[ring_inside | hollow_inside] = 2
+    labels[ring], labels[hollow] = 3, 1
+    filled = fill_enclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), 20.0)
+    assert (filled[ring_inside] == 1).all() and (filled[hollow_inside] == 2).all()
+
+
+def test_growth_respects_the_spacing_and_the_brain():
+    labels, t1ce, shell = _ring_scene()
+    t1ce[24, 24, 36:64] = 180.0  # a bright line leaving the ring along the 2 mm axis
+    t1ce[24, 0:13, 24] = 180.0  # and one along a 1 mm axis, outside the brain beyond y = 8
+    brain = np.ones(t1ce.shape, bool)
+    brain[:, :9, :] = False
+    grown = grow_enhancement(labels, t1ce, brain, (1.0, 1.0, 2.0), 10.0)
+    assert (grown[24, 24, 36:41] == 3).all() and (grown[24, 24, 41:] != 3).all()  # 5 voxels = 10 mm
+    assert (grown[24, 9:13, 24] == 3).all() and (grown[24, :9, 24] != 3).all()
+
+
+def test_lesions_far_apart_keep_the_floor_over_normal_brain():
+    labels, t1ce, _ = _ring_scene()
+    labels[44:54, 44:54, 44:64] = 3  # faint enhancement drags the 10th percentile down
+    labels[0:8, 0:8, 0:8] = labels[56:64, 56:64, 0:8] = 2  # lesions in far corners: their box is the brain
+    grown = grow_enhancement(labels, t1ce, t1ce > 0, (1.0, 1.0, 1.0), 14.0)
+    assert not ((grown == 3) & (labels == 0) & (t1ce == 100.0)).any()
