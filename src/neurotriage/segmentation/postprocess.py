@@ -37,8 +37,8 @@ from neurotriage.errors import UserError
 from neurotriage.imaging.naming import ENHANCING
 
 NECROTIC_CORE = 1  # internal label of the necrotic / non-enhancing tumour core
-CUBE = np.ones((3, 3, 3), bool)  # 26-connectivity
 EDEMA = 2
+CUBE = np.ones((3, 3, 3), bool)  # 26-connectivity
 DEFAULT_MIN_COMPONENT_ML = 0.5
 DEFAULT_MIN_ENHANCING_ML = 1.0
 # Non-enhancing core separated from enhancement by a gap no wider than this touches it (slack for a ring
@@ -68,7 +68,7 @@ def drop_small_components(labels: np.ndarray, spacing: tuple[float, ...], min_ml
     """Labels with every whole-tumour component (26-connected) under `min_ml` millilitres set to background."""
     if min_ml <= 0 or not labels.any():
         return labels
-    components, count = ndi.label(labels > 0, structure=np.ones((3, 3, 3), bool))
+    components, count = ndi.label(labels > 0, structure=CUBE)
     sizes = np.bincount(components.ravel(), minlength=count + 1) * _voxel_ml(spacing)
     keep = sizes >= min_ml
     keep[0] = False
@@ -151,8 +151,8 @@ def _box_around(mask: np.ndarray, mm: float, spacing: tuple[float, ...]) -> tupl
 def fill_enclosed_core(
     labels: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...], reach_mm: float
 ) -> np.ndarray:
-    """Labels with what the core of an enhancing tumour surrounds (ENCLOSED_DIRECTIONS of the 26
-    directions meet it within `reach_mm`) turned into necrotic core; a ring with gaps still counts."""
+    """Labels with what the core of an enhancing tumour encloses turned into necrotic core: a closed
+    cavity, and through gaps what meets it in ENCLOSED_DIRECTIONS of the 26 directions within `reach_mm`."""
     if reach_mm <= 0 or not (labels == ENHANCING).any():
         return labels
     core = ((labels == NECROTIC_CORE) | (labels == ENHANCING)) & _enhancing_tumours(labels)
