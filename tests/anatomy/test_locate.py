@@ -56,6 +56,15 @@ def test_ball_in_right_frontal_lobe(right_frontal):
 def test_a_ball_is_found_in_its_region_and_side(region, side, deepest, make_ball):
     result = locate(make_ball(deepest(region, side), 4), BRATS_AFFINE)
     assert (result["primary_region"], result["primary_region_side"], result["hemisphere"]) == (region, side, side)
+    assert result["primary_region_shared_with"] == [] and " junction " not in result["summary"]
+
+
+def test_a_lesion_across_two_lobes_names_both(make_ball):
+    ball = make_ball((156, 104, 86), 6)  # on the left insula's border with the frontal lobe
+    assert locate(ball, BRATS_AFFINE)["primary_region_shared_with"] == []  # its core is mostly insula
+    result = locate(ball, BRATS_AFFINE, Rules(shared_region_fraction=0.3))
+    assert (result["primary_region"], result["primary_region_shared_with"]) == ("insula", ["frontal_lobe"])
+    assert result["summary"].startswith("Left insula at its junction with the frontal lobe, ")
 
 
 def test_side_follows_the_tumour_not_the_array(left_temporal):

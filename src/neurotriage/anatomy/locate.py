@@ -91,6 +91,7 @@ def _no_tumour(rules: Rules) -> dict:
         "hemisphere_fractions": None,
         "primary_region": None,
         "primary_region_side": None,
+        "primary_region_shared_with": [],
         "regions": [],
         "crosses_midline": False,
         "midline": None,
@@ -209,18 +210,21 @@ def _regions(scene: Scene, left_weight: np.ndarray, rules: Rules) -> list[dict]:
 
 
 def _primary_region(scene: Scene, core: np.ndarray, left_weight: np.ndarray, rules: Rules) -> dict:
-    """primary_region (the lobe holding most of `core`, the largest lesion's core) and its side."""
+    """primary_region (the lobe holding most of `core`, the largest lesion's core), its side, and the
+    lobes holding nearly as much (primary_region_shared_with, most first)."""
     left, right = _side_counts(scene, core, left_weight)
     lobes = (left + right)[1 : len(anatomy_atlas.LOBES) + 1]
     if not lobes.any():
-        return {"primary_region": None, "primary_region_side": None}
+        return {"primary_region": None, "primary_region_side": None, "primary_region_shared_with": []}
     label = int(np.argmax(lobes)) + 1
     name = anatomy_atlas.LOBES[label - 1]
     if name in anatomy_atlas.MIDLINE_STRUCTURES:
         side = side_of(left[label], right[label], rules.bilateral_fraction, both="midline")
     else:  # a paired lobe has no midline side: name the side holding more
         side = "left" if left[label] >= right[label] else "right"
-    return {"primary_region": name, "primary_region_side": side}
+    near_top = (lobes > 0) & (lobes >= rules.shared_region_fraction * lobes[label - 1])
+    shared = [anatomy_atlas.LOBES[i] for i in np.argsort(-lobes, kind="stable") if near_top[i] and i != label - 1]
+    return {"primary_region": name, "primary_region_side": side, "primary_region_shared_with": shared}
 
 
 def _lesions(scene: Scene) -> tuple[np.ndarray, np.ndarray]:

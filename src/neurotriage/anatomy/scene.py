@@ -25,6 +25,9 @@ class Rules:
     cross_ml: float = 1.0  # crosses the midline: at least this much on each side
     midline_band_mm: float = 2.0  # the falx and atlas fit blur the plane: this close counts for no side
     bilateral_fraction: float = 0.30  # bilateral / midline: each side holds at least this share
+    # Another lobe holding this share of the primary lobe's core is named beside it: a lesion at a
+    # junction of lobes otherwise gets one of them by a whisker.
+    shared_region_fraction: float = 0.8
     eloquent_margin_mm: float = 5.0  # eloquent areas this close to the tumour are reported
     min_region_ml: float = 0.1  # smaller region entries are noise
     min_component_ml: float = 0.1  # smaller connected components are specks, not lesions

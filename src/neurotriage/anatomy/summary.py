@@ -46,6 +46,8 @@ def summary_sentence(result: dict, margin_mm: float) -> str:
     primary = result["primary_region"]
     where = f"{result['primary_region_side']} {area_name(primary)}" if primary else "outside the atlas regions"
     where = where[0].upper() + where[1:]
+    if result.get("primary_region_shared_with"):
+        where += " at its junction with the " + " and the ".join(map(area_name, result["primary_region_shared_with"]))
     if result["hemisphere"] == "bilateral":
         where += " (bilateral)"
     parts = [where, f"{result['volumes_ml']['whole_tumour']:.1f} ml whole tumour"]
