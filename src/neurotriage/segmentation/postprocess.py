@@ -91,7 +91,7 @@ def relabel_detached_core(labels: np.ndarray, spacing: tuple[float, ...], contac
     if contact_mm <= 0 or not (labels == ENHANCING).any():
         return labels
     # Core and enhancement both lie in the tumour's bounding box, so distances there are exact and cheap.
-    box = ndi.find_objects((labels > 0).astype(np.uint8))[0]
+    box = _box_around(labels > 0, 0.0, spacing)
     local = labels[box]
     components, count = ndi.label((local == NECROTIC_CORE) & _enhancing_tumours(local), structure=CUBE)
     if count == 0:
