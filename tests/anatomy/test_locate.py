@@ -247,3 +247,16 @@ def test_eloquent_distances_match_brute_force(anatomy, deepest, make_ball, layou
     eloquent = locate(seg, BRATS_AFFINE)["eloquent"]
     assert {(e["name"], e["side"]): e["distance_mm"] for e in eloquent} == _brute_force_eloquent(seg, anatomy)
     assert all(e["involved"] == (e["distance_mm"] == 0) for e in eloquent)
+
+
+def test_pieces_under_the_lesion_gap_apart_are_one_lesion(deepest, make_ball):
+    centre = deepest("frontal_lobe", "right")
+    seg = make_ball(centre, 8)
+    for gap, expected in ((3, 1), (8, 2)):
+        strip = seg.copy()
+        # A 2 mm thick slab of oedema `gap` voxels beyond the ball along the first axis (x = -i: to its right).
+        start = centre[0] + 8 + 1 + gap
+        strip[start : start + 2, centre[1] - 4 : centre[1] + 5, centre[2] - 4 : centre[2] + 5] = 2
+        result = locate(strip, BRATS_AFFINE)
+        assert result["n_components"] == expected
+        assert ("separate lesions" in result["summary"]) is (expected > 1)

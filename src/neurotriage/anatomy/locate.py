@@ -110,7 +110,7 @@ def _no_tumour(rules: Rules) -> dict:
 def describe(scene: Scene, rules: Rules) -> dict:
     """The full location report of a scene that holds a tumour."""
     left_weight = scene.left_weight()
-    lesions, sizes = _lesions(scene)
+    lesions, sizes = _lesions(scene, rules)
     main_core = _core_of(scene, lesions == int(sizes.argmax()))
     hemisphere, fractions = _hemisphere(scene, left_weight, rules)
     vasari = vasari_features(
@@ -227,14 +227,18 @@ def _primary_region(scene: Scene, core: np.ndarray, left_weight: np.ndarray, rul
     return {"primary_region": name, "primary_region_side": side, "primary_region_shared_with": shared}
 
 
-def _lesions(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """Connected lesions (26-connected labels) and their sizes in voxels (size 0 for background).
+def _lesions(scene: Scene, rules: Rules) -> tuple[np.ndarray, np.ndarray]:
+    """Lesions (26-connected pieces, joined when under `rules.lesion_gap_mm` apart) and their sizes in
+    voxels (size 0 for background).
 
     The largest names the primary region, so a satellite holding more core cannot.
     """
     from scipy import ndimage
 
-    labelled, _ = ndimage.label(scene.tumour, structure=np.ones((3, 3, 3)))
+    # Pieces whose halfway zones touch are one lesion; the crop holds the space between them.
+    near = ndimage.distance_transform_edt(~scene.tumour, sampling=scene.spacing) < rules.lesion_gap_mm / 2
+    grouped, _ = ndimage.label(near | scene.tumour, structure=np.ones((3, 3, 3)))
+    labelled = np.where(scene.tumour, grouped, 0)
     sizes = np.bincount(labelled.ravel())
     sizes[0] = 0
     return labelled, sizes
