@@ -1,6 +1,7 @@
-"""Dropping small whole-tumour components after the network."""
+"""Post-processing after the network: small components, the core of enhancing tumours, ring completion."""
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from neurotriage.cli import main
 from neurotriage.segmentation.postprocess import (
@@ -10,6 +11,7 @@ from neurotriage.segmentation.postprocess import (
     grow_enhancement,
     relabel_detached_core,
     relabel_small_enhancement,
+    relabel_unenclosed_core,
 )
 
 
@@ -226,3 +228,52 @@ def test_lesions_far_apart_keep_the_floor_over_normal_brain():
     labels[0:8, 0:8, 0:8] = labels[56:64, 56:64, 0:8] = 2  # lesions in far corners: their box is the brain
     grown = grow_enhancement(labels, t1ce, t1ce > 0, (1.0, 1.0, 1.0), 14.0)
     assert not ((grown == 3) & (labels == 0) & (t1ce == 100.0)).any()
+
+
+def _ring_with_an_attached_dense_patch() -> tuple[np.ndarray, ...]:
+    """A closed enhancing ring (necrosis inside) and a non-enhancing core patch touching it from outside."""
+    labels = np.zeros((48, 48, 48), np.uint8)
+    ring, inside = _shell(labels.shape, (24, 24, 24), 6, 8)
+    grid = np.indices(labels.shape)
+    beside = (grid[0] > 24) & (grid[0] < 44) & (np.abs(grid[1] - 24) <= 4) & (np.abs(grid[2] - 24) <= 4)
+    patch = beside & ~ring & ~inside
+    labels[(np.sqrt(((grid - 24) ** 2).sum(0)) <= 16)] = 2  # oedema around it all
+    labels[inside | patch] = 1
+    labels[ring] = 3
+    return labels, ring, inside, patch
+
+
+def test_core_the_ring_neither_encloses_nor_touches_becomes_oedema():
+    labels, ring, inside, patch = _ring_with_an_attached_dense_patch()
+    out = relabel_unenclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), 2.0, 20.0)
+    gap = ndi.distance_transform_edt(~ring)
+    assert (out[inside] == 1).all() and (out[ring] == 3).all()
+    assert (out[patch & (gap <= 3)] == 1).all()  # within 2 mm of the ring (touching voxels are 1 mm apart)
+    assert (out[patch & (gap > 3)] == 2).all() and (patch & (gap > 3)).sum() > 500
+    assert (out[~patch] == labels[~patch]).all()
+    # The component-wise step keeps the patch: it touches the ring.
+    np.testing.assert_array_equal(relabel_detached_core(labels, (1.0, 1.0, 1.0), 2.0), labels)
+
+
+def test_unenclosed_core_keeps_necrosis_behind_a_gap_and_spares_tumours_without_enhancement():
+    labels, ring, inside, _ = _ring_with_an_attached_dense_patch()
+    grid = np.indices(labels.shape) - 24
+    labels[ring & (np.abs(grid[0]) <= 2) & (np.abs(grid[1]) <= 2) & (grid[2] > 0)] = 2  # a 5-voxel gap
+    out = relabel_unenclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), 2.0, 20.0)
+    # Only the few voxels right under the gap, which look out through it in too many directions, go.
+    assert (out[inside] == 1).mean() > 0.99 and (out[inside & (grid[2] < 3)] == 1).all()
+    plain = np.where(labels > 0, np.where(labels == 3, 1, labels), 0).astype(np.uint8)  # no enhancement at all
+    np.testing.assert_array_equal(relabel_unenclosed_core(plain, plain >= 0, (1.0, 1.0, 1.0), 2.0, 20.0), plain)
+    for contact, reach in ((0.0, 20.0), (2.0, 0.0)):
+        off = relabel_unenclosed_core(labels, labels >= 0, (1.0, 1.0, 1.0), contact, reach)
+        np.testing.assert_array_equal(off, labels)
+
+
+def test_the_unenclosed_core_goes_only_when_the_t1ce_is_given():
+    labels, ring, inside, patch = _ring_with_an_attached_dense_patch()
+    post = PostProcess(min_component_ml=0, min_enhancing_ml=0, ring_growth_mm=0)
+    t1ce = np.where(ring, 2.0, 1.0).astype(np.float32)
+    assert (post.apply(labels, (1.0, 1.0, 1.0))[patch] == 1).all()
+    finished = post.apply(labels, (1.0, 1.0, 1.0), t1ce)
+    assert (finished[inside] == 1).all() and (finished[patch] == 2).sum() > 500
+

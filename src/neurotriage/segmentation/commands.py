@@ -132,14 +132,15 @@ def _add_predict_options(p) -> None:
     p.add_argument("--min-enhancing-ml", type=float, default=d.min_enhancing_ml,
                    help=f"enhancing tumour totalling less becomes non-enhancing core (default {d.min_enhancing_ml} ml)")
     p.add_argument("--core-contact-mm", type=float, default=d.core_contact_mm,
-                   help="in an enhancing tumour, non-enhancing core separated from the enhancement by a wider gap "
-                   f"becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)")
+                   help="in an enhancing tumour, non-enhancing core farther from the enhancement, and not enclosed "
+                   f"by it, becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)")
     p.add_argument("--ring-growth-mm", type=float, default=d.ring_growth_mm,
                    help="enhancement grows over connected tissue as bright on T1ce, up to this far "
                    f"(default {d.ring_growth_mm} mm; 0 turns it off)")
     p.add_argument("--enclosed-core-mm", type=float, default=d.enclosed_core_mm,
-                   help="what an enhancing tumour's core surrounds within this distance becomes necrotic core "
-                   f"(default {d.enclosed_core_mm} mm; 0 turns it off)")
+                   help="what an enhancing tumour's core surrounds within this distance becomes necrotic core, "
+                   f"and the reach for what its enhancement encloses (default {d.enclosed_core_mm} mm; 0 turns "
+                   "both off)")
 
 
 def _predict_options(args) -> dict:
