@@ -260,3 +260,13 @@ def test_pieces_under_the_lesion_gap_apart_are_one_lesion(deepest, make_ball):
         result = locate(strip, BRATS_AFFINE)
         assert result["n_components"] == expected
         assert ("separate lesions" in result["summary"]) is (expected > 1)
+
+
+def test_the_lesion_gap_is_the_distance_between_the_nearest_voxels(deepest):
+    i, j, k = deepest("frontal_lobe", "right")
+    for offset, expected in (((4, 2, 2), 1), ((3, 3, 3), 2), ((5, 0, 0), 2), ((0, 0, 4), 1)):  # 4.90, 5.20, 5, 4 mm
+        seg = np.zeros(GRID_SHAPE, np.uint8)
+        seg[i : i + 5, j : j + 5, k : k + 5] = 2  # two 0.125 ml blocks, their nearest corners `offset` apart
+        a, b, c = (x + 4 + d for x, d in zip((i, j, k), offset, strict=True))
+        seg[a : a + 5, b : b + 5, c : c + 5] = 2
+        assert locate(seg, BRATS_AFFINE)["n_components"] == expected, offset
