@@ -23,6 +23,21 @@ def test_each_thickened_channel_is_blurred_along_one_axis_only():
         assert rough[1] > 0.9 * rough[2]  # ...and as rough as before within them
 
 
+def _thick_axis(volume: torch.Tensor) -> int:
+    rough = _roughness(volume)
+    return rough.index(min(rough))
+
+
+def test_axial_prob_picks_the_axial_axis_that_often():
+    image = torch.randn(1, 24, 24, 24, generator=torch.Generator().manual_seed(1))
+    for axial_prob, low, high in ((1.0, 40, 40), (0.0, 0, 0), (0.6, 16, 32)):
+        transform = RandThickSlicesd("image", prob=1.0, channel_prob=1.0, factor=(4, 4), axial_prob=axial_prob)
+        transform.set_random_state(3)
+        axes = [_thick_axis(transform({"image": image})["image"][0]) for _ in range(40)]
+        assert low <= axes.count(2) <= high
+        assert set(axes) <= {0, 1, 2} and (axial_prob == 1.0 or {0, 1} <= set(axes))
+
+
 def test_probability_zero_leaves_the_image_alone():
     transform = RandThickSlicesd("image", prob=0.0)
     image = torch.randn(2, 16, 16, 16)

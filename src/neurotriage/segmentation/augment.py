@@ -45,14 +45,23 @@ class RandThickSlicesd(_RandPerChannel):
     teach this.
     """
 
-    def __init__(self, keys, prob: float = 0.3, channel_prob: float = 0.4, factor: tuple[float, float] = (2, 6)):
-        """`factor`: range of slice thickness in voxels; `channel_prob`: chance each channel is thickened."""
+    def __init__(
+        self,
+        keys,
+        prob: float = 0.3,
+        channel_prob: float = 0.4,
+        factor: tuple[float, float] = (2, 6),
+        axial_prob: float = 1 / 3,
+    ):
+        """`factor`: range of slice thickness in voxels; `channel_prob`: chance each channel is thickened;
+        `axial_prob`: chance the thick axis is the last (axial) one, else one of the other two."""
         super().__init__(keys, prob, channel_prob)
         self.factor = factor
+        self.axial_prob = axial_prob
 
     def _change(self, volume: torch.Tensor) -> torch.Tensor:
         shape = tuple(volume.shape)
-        axis = int(self.R.randint(0, 3))
+        axis = 2 if self.R.random() < self.axial_prob else int(self.R.randint(0, 2))
         low = list(shape)
         low[axis] = max(1, round(shape[axis] / self.R.uniform(*self.factor)))
         coarse = F.interpolate(volume[None, None].float(), size=low, mode="area")

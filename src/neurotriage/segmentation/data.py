@@ -96,7 +96,8 @@ def strong_augmentation() -> list:
         T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5), retain_stats=True),
         T.RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0), sigma_z=(0.3, 1.0)),
         T.RandSimulateLowResolutiond("image", prob=0.2, zoom_range=(0.5, 1.0)),
-        RandThickSlicesd("image", prob=0.3),
+        # 2D FLAIR and T2 are mostly acquired axially, in 3-6 mm slices, and often only they are.
+        RandThickSlicesd("image", prob=0.6, channel_prob=0.5, axial_prob=0.6),
         T.RandGaussianNoised("image", prob=0.3, std=0.1),
     ]  # fmt: skip
 

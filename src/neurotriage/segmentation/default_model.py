@@ -16,7 +16,7 @@ from pathlib import Path
 
 from neurotriage.errors import UserError
 
-MODEL_ID = "neurotriage-default-fastunet-v5"
+MODEL_ID = "neurotriage-default-fastunet-v8"
 SHA_SUFFIX = ".sha256"
 # DefaultRecipe fields that the training run records in its history.json config.
 RUN_FIELDS = (
