@@ -66,3 +66,13 @@ def test_cortical_involvement(anatomy, deepest, make_ball):
     centre = (*np.unravel_index(int(depth.argmax()), depth.shape), 100)
     surface = locate(make_ball(centre, 15), BRATS_AFFINE)
     assert surface["vasari"]["F20"]["code"] == 2 and surface["cortical_involvement"] is True
+
+
+def test_enhancement_traced_in_patches_is_one_focus(deepest):
+    i, j, k = deepest("frontal_lobe", "right")
+    for gap, satellites in ((3, 0), (8, 1)):
+        seg = np.zeros(anatomy_atlas.atlas()["regions"].shape, np.uint8)
+        seg[i - 12 : i + 13, j - 12 : j + 13, k - 12 : k + 13] = 2  # oedema holding both patches
+        seg[i - 6 : i, j - 3 : j + 3, k - 3 : k + 3] = 3  # a 0.216 ml patch of ring...
+        seg[i + gap : i + gap + 6, j - 3 : j + 3, k - 3 : k + 3] = 3  # ...and another, `gap` voxels on
+        assert locate(seg, BRATS_AFFINE)["vasari"]["F24"]["count"] == satellites, gap

@@ -20,6 +20,7 @@ from neurotriage.anatomy.scene import (
     NECROTIC_CORE,
     Rules,
     Scene,
+    close_pieces,
     crossing_ml,
     make_scene,
     side_of,
@@ -233,32 +234,10 @@ def _lesions(scene: Scene, rules: Rules) -> tuple[np.ndarray, np.ndarray]:
 
     The largest names the primary region, so a satellite holding more core cannot.
     """
-    from scipy import ndimage
-
-    pieces, count = ndimage.label(scene.tumour, structure=np.ones((3, 3, 3)))
-    labelled = _join_close(pieces, count, scene.spacing, rules.lesion_gap_mm) if count > 1 else pieces
+    labelled = close_pieces(scene.tumour, scene.spacing, rules.lesion_gap_mm)
     sizes = np.bincount(labelled.ravel())
     sizes[0] = 0
     return labelled, sizes
-
-
-def _join_close(pieces: np.ndarray, count: int, spacing: tuple[float, ...], gap_mm: float) -> np.ndarray:
-    """`pieces` relabelled so that pieces whose nearest voxels are under `gap_mm` apart share a label."""
-    from scipy import ndimage
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    pads = [int(np.ceil(gap_mm / s)) for s in spacing]
-    pairs = []
-    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
-        wide = tuple(slice(max(b.start - p, 0), b.stop + p) for b, p in zip(box, pads, strict=True))
-        local = pieces[wide]
-        near = ndimage.distance_transform_edt(local != piece, sampling=spacing) < gap_mm
-        pairs += [(piece, int(other)) for other in np.unique(local[near]) if other not in (0, piece)]
-    rows, cols = zip(*pairs, strict=True) if pairs else ((), ())
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(count + 1, count + 1))
-    _, group = connected_components(graph, directed=False)
-    return np.where(pieces > 0, group[pieces] + 1, 0)
 
 
 def _distance_boxes(scene: Scene, lesions: np.ndarray, margin_mm: float) -> list[tuple[tuple[slice, ...], np.ndarray]]:

