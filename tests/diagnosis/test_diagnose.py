@@ -75,8 +75,13 @@ def test_concordant_case_stores_finding_and_writes_report(database, oracle, righ
         finding = session.get(Finding, result["finding_id"])
         assert finding.provenance["model_sha256"] == result["provenance"]["model_sha256"]
         assert len(finding.provenance["inputs"]) == 4
-        post = {"min_component_ml": 0.5, "min_enhancing_ml": 1.0, "core_contact_mm": 2.0,
-                "ring_growth_mm": 12.0, "enclosed_core_mm": 20.0}
+        post = {
+            "min_component_ml": 0.5,
+            "min_enhancing_ml": 1.0,
+            "core_contact_mm": 2.0,
+            "ring_growth_mm": 12.0,
+            "enclosed_core_mm": 20.0,
+        }
         assert finding.provenance["postprocess"] == post
         assert finding.provenance["tta"] is True
         assert all(len(i["sha256"]) == 64 for i in finding.provenance["inputs"])

@@ -13,7 +13,7 @@ from neurotriage.imaging.sri24 import BRATS_AFFINE
 from neurotriage.report.inputs import ReportInput
 
 SHAPE = (40, 48, 32)
-HOSTILE_NAME = "<script>alert(\"pwned\")</script> O'Brien & Ñoño 李"
+HOSTILE_NAME = '<script>alert("pwned")</script> O\'Brien & Ñoño 李'
 
 
 def world_grid(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
@@ -79,23 +79,46 @@ def crosscheck(verdict: str, explained: bool) -> dict:
         "summary": f"Imaging: left frontal lobe. Symptoms: {verdict}.",
         "predicted_regions": [{"name": "primary_motor", "side": "left", "symptoms": ["hemiparesis"]}],
         "symptoms": [
-            {"code": "hemiparesis", "name": "Hemiparesis", "snomed_code": "20022000", "side": "right",
-             "explained": explained, "sources": ["Adams and Victor's Principles of Neurology, ch. 3"],
-             "reason": "right-sided hemiparesis is explained: the tumour involves left primary_motor" if explained
-             else "right-sided hemiparesis points to left primary_motor, but the tumour is ipsilateral"},
-            {"code": "headache", "name": "Headache", "side": None, "explained": None,
-             "reason": "headache does not localise (e.g. raised intracranial pressure); not scored"},
+            {
+                "code": "hemiparesis",
+                "name": "Hemiparesis",
+                "snomed_code": "20022000",
+                "side": "right",
+                "explained": explained,
+                "sources": ["Adams and Victor's Principles of Neurology, ch. 3"],
+                "reason": "right-sided hemiparesis is explained: the tumour involves left primary_motor"
+                if explained
+                else "right-sided hemiparesis points to left primary_motor, but the tumour is ipsilateral",
+            },
+            {
+                "code": "headache",
+                "name": "Headache",
+                "side": None,
+                "explained": None,
+                "reason": "headache does not localise (e.g. raised intracranial pressure); not scored",
+            },
         ],
     }
 
 
 REFERRALS = [
-    {"rank": 1, "score": 93.4, "distance_km": 12.5, "components": {"specialty": 30.0},
-     "doctor": {"id": 3, "name": "Dr Ada Fictional", "specialty": "neurosurgery", "wait_days": 7},
-     "hospital": {"id": 1, "name": "Imaginary General", "city": "Lyon", "capabilities": ["awake_craniotomy"]},
-     "reasons": ["awake craniotomy available (eloquent cortex)", "frontal lobe expertise"]},
-    {"rank": 2, "score": 81.0, "doctor": "Dr Bea Example", "specialty": "neuro-oncology",
-     "hospital": "Pretend Clinic", "reasons": ["enhancing tumour: neuro-oncology"]},
+    {
+        "rank": 1,
+        "score": 93.4,
+        "distance_km": 12.5,
+        "components": {"specialty": 30.0},
+        "doctor": {"id": 3, "name": "Dr Ada Fictional", "specialty": "neurosurgery", "wait_days": 7},
+        "hospital": {"id": 1, "name": "Imaginary General", "city": "Lyon", "capabilities": ["awake_craniotomy"]},
+        "reasons": ["awake craniotomy available (eloquent cortex)", "frontal lobe expertise"],
+    },
+    {
+        "rank": 2,
+        "score": 81.0,
+        "doctor": "Dr Bea Example",
+        "specialty": "neuro-oncology",
+        "hospital": "Pretend Clinic",
+        "reasons": ["enhancing tumour: neuro-oncology"],
+    },
 ]
 
 
@@ -103,8 +126,13 @@ REFERRALS = [
 def make_input() -> Callable[..., ReportInput]:
     """Factory for a ReportInput; side=None gives a healthy scan."""
 
-    def _make(side: str | None = "left", verdict: str = "concordant", name: str = "Jo Test",
-              with_imaging: bool = True, **overrides) -> ReportInput:
+    def _make(
+        side: str | None = "left",
+        verdict: str = "concordant",
+        name: str = "Jo Test",
+        with_imaging: bool = True,
+        **overrides,
+    ) -> ReportInput:
         image, seg = synthetic_case(side)
         data = {
             "patient": {"id": 17, "name": name, "sex": "F", "birth_date": "1970-05-04"},
@@ -116,12 +144,21 @@ def make_input() -> Callable[..., ReportInput]:
             "crosscheck": crosscheck(verdict, explained=verdict == "concordant"),
             "referrals": REFERRALS,
             "provenance": {
-                "software_version": "0.1.0", "model_id": "unet3d-brats-small", "model_sha256": "ab" * 32,
+                "software_version": "0.1.0",
+                "model_id": "unet3d-brats-small",
+                "model_sha256": "ab" * 32,
                 "inputs": [{"path": f"case/C1_{k}.nii.gz", "sha256": f"{i}" * 64} for i, k in enumerate("abcd")],
                 "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
             },
-            "imaging": {"case_id": "C1", "images": {"flair": image, "t1": image}, "seg": seg,
-                        "affine": BRATS_AFFINE, "naming": "brats2020"} if with_imaging else None,
+            "imaging": {
+                "case_id": "C1",
+                "images": {"flair": image, "t1": image},
+                "seg": seg,
+                "affine": BRATS_AFFINE,
+                "naming": "brats2020",
+            }
+            if with_imaging
+            else None,
         }
         return ReportInput.model_validate(data | overrides)
 

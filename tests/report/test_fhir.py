@@ -62,7 +62,9 @@ def test_patient_symptoms_study_and_referrals(make_input):
     (patient,) = resources["Patient"]
     assert patient["identifier"][0]["value"] == "17" and patient["gender"] == "female"
     assert {c for cond in resources["Condition"] for c in _codes(cond["code"])} == {
-        ("http://snomed.info/sct", "20022000"), ("http://snomed.info/sct", "25064002")}
+        ("http://snomed.info/sct", "20022000"),
+        ("http://snomed.info/sct", "25064002"),
+    }
     (study,) = resources["ImagingStudy"]
     uids = [study["identifier"][0]["value"].removeprefix("urn:oid:")] + [s["uid"] for s in study["series"]]
     assert len(uids) == 3 and len(set(uids)) == 3  # flair + t1 series

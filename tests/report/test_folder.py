@@ -24,8 +24,15 @@ def test_writes_every_file(make_input, tmp_path):
     report = make_input("left", verdict="discordant")
     out = write_report(tmp_path / "reports" / "C1", report, fhir=True)
     names = {p.name for p in out.iterdir()}
-    assert names == {"report.html", "report.json", "triplanar.png", "montage.png", "regions.png",
-                     "C1_seg.nii.gz", "fhir_bundle.json"}
+    assert names == {
+        "report.html",
+        "report.json",
+        "triplanar.png",
+        "montage.png",
+        "regions.png",
+        "C1_seg.nii.gz",
+        "fhir_bundle.json",
+    }
     data = json.loads((out / "report.json").read_text())
     assert data["notice"] == NOTICE and data["case_id"] == "C1"
     assert data["crosscheck"]["verdict"] == "discordant"
@@ -70,4 +77,3 @@ def test_healthy_scan_report(make_input, tmp_path):
     out = write_report(tmp_path / "H", make_input(None, verdict="no tumour found despite focal symptoms"))
     assert "No tumour found" in (out / "report.html").read_text()
     assert (out / "triplanar.png").stat().st_size > 0
-

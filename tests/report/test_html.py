@@ -23,7 +23,7 @@ def _html(report: ReportInput) -> str:
 def test_notice_at_top_and_bottom(make_input):
     html = _html(make_input("left"))
     assert html.count(NOTICE) == 2
-    body = html[html.index("<body>"):]
+    body = html[html.index("<body>") :]
     assert body.index(NOTICE) < body.index("Patient") and body.rindex(NOTICE) > body.index("Provenance")
 
 
@@ -71,12 +71,13 @@ def test_self_contained(make_input):
     assert "@media print" in html
 
 
-@pytest.mark.parametrize(("missing", "message"), [("locate", "Localisation not available"),
-                                                  ("crosscheck", "Cross-check not available")])
+@pytest.mark.parametrize(
+    ("missing", "message"), [("locate", "Localisation not available"), ("crosscheck", "Cross-check not available")]
+)
 def test_missing_stages_say_not_available(make_input, missing, message):
     html = _html(make_input("left", **{missing: None}))
     assert message in html
-    assert f"Verdict: <span class=\"label\">{NOT_AVAILABLE}" in html or missing == "locate"
+    assert f'Verdict: <span class="label">{NOT_AVAILABLE}' in html or missing == "locate"
 
 
 def test_healthy_scan_says_no_tumour(make_input):

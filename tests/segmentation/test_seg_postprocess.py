@@ -278,7 +278,6 @@ def test_the_unenclosed_core_goes_only_when_the_t1ce_is_given():
     assert (finished[inside] == 1).all() and (finished[patch] == 2).sum() > 500
 
 
-
 def test_necrosis_under_a_cap_that_covers_part_of_it_stays():
     labels = np.zeros((48, 48, 48), np.uint8)
     shell, inside = _shell(labels.shape, (24, 24, 24), 8, 10)

@@ -59,4 +59,3 @@ def client(web_settings: WebSettings):
     with make_client(web_settings) as c:
         assert sign_in(c).status_code == 200
         yield c
-

@@ -92,7 +92,10 @@ def test_two_jobs_at_once_then_review_and_sign_off(client, web_settings, case_zi
     assert after["referral_status"] == "final"
     signed = after["reviews"][0]
     assert (signed["by"], signed["location"], signed["verdict"], signed["comment"]) == (
-        "clin", "confirmed", "partially concordant", comment
+        "clin",
+        "confirmed",
+        "partially concordant",
+        comment,
     )
     with db.transaction(url) as session:
         actions = set(session.execute(select(AuditEvent.action, AuditEvent.target)).all())

@@ -140,9 +140,7 @@ def pending_studies(url: str | None = None) -> list[dict[str, Any]]:
     from neurotriage.clinical.models import Finding, Study
 
     with transaction(url) as session:
-        rows = session.scalars(
-            select(Study).where(~exists().where(Finding.study_id == Study.id)).order_by(Study.id)
-        )
+        rows = session.scalars(select(Study).where(~exists().where(Finding.study_id == Study.id)).order_by(Study.id))
         return [
             {"study_id": s.id, "patient_id": s.patient_id, "case_ref": s.case_ref, "seed": s.synthetic_seed}
             for s in rows

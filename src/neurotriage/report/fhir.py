@@ -114,8 +114,12 @@ def _conditions(report: ReportInput, patient: str) -> list[dict[str, Any]]:
 def _imaging_study(report: ReportInput, patient: str, study_uid: str) -> dict[str, Any]:
     sequences = list(report.imaging.images) if report.imaging else []
     series = [
-        {"uid": dicom_uid(study_uid, key), "number": number, "modality": MR_MODALITY,
-         "description": f"{key.upper()} (NIfTI)"}
+        {
+            "uid": dicom_uid(study_uid, key),
+            "number": number,
+            "modality": MR_MODALITY,
+            "description": f"{key.upper()} (NIfTI)",
+        }
         for number, key in enumerate(sequences, start=1)
     ]
     study: dict[str, Any] = {
@@ -188,8 +192,9 @@ def _referral(build: _Builder, ref: dict[str, Any], rank: int, patient: str, rep
     facts = referral_facts(ref)
     role: dict[str, Any] = {"resourceType": "PractitionerRole", "active": True}
     if facts["doctor"]:
-        practitioner = build.add({"resourceType": "Practitioner", "name": [{"text": facts["doctor"]}]},
-                                 f"practitioner|{rank}")
+        practitioner = build.add(
+            {"resourceType": "Practitioner", "name": [{"text": facts["doctor"]}]}, f"practitioner|{rank}"
+        )
         role["practitioner"] = _ref(practitioner) | {"display": facts["doctor"]}
     if facts["hospital"]:
         organization = {"resourceType": "Organization", "name": facts["hospital"]}
@@ -200,16 +205,19 @@ def _referral(build: _Builder, ref: dict[str, Any], rank: int, patient: str, rep
         role["specialty"] = [{"text": str(facts["specialty"])}]
     role_url = build.add(role, f"role|{rank}")
     reasons = "; ".join(str(r) for r in ref.get("reasons") or [])
-    build.add({
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",  # a recommendation for a clinician to act on, not an order
-        "subject": _ref(patient),
-        "code": {"text": "Referral for brain tumour assessment"},
-        "performer": [_ref(role_url)],
-        "reasonReference": [_ref(report_url)],
-        "note": [{"text": f"Rank {ref.get('rank') or rank}, score {fmt(ref.get('score'))}. {reasons}".strip()}],
-    }, f"request|{rank}")
+    build.add(
+        {
+            "resourceType": "ServiceRequest",
+            "status": "draft",
+            "intent": "proposal",  # a recommendation for a clinician to act on, not an order
+            "subject": _ref(patient),
+            "code": {"text": "Referral for brain tumour assessment"},
+            "performer": [_ref(role_url)],
+            "reasonReference": [_ref(report_url)],
+            "note": [{"text": f"Rank {ref.get('rank') or rank}, score {fmt(ref.get('score'))}. {reasons}".strip()}],
+        },
+        f"request|{rank}",
+    )
 
 
 def _diagnostic_report(report: ReportInput, patient: str, study: str, results: list[str]) -> dict[str, Any]:

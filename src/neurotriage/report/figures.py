@@ -130,12 +130,25 @@ def _draw_plane(ax, vol: DisplayVolume, view: View, index: int, window: tuple[fl
     from matplotlib.colors import ListedColormap
 
     row_mm, col_mm = vol.spacing[view.row_axis], vol.spacing[view.col_axis]
-    ax.imshow(_plane(vol.image, view, index), cmap="gray", vmin=window[0], vmax=window[1],
-              aspect=row_mm / col_mm, interpolation="nearest")
+    ax.imshow(
+        _plane(vol.image, view, index),
+        cmap="gray",
+        vmin=window[0],
+        vmax=window[1],
+        aspect=row_mm / col_mm,
+        interpolation="nearest",
+    )
     labels = _plane(vol.seg, view, index)
     colours = ListedColormap(["none", *(LABEL_COLOURS[k] for k in sorted(LABEL_COLOURS))])
-    ax.imshow(np.ma.masked_equal(labels, 0), cmap=colours, vmin=0, vmax=len(LABEL_COLOURS),
-              alpha=OVERLAY_ALPHA, aspect=row_mm / col_mm, interpolation="nearest")
+    ax.imshow(
+        np.ma.masked_equal(labels, 0),
+        cmap=colours,
+        vmin=0,
+        vmax=len(LABEL_COLOURS),
+        alpha=OVERLAY_ALPHA,
+        aspect=row_mm / col_mm,
+        interpolation="nearest",
+    )
     ax.set_label(view.name)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -143,10 +156,19 @@ def _draw_plane(ax, vol: DisplayVolume, view: View, index: int, window: tuple[fl
 
 
 def _edge_letters(ax, view: View, small: bool) -> None:
-    style = {"color": "white", "fontsize": 8 if small else 13, "fontweight": "bold", "transform": ax.transAxes,
-             "bbox": {"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0}}
-    places = {"top": (0.5, 0.97, "center", "top"), "bottom": (0.5, 0.03, "center", "bottom"),
-              "left": (0.03, 0.5, "left", "center"), "right": (0.97, 0.5, "right", "center")}
+    style = {
+        "color": "white",
+        "fontsize": 8 if small else 13,
+        "fontweight": "bold",
+        "transform": ax.transAxes,
+        "bbox": {"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0},
+    }
+    places = {
+        "top": (0.5, 0.97, "center", "top"),
+        "bottom": (0.5, 0.03, "center", "bottom"),
+        "left": (0.03, 0.5, "left", "center"),
+        "right": (0.97, 0.5, "right", "center"),
+    }
     letters = view.edge_letters()
     # The montage keeps only R/L; the tri-planar views carry all four edges.
     edges = ("left", "right") if small else tuple(places)
@@ -218,7 +240,7 @@ def montage_figure(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarray
         _draw_plane(ax, vol, AXIAL, index, window, small=True)
         z = _world(vol, (0, 0, index))[2]
         ax.set_title(f"z {z:.0f} mm", color="white", fontsize=8)
-    for ax in axes[len(slices):]:
+    for ax in axes[len(slices) :]:
         ax.set_axis_off()
     what = "Axial slices through the tumour" if vol.seg.any() else f"{NO_TUMOUR}: axial slices through the brain"
     fig.suptitle(f"{what}\n{RADIOLOGICAL}", color="white", fontsize=10)

@@ -21,8 +21,11 @@ FLAGGED_VERDICTS = frozenset({"discordant", "no tumour found despite focal sympt
 CAUTION_VERDICTS = frozenset({"partially concordant"})
 EXPLAINED = {True: "yes", False: "no", None: "non-localising"}
 FIGURES = (
-    ("triplanar", "Tri-planar overlay",
-     "Axial, coronal and sagittal views through the tumour centroid (mid-brain when there is no tumour)."),
+    (
+        "triplanar",
+        "Tri-planar overlay",
+        "Axial, coronal and sagittal views through the tumour centroid (mid-brain when there is no tumour).",
+    ),
     ("montage", "Axial slice montage", "Axial slices spread over the tumour, inferior to superior."),
     ("regions", "Tumour volume per region", "Whole-tumour volume in each atlas region, with its side."),
 )
@@ -59,8 +62,14 @@ def _finding(report: ReportInput) -> dict[str, Any]:
     locate = report.locate or {}
     volumes = locate.get("volumes_ml") or {}
     regions = [
-        {"name": fmt(r.get("name")), "side": fmt(r.get("side")), "ml": fmt(r.get("ml")),
-         "percent": fmt(100.0 * r["fraction_of_tumour"]) if r.get("fraction_of_tumour") is not None else NOT_AVAILABLE}
+        {
+            "name": fmt(r.get("name")),
+            "side": fmt(r.get("side")),
+            "ml": fmt(r.get("ml")),
+            "percent": fmt(100.0 * r["fraction_of_tumour"])
+            if r.get("fraction_of_tumour") is not None
+            else NOT_AVAILABLE,
+        }
         for r in locate.get("regions") or []
     ]
     eloquent = [f"{fmt(e.get('name'))} ({fmt(e.get('side'))})" for e in locate.get("eloquent") or []]
@@ -92,9 +101,14 @@ def _crosscheck(report: ReportInput) -> dict[str, Any]:
     check = report.crosscheck or {}
     verdict = check.get("verdict")
     rows = [
-        {"symptom": s.get("name") or s.get("code") or NOT_AVAILABLE, "side": fmt(s.get("side")),
-         "explained": EXPLAINED.get(s.get("explained"), NOT_AVAILABLE), "explained_flag": s.get("explained"),
-         "why": s.get("reason") or NOT_AVAILABLE, "sources": [str(x) for x in s.get("sources") or []]}
+        {
+            "symptom": s.get("name") or s.get("code") or NOT_AVAILABLE,
+            "side": fmt(s.get("side")),
+            "explained": EXPLAINED.get(s.get("explained"), NOT_AVAILABLE),
+            "explained_flag": s.get("explained"),
+            "why": s.get("reason") or NOT_AVAILABLE,
+            "sources": [str(x) for x in s.get("sources") or []],
+        }
         for s in check.get("symptoms") or []
     ]
     predicted = [f"{fmt(p.get('side'))} {fmt(p.get('name'))}" for p in check.get("predicted_regions") or []]
@@ -116,17 +130,19 @@ def _referrals(report: ReportInput) -> list[dict[str, Any]]:
     rows = []
     for position, ref in enumerate(report.referrals, start=1):
         facts = referral_facts(ref)
-        rows.append({
-            "rank": ref.get("rank") or position,
-            "doctor": facts["doctor"] or NOT_AVAILABLE,
-            "specialty": fmt(facts["specialty"]),
-            "hospital": facts["hospital"] or NOT_AVAILABLE,
-            "city": fmt(facts["city"]),
-            "distance": fmt(ref.get("distance_km")),
-            "wait": fmt(facts["wait_days"]),
-            "score": fmt(ref.get("score")),
-            "reasons": [str(r) for r in ref.get("reasons") or []],
-        })
+        rows.append(
+            {
+                "rank": ref.get("rank") or position,
+                "doctor": facts["doctor"] or NOT_AVAILABLE,
+                "specialty": fmt(facts["specialty"]),
+                "hospital": facts["hospital"] or NOT_AVAILABLE,
+                "city": fmt(facts["city"]),
+                "distance": fmt(ref.get("distance_km")),
+                "wait": fmt(facts["wait_days"]),
+                "score": fmt(ref.get("score")),
+                "reasons": [str(r) for r in ref.get("reasons") or []],
+            }
+        )
     return rows
 
 
@@ -157,8 +173,14 @@ def report_view(report: ReportInput, figures: dict[str, bytes]) -> dict[str, Any
         "title": f"neurotriage report: {report.patient.name or report.patient.id}",
         "patient": _patient_rows(report),
         "symptoms": [
-            {"name": s.name or s.code, "code": s.code, "snomed": s.snomed or NOT_AVAILABLE, "side": fmt(s.side),
-             "onset": fmt(s.onset), "severity": fmt(s.severity)}
+            {
+                "name": s.name or s.code,
+                "code": s.code,
+                "snomed": s.snomed or NOT_AVAILABLE,
+                "side": fmt(s.side),
+                "onset": fmt(s.onset),
+                "severity": fmt(s.severity),
+            }
             for s in report.symptoms
         ],
         "finding": _finding(report),
@@ -179,8 +201,13 @@ def _template():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     # StrictUndefined: a template typo fails loudly instead of printing an empty cell.
-    env = Environment(loader=PackageLoader("neurotriage.report", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("neurotriage.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return env.get_template("report.html.j2")
 
 

@@ -44,9 +44,11 @@ def _add_train_default(sub) -> None:
     p.add_argument("--export-only", action="store_true", help="export the best checkpoint of the run in --work as is")
     p.add_argument("--init", type=Path, default=None, help="fine-tune from these weights (e.g. an earlier default.pt)")
     p.add_argument(
-        "--workers", type=int, default=0,
+        "--workers",
+        type=int,
+        default=0,
         help="processes that generate, prepare and load the data (default 0: generate and load in this "
-        "process, prepare on every core)"
+        "process, prepare on every core)",
     )
     p.set_defaults(handler=_train_default)
 
@@ -100,9 +102,13 @@ def _add_train(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto: mixed precision on GPU, fp32 on CPU")  # fmt: skip
-    p.add_argument("--augment", choices=("basic", "strong"), default="basic",
-                   help="basic: flips + intensity jitter; strong: also affine, bias field, noise, blur, gamma, "
-                   "low resolution, thick slices (for synthetic-to-real transfer)")
+    p.add_argument(
+        "--augment",
+        choices=("basic", "strong"),
+        default="basic",
+        help="basic: flips + intensity jitter; strong: also affine, bias field, noise, blur, gamma, "
+        "low resolution, thick slices (for synthetic-to-real transfer)",
+    )
     p.add_argument("--cache", action="store_true", help="keep the decoded cases in memory (small cohorts)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--init", type=Path, default=None, help="fine-tune: start from this checkpoint's weights")
@@ -127,20 +133,40 @@ def _add_predict_options(p) -> None:
                    help="average over flips: 4 passes, about 2 s more per case (default on)")  # fmt: skip
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto: bfloat16 on CPUs with native support, else fp32")  # fmt: skip
-    p.add_argument("--min-component-ml", type=float, default=d.min_component_ml,
-                   help=f"drop tumour components under this many ml (default {d.min_component_ml}; 0 keeps all)")
-    p.add_argument("--min-enhancing-ml", type=float, default=d.min_enhancing_ml,
-                   help=f"enhancing tumour totalling less becomes non-enhancing core (default {d.min_enhancing_ml} ml)")
-    p.add_argument("--core-contact-mm", type=float, default=d.core_contact_mm,
-                   help="in an enhancing tumour, non-enhancing core farther from the enhancement, and not enclosed "
-                   f"by it, becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)")
-    p.add_argument("--ring-growth-mm", type=float, default=d.ring_growth_mm,
-                   help="enhancement grows over connected tissue as bright on T1ce, up to this far "
-                   f"(default {d.ring_growth_mm} mm; 0 turns it off)")
-    p.add_argument("--enclosed-core-mm", type=float, default=d.enclosed_core_mm,
-                   help="what an enhancing tumour's core surrounds within this distance becomes necrotic core, "
-                   f"and the reach for what its enhancement encloses (default {d.enclosed_core_mm} mm; 0 turns "
-                   "both off)")
+    p.add_argument(
+        "--min-component-ml",
+        type=float,
+        default=d.min_component_ml,
+        help=f"drop tumour components under this many ml (default {d.min_component_ml}; 0 keeps all)",
+    )
+    p.add_argument(
+        "--min-enhancing-ml",
+        type=float,
+        default=d.min_enhancing_ml,
+        help=f"enhancing tumour totalling less becomes non-enhancing core (default {d.min_enhancing_ml} ml)",
+    )
+    p.add_argument(
+        "--core-contact-mm",
+        type=float,
+        default=d.core_contact_mm,
+        help="in an enhancing tumour, non-enhancing core farther from the enhancement, and not enclosed "
+        f"by it, becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)",
+    )
+    p.add_argument(
+        "--ring-growth-mm",
+        type=float,
+        default=d.ring_growth_mm,
+        help="enhancement grows over connected tissue as bright on T1ce, up to this far "
+        f"(default {d.ring_growth_mm} mm; 0 turns it off)",
+    )
+    p.add_argument(
+        "--enclosed-core-mm",
+        type=float,
+        default=d.enclosed_core_mm,
+        help="what an enhancing tumour's core surrounds within this distance becomes necrotic core, "
+        f"and the reach for what its enhancement encloses (default {d.enclosed_core_mm} mm; 0 turns "
+        "both off)",
+    )
 
 
 def _predict_options(args) -> dict:

@@ -20,7 +20,17 @@ MODEL_ID = "neurotriage-default-fastunet-v8"
 SHA_SUFFIX = ".sha256"
 # DefaultRecipe fields that the training run records in its history.json config.
 RUN_FIELDS = (
-    "seed", "epochs", "roi", "width", "batch_size", "lr", "val_fraction", "precision", "augment", "init", "workers"
+    "seed",
+    "epochs",
+    "roi",
+    "width",
+    "batch_size",
+    "lr",
+    "val_fraction",
+    "precision",
+    "augment",
+    "init",
+    "workers",
 )
 
 
