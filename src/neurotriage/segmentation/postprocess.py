@@ -128,8 +128,8 @@ def grow_enhancement(
     box = _box_around(enhancing, reach_mm, spacing)
     seeds = seeded[box]
     near = ndi.distance_transform_edt(~enhancing[box], sampling=spacing) <= reach_mm
-    pieces, _ = ndi.label((near & brain[box] & (t1ce[box] >= threshold)) | enhancing[box], structure=CUBE)
-    grown = np.isin(pieces, np.unique(pieces[seeds])) & ~enhancing[box]
+    bright = (near & brain[box] & (t1ce[box] >= threshold)) | enhancing[box]
+    grown = _pieces_holding(bright, seeds) & ~enhancing[box]
     out = labels.copy()
     out[box][grown] = ENHANCING
     return out
@@ -185,8 +185,7 @@ def relabel_unenclosed_core(
     inside = _enclosed(wall, ~wall & brain[box], spacing, reach_mm)
     # As in relabel_detached_core, voxels that touch are one spacing apart.
     near = ndi.distance_transform_edt(~wall, sampling=spacing) <= contact_mm + max(spacing)
-    pieces, _ = ndi.label(local, structure=CUBE)
-    anchored = np.isin(pieces, np.unique(pieces[local & inside]))
+    anchored = _pieces_holding(local, inside)
     out = labels.copy()
     out[box][local & ~inside & ~near & ~anchored] = EDEMA
     return out
@@ -210,8 +209,7 @@ def _enclosed(wall: np.ndarray, open_: np.ndarray, spacing: tuple[float, ...], r
             break
         filled = more
     # Only what joins the wall: a lone voxel a few mm off a lobulated core is not inside it.
-    pieces, _ = ndi.label(filled, structure=CUBE)
-    return np.isin(pieces, np.unique(pieces[wall])) & ~wall
+    return _pieces_holding(filled, wall) & ~wall
 
 
 def _directions() -> list[np.ndarray]:
@@ -230,8 +228,13 @@ def _meets(mask: np.ndarray, step: np.ndarray, steps: int) -> np.ndarray:
 
 def _enhancing_tumours(labels: np.ndarray) -> np.ndarray:
     """Voxels of the whole-tumour components (26-connected) that hold enhancement."""
-    tumours, _ = ndi.label(labels > 0, structure=CUBE)
-    return np.isin(tumours, np.unique(tumours[labels == ENHANCING]))
+    return _pieces_holding(labels > 0, labels == ENHANCING)
+
+
+def _pieces_holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The voxels of the mask's 26-connected pieces that hold at least one seed voxel."""
+    pieces, _ = ndi.label(mask, structure=CUBE)
+    return np.isin(pieces, np.unique(pieces[seeds & mask]))
 
 
 def _voxel_ml(spacing: tuple[float, ...]) -> float:
