@@ -1,0 +1,58 @@
+"""File utilities every stage shares: SHA-256 checksums and atomic writes (a temporary sibling, then rename)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path | str) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def partial_name(path: Path) -> Path:
+    """A hidden sibling of `path`, unique per process and thread, keeping its suffixes.
+
+    Writers such as nibabel, numpy and matplotlib choose the format from the suffix, so
+    'case_seg.nii.gz' becomes '.case_seg.<pid>-<thread>.partial.nii.gz'."""
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    return path.with_name(f".{stem}.{os.getpid()}-{threading.get_ident()}.partial{suffixes}")
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path to write; it replaces `path` only when the block finishes without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path | str, text: str) -> Path:
+    """Write UTF-8 text so that readers see the old file or the whole new one, never a part."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json_atomic(path: Path | str, payload: Any, indent: int | None = 1) -> Path:
+    """Write JSON atomically (UTF-8, a trailing newline)."""
+    return write_text_atomic(path, json.dumps(payload, indent=indent) + "\n")
