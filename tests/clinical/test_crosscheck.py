@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical.crosscheck import (
     CONCORDANT,
     DISCORDANT,
@@ -18,6 +19,11 @@ from neurotriage.errors import UserError
 
 from .locates import healthy, locate
 
+
+def check(symptoms: list[ReportedSymptom], dominance: str, doc: dict) -> dict:
+    """The cross-check of a locate document (validated as the clinical side reads it) as JSON data."""
+    return crosscheck(symptoms, dominance, parse_location(doc)).model_dump(mode="json")
+
 LEFT_WEAKNESS = ReportedSymptom("hemiparesis", "left")
 BROCA_FRONTAL = (("frontal_lobe", 20.0), ("broca", 2.0))
 
@@ -28,7 +34,7 @@ def only(result: dict, code: str) -> dict:
 
 
 def test_left_weakness_with_right_frontal_tumour_is_concordant() -> None:
-    result = crosscheck([LEFT_WEAKNESS], "left", locate("right"))
+    result = check([LEFT_WEAKNESS], "left", locate("right"))
     assert result["verdict"] == CONCORDANT
     assert result["score"] == 1.0
     assert not result["needs_review"]
@@ -47,7 +53,7 @@ def test_left_weakness_with_right_frontal_tumour_is_concordant() -> None:
 
 
 def test_left_weakness_with_left_frontal_tumour_is_discordant_and_flagged() -> None:
-    result = crosscheck([LEFT_WEAKNESS], "left", locate("left"))
+    result = check([LEFT_WEAKNESS], "left", locate("left"))
     assert result["verdict"] == DISCORDANT
     assert result["score"] == 0.0
     assert result["needs_review"] is True
@@ -69,7 +75,7 @@ def test_left_weakness_with_left_frontal_tumour_is_discordant_and_flagged() -> N
 def test_aphasia_follows_the_patients_language_dominance(dominance: str, tumour_side: str, verdict: str) -> None:
     # Language areas are reported on both sides by locate; only the patient's dominance decides.
     doc = locate(tumour_side, regions=BROCA_FRONTAL, eloquent=("broca",))
-    result = crosscheck([ReportedSymptom("aphasia")], dominance, doc)
+    result = check([ReportedSymptom("aphasia")], dominance, doc)
     assert result["verdict"] == verdict
     assert result["predicted_regions"] == [
         {"name": "broca", "side": dominance, "symptoms": ["aphasia"]},
@@ -78,7 +84,7 @@ def test_aphasia_follows_the_patients_language_dominance(dominance: str, tumour_
 
 
 def test_headache_alone_is_non_localising() -> None:
-    result = crosscheck([ReportedSymptom("headache")], "left", locate("right"))
+    result = check([ReportedSymptom("headache")], "left", locate("right"))
     assert result["verdict"] == NON_LOCALISING
     assert result["score"] is None and not result["needs_review"]
     entry = only(result, "headache")
@@ -87,7 +93,7 @@ def test_headache_alone_is_non_localising() -> None:
 
 
 def test_no_tumour_with_focal_symptoms_is_flagged() -> None:
-    result = crosscheck([LEFT_WEAKNESS, ReportedSymptom("headache")], "left", healthy())
+    result = check([LEFT_WEAKNESS, ReportedSymptom("headache")], "left", healthy())
     assert result["verdict"] == NO_TUMOUR
     assert result["needs_review"] is True and result["score"] == 0.0
     assert only(result, "hemiparesis")["match"] == "no_tumour"
@@ -100,12 +106,12 @@ def test_no_tumour_with_focal_symptoms_is_flagged() -> None:
 
 
 def test_healthy_scan_with_only_headache_needs_no_review() -> None:
-    result = crosscheck([ReportedSymptom("headache")], "left", healthy())
+    result = check([ReportedSymptom("headache")], "left", healthy())
     assert result["verdict"] == NON_LOCALISING and not result["needs_review"]
 
 
 def test_one_of_two_focal_symptoms_explained_is_partial() -> None:
-    result = crosscheck([LEFT_WEAKNESS, ReportedSymptom("homonymous_hemianopia", "left")], "left", locate())
+    result = check([LEFT_WEAKNESS, ReportedSymptom("homonymous_hemianopia", "left")], "left", locate())
     assert result["verdict"] == PARTIAL
     assert result["score"] == 0.5 and result["needs_review"]
     assert only(result, "homonymous_hemianopia")["match"] == "none"
@@ -113,7 +119,7 @@ def test_one_of_two_focal_symptoms_explained_is_partial() -> None:
 
 def test_area_within_5_mm_explains_with_lower_strength() -> None:
     doc = locate(regions=(("frontal_lobe", 20.0),), eloquent=("primary_motor",))
-    result = crosscheck([LEFT_WEAKNESS], "left", doc)
+    result = check([LEFT_WEAKNESS], "left", doc)
     assert result["verdict"] == CONCORDANT
     assert only(result, "hemiparesis")["match"] == "adjacent"
     assert result["score"] == 0.75
@@ -121,20 +127,20 @@ def test_area_within_5_mm_explains_with_lower_strength() -> None:
 
 def test_unknown_side_accepts_either_hemisphere() -> None:
     for side in ("left", "right"):
-        assert crosscheck([ReportedSymptom("hemiparesis")], "left", locate(side))["verdict"] == CONCORDANT
+        assert check([ReportedSymptom("hemiparesis")], "left", locate(side))["verdict"] == CONCORDANT
 
 
 def test_midline_brainstem_explains_a_lateral_cranial_nerve_sign() -> None:
     doc = locate(regions=(("brainstem", 6.0),), eloquent=())
     doc["regions"][0]["side"] = "midline"
-    assert crosscheck([ReportedSymptom("facial_palsy", "left")], "left", doc)["verdict"] == CONCORDANT
+    assert check([ReportedSymptom("facial_palsy", "left")], "left", doc)["verdict"] == CONCORDANT
 
 
 def test_focal_seizure_needs_the_tumour_to_reach_the_cortex() -> None:
     seizure = [ReportedSymptom("focal_seizure")]
-    assert crosscheck(seizure, "left", locate())["verdict"] == CONCORDANT
+    assert check(seizure, "left", locate())["verdict"] == CONCORDANT
     deep = locate(cortical_involvement=False)
-    result = crosscheck(seizure, "left", deep)
+    result = check(seizure, "left", deep)
     assert result["verdict"] == DISCORDANT
     assert "without reaching the cortex" in only(result, "focal_seizure")["reason"]
 
@@ -158,12 +164,12 @@ def test_expected_sides(laterality: str, side: str | None, dominance: str, expec
 
 def test_bad_inputs_are_user_errors() -> None:
     with pytest.raises(UserError, match="unknown symptom code 'limp'"):
-        crosscheck([ReportedSymptom("limp")], "left", locate())
+        check([ReportedSymptom("limp")], "left", locate())
     with pytest.raises(UserError, match="dominance 'up'"):
-        crosscheck([LEFT_WEAKNESS], "up", locate())
+        check([LEFT_WEAKNESS], "up", locate())
     broken = locate()
     broken["regions"][0]["side"] = "north"
     with pytest.raises(UserError, match=r"field regions\.0\.side"):
-        crosscheck([LEFT_WEAKNESS], "left", broken)
+        check([LEFT_WEAKNESS], "left", broken)
     with pytest.raises(UserError, match="field volumes_ml"):
-        crosscheck([LEFT_WEAKNESS], "left", {"regions": []})
+        check([LEFT_WEAKNESS], "left", {"regions": []})

@@ -114,9 +114,8 @@ REFERRALS = [
     {
         "rank": 2,
         "score": 81.0,
-        "doctor": "Dr Bea Example",
-        "specialty": "neuro-oncology",
-        "hospital": "Pretend Clinic",
+        "doctor": {"name": "Dr Bea Example", "specialty": "neuro-oncology"},
+        "hospital": {"name": "Pretend Clinic"},
         "reasons": ["enhancing tumour: neuro-oncology"],
     },
 ]

@@ -50,7 +50,7 @@ def test_report_codes_volumes_and_laterality(make_input):
 
 def test_right_hemisphere_and_uncoded_region(make_input):
     report = make_input("right")
-    report.locate["primary_region"] = "corpus_callosum"  # no checked SNOMED code: text only
+    report.locate.primary_region = "corpus_callosum"  # no checked SNOMED code: text only
     (structure,) = _by_type(build_fhir_bundle(report))["BodyStructure"]
     assert "coding" not in structure["location"] and structure["location"]["text"] == "corpus callosum"
     assert _codes(structure["locationQualifier"][0]) == {("http://snomed.info/sct", "24028007")}

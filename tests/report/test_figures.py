@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from neurotriage.anatomy.location import Region
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 from neurotriage.report.figures import (
     NO_TUMOUR,
@@ -95,7 +96,7 @@ def test_montage_stays_within_the_tumour():
 
 
 def test_region_chart_labels_sides_and_handles_no_tumour():
-    regions = [{"name": "frontal_lobe", "side": "left", "ml": 3.2}, {"name": "insula", "side": "left", "ml": 1}]
+    regions = [Region(name="frontal_lobe", side="left", ml=3.2), Region(name="insula", side="left", ml=1)]
     fig = regions_figure(regions)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["insula (left)", "frontal lobe (left)"]  # largest on top

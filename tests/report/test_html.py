@@ -42,7 +42,7 @@ def test_concordant_verdict_is_not_flagged(make_input):
 def test_shows_finding_crosscheck_referrals_and_provenance(make_input):
     report = make_input("left", verdict="discordant")
     html = _html(report)
-    assert report.locate["summary"] in html
+    assert report.locate.summary in html
     assert "frontal lobe" in html and "broca (left)" in html  # region table and eloquent areas
     assert "F5_proportion_enhancing / value" in html  # VASARI section, nested keys flattened
     assert "tumour is ipsilateral" in html  # why a symptom is not explained
@@ -58,7 +58,9 @@ def test_shows_finding_crosscheck_referrals_and_provenance(make_input):
 
 def test_hostile_text_is_escaped(make_input):
     evil_reason = '<img src=x onerror="alert(1)">'
-    referrals = [{"rank": 1, "doctor": HOSTILE_NAME, "hospital": "H", "reasons": [evil_reason]}]
+    referrals = [
+        {"rank": 1, "score": 1, "doctor": {"name": HOSTILE_NAME}, "hospital": {"name": "H"}, "reasons": [evil_reason]}
+    ]
     html = _html(make_input("left", name=HOSTILE_NAME, referrals=referrals))
     assert "<script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt; O&#39;Brien &amp; Ñoño 李" in html

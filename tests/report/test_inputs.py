@@ -1,4 +1,4 @@
-"""ReportInput: accepts the stages' plain data, rejects voxels that do not fit together."""
+"""ReportInput: built from the stages' objects, rejects voxels that do not fit together."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from neurotriage.imaging.sri24 import BRATS_AFFINE
 
 def test_numpy_values_become_plain_json(make_input):
     report = make_input("left")
-    ml = report.locate["regions"][0]["ml"]
-    assert type(ml) is float  # was np.float64 in the locate dict
+    ml = report.locate.regions[0].ml
+    assert type(ml) is float  # was np.float64 in the locate document
     assert report.to_json()["patient"]["id"] == "17"  # database ids become text
 
 

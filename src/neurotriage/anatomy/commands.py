@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from neurotriage.errors import UserError
@@ -30,10 +29,10 @@ def _locate(args: argparse.Namespace) -> int:
 
     if not args.cross_ml > 0:
         raise UserError(f"--cross-ml: must be a positive volume in ml, got {args.cross_ml}")
-    result = locate_file(args.seg, Rules(cross_ml=args.cross_ml))
+    location = locate_file(args.seg, Rules(cross_ml=args.cross_ml))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(location.model_dump_json(indent=2))
     else:
-        print(result["summary"])
-        print(result["notice"])
+        print(location.summary)
+        print(location.notice)
     return 0

@@ -12,8 +12,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from neurotriage import NOTICE
 from neurotriage.anatomy import atlas as anatomy_atlas
+from neurotriage.anatomy.location import Location
 from neurotriage.anatomy.registration import recorded_mni_to_sri24
 from neurotriage.anatomy.scene import (
     EDEMA,
@@ -68,13 +68,15 @@ def read_label_map(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(data), img.affine
 
 
-def locate_file(path: Path | str, rules: Rules = DEFAULT_RULES) -> dict:
+def locate_file(path: Path | str, rules: Rules = DEFAULT_RULES) -> Location:
     """locate() a label map file; the result names the file."""
     labels, affine = read_label_map(path)
-    return {"source": str(path)} | locate(labels, affine, rules, source=str(path))
+    return locate(labels, affine, rules, source=str(path)).model_copy(update={"source": str(path)})
 
 
-def locate(labels: np.ndarray, affine: np.ndarray, rules: Rules = DEFAULT_RULES, source: str = "label map") -> dict:
+def locate(
+    labels: np.ndarray, affine: np.ndarray, rules: Rules = DEFAULT_RULES, source: str = "label map"
+) -> Location:
     """Describe where the tumour in a BraTS-space label map (either scheme, any axis order) lies."""
     grid = to_brats_grid(np.asarray(labels), affine, source)
     box = tumour_box(grid != 0, sri24.BRATS_AFFINE, rules.eloquent_margin_mm)
@@ -85,7 +87,7 @@ def locate(labels: np.ndarray, affine: np.ndarray, rules: Rules = DEFAULT_RULES,
     return describe(make_scene(seg, box, sri24.BRATS_AFFINE, anatomy_atlas.atlas()), rules)
 
 
-def _no_tumour(rules: Rules) -> dict:
+def _no_tumour(rules: Rules) -> Location:
     result = {
         "tumour_found": False,
         "hemisphere": None,
@@ -105,10 +107,10 @@ def _no_tumour(rules: Rules) -> dict:
         "eloquent": [],
         "vasari": None,
     }
-    return result | {"summary": summary_sentence(result, rules.eloquent_margin_mm), "notice": NOTICE}
+    return Location.model_validate(result | {"summary": summary_sentence(result, rules.eloquent_margin_mm)})
 
 
-def describe(scene: Scene, rules: Rules) -> dict:
+def describe(scene: Scene, rules: Rules) -> Location:
     """The full location report of a scene that holds a tumour."""
     left_weight = scene.left_weight()
     lesions, sizes = _lesions(scene, rules)
@@ -132,7 +134,7 @@ def describe(scene: Scene, rules: Rules) -> dict:
         "eloquent": _eloquent(scene, lesions, rules),
         "vasari": vasari,
     }
-    return result | {"summary": summary_sentence(result, rules.eloquent_margin_mm), "notice": NOTICE}
+    return Location.model_validate(result | {"summary": summary_sentence(result, rules.eloquent_margin_mm)})
 
 
 def _core_of(scene: Scene, mask: np.ndarray) -> np.ndarray:

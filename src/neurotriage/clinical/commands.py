@@ -109,12 +109,12 @@ def _symptom_list(args: argparse.Namespace) -> int:
 
 
 def _finding_add(args: argparse.Namespace) -> int:
+    from neurotriage.anatomy.location import read_location_file
     from neurotriage.clinical import decisions, render
-    from neurotriage.clinical.location import read_locate_file
 
-    locate = read_locate_file(args.locate)
+    location = read_location_file(args.locate)
     seg = str(args.segmentation) if args.segmentation else None
-    done = decisions.record_diagnosis(args.patient, args.case, locate, args.model, seg, limit=args.limit)
+    done = decisions.record_diagnosis(args.patient, args.case, location, args.model, seg, limit=args.limit)
     render.emit(
         done,
         args.json,
@@ -130,12 +130,13 @@ def _finding_add(args: argparse.Namespace) -> int:
 
 def _crosscheck(args: argparse.Namespace) -> int:
     from neurotriage import NOTICE
-    from neurotriage.clinical import db, decisions, intake, render
-    from neurotriage.clinical.location import read_locate_file
+    from neurotriage.anatomy.location import read_location_file
+    from neurotriage.clinical import db, decisions, render
+    from neurotriage.clinical.snapshot import load_patient
 
-    locate = read_locate_file(args.locate)
+    location = read_location_file(args.locate)
     with db.transaction() as session:
-        record = decisions.crosscheck_patient(session, intake.get_patient(session, args.patient), locate)
+        record = decisions.crosscheck_patient(session, load_patient(session, args.patient), location)
         data = record.result | {"crosscheck_id": record.id, "patient_id": args.patient, "notice": NOTICE}
     render.emit(data, args.json, render.crosscheck_report)
     return 0

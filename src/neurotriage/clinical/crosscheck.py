@@ -1,7 +1,7 @@
 """Cross-check of reported symptoms against where imaging located the tumour.
 
-A pure function of plain data (the patient's symptoms, language dominance and the localisation
-JSON), so it is testable without a database. The imaging location is the confirmed location; the
+A pure function of the patient's symptoms, language dominance and the anatomy stage's `Location`,
+so it is testable without a database; it returns a `CrossCheck`. The imaging location is the confirmed location; the
 verdict annotates it, and any disagreement is flagged for clinician review, never hidden.
 """
 
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
+from pydantic import BaseModel, Field
+
+from neurotriage.anatomy.location import EloquentArea, Location, Region
 from neurotriage.clinical.knowledge import Rule, SymptomDef, default_knowledge
-from neurotriage.clinical.location import Hit, Location, parse_location
 from neurotriage.errors import UserError
 
 CONCORDANT = "concordant"
@@ -27,6 +29,79 @@ REVIEW = frozenset({PARTIAL, DISCORDANT, NO_TUMOUR})
 # than one inside it: oedema and mass effect often, but not always, reach it.
 STRENGTH = {"involved": 1.0, "adjacent": 0.75}
 OTHER_SIDE = {"left": "right", "right": "left"}
+
+Hit = Region | EloquentArea
+Verdict = Literal[
+    "concordant",
+    "partially concordant",
+    "discordant",
+    "non-localising symptoms only",
+    "no tumour found despite focal symptoms",
+]
+
+
+class SiteRef(BaseModel):
+    """A region on one side."""
+
+    name: str
+    side: str
+
+
+class ExpectedRegion(BaseModel):
+    """A region a symptom points to, with the sides that fit ('either' for any)."""
+
+    region: str
+    sides: list[str]
+
+
+class SymptomCheck(BaseModel):
+    """The cross-check of one reported symptom: explained or not (None: does not localise), and why."""
+
+    code: str
+    name: str = ""
+    snomed_code: str | None = None
+    side: Literal["left", "right", "bilateral"] | None = None
+    onset: str | None = None
+    severity: str | None = None
+    localising: bool = True
+    expected: list[ExpectedRegion] = Field(default_factory=list)
+    explained: bool | None = None
+    match: Literal["involved", "adjacent", "wrong_side", "none", "no_tumour", "non_localising"] = "none"
+    regions: list[SiteRef] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+class PredictedRegion(BaseModel):
+    """A region (and side, or 'either') the symptoms point to, with the symptoms that do."""
+
+    name: str
+    side: str
+    symptoms: list[str]
+
+
+class ConfirmedLocation(BaseModel):
+    """The imaging location, which stays the confirmed location, annotated with the verdict."""
+
+    source: str = "imaging"
+    summary: str
+    hemisphere: str | None = None
+    primary_region: str | None = None
+    regions: list[SiteRef] = Field(default_factory=list)
+    verdict: Verdict
+
+
+class CrossCheck(BaseModel):
+    """The verdict on all reported symptoms against one location, with a reason per symptom."""
+
+    verdict: Verdict
+    score: float | None = None
+    needs_review: bool
+    summary: str = ""
+    language_dominance: Literal["left", "right"] | None = None
+    confirmed_location: ConfirmedLocation | None = None
+    symptoms: list[SymptomCheck] = Field(default_factory=list)
+    predicted_regions: list[PredictedRegion] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,36 +169,39 @@ def _or_list(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def _hits(hits: Sequence[Hit]) -> list[dict[str, str]]:
-    return [{"name": h.name, "side": h.side} for h in hits]
+def _sites(hits: Iterable[Hit]) -> list[SiteRef]:
+    """Each (name, side) once, in order; a region and an eloquent area of one name are one site."""
+    return [SiteRef(name=n, side=s) for n, s in dict.fromkeys((h.name, h.side) for h in hits)]
 
 
-def _match(expected: list[Expectation], hits: Sequence[Hit]) -> tuple[list[Hit], list[Expectation]]:
-    """Hits satisfying any expectation, and the expectations they satisfied."""
+def _match(expected: list[Expectation], hits: Sequence[Hit]) -> tuple[list[SiteRef], list[Expectation]]:
+    """Sites satisfying any expectation, and the expectations they satisfied."""
     found = [(h, e) for h in hits for e in expected if e.accepts(h)]
-    return list(dict.fromkeys(h for h, _ in found)), list(dict.fromkeys(e for _, e in found))
+    return _sites(h for h, _ in found), list(dict.fromkeys(e for _, e in found))
 
 
-def _wrong_side(expected: list[Expectation], hits: Sequence[Hit]) -> list[Hit]:
-    """Hits in an expected region but on the other side."""
+def _wrong_side(expected: list[Expectation], hits: Sequence[Hit]) -> list[SiteRef]:
+    """Sites in an expected region but on the other side."""
     names = {e.region for e in expected}
-    return list(dict.fromkeys(h for h in hits if h.name in names and not any(e.accepts(h) for e in expected)))
+    return _sites(h for h in hits if h.name in names and not any(e.accepts(h) for e in expected))
 
 
 def _outcome(
-    explained: bool | None, match: str, regions: Sequence[Hit], reason: str, sources: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The verdict on one symptom, in the shape every symptom entry shares."""
+    explained: bool | None, match: str, regions: Sequence[SiteRef], reason: str, sources: Iterable[str] = ()
+) -> dict[str, object]:
+    """The verdict fields of one symptom's check."""
     return {
         "explained": explained,
         "match": match,
-        "regions": _hits(regions),
+        "regions": list(regions),
         "sources": sorted(set(sources)),
         "reason": reason,
     }
 
 
-def _assess_localising(definition: SymptomDef, side: str | None, dominance: str, location: Location) -> dict[str, Any]:
+def _assess_localising(
+    definition: SymptomDef, side: str | None, dominance: str, location: Location
+) -> dict[str, object]:
     """Explained or not, and why, for a symptom that points to regions."""
     expected = expectations(definition, side, dominance)
     wanted = _or_list([e.describe() for e in expected])
@@ -131,7 +209,7 @@ def _assess_localising(definition: SymptomDef, side: str | None, dominance: str,
     if not location.has_tumour:
         return _outcome(False, "no_tumour", [], f"{what} points to {wanted}, but imaging found no tumour")
     deep = definition.needs_cortex and location.cortical_involvement is False
-    for how, hits in (("involved", () if deep else location.regions), ("adjacent", location.eloquent)):
+    for how, hits in (("involved", () if deep else location.involved_regions), ("adjacent", location.eloquent)):
         matched, used = _match(expected, hits)
         if matched:
             where = ", ".join(f"{h.side} {h.name}" for h in matched)
@@ -139,17 +217,17 @@ def _assess_localising(definition: SymptomDef, side: str | None, dominance: str,
             rules = ", ".join(sorted({e.rule.laterality for e in used}))
             reason = f"{what} is explained: the tumour {verb} {where} ({rules} rule)"
             return _outcome(True, how, matched, reason, (e.rule.source for e in used))
-    wrong = _wrong_side(expected, location.regions + location.eloquent)
+    wrong = _wrong_side(expected, [*location.involved_regions, *location.eloquent])
     if wrong:
         where = ", ".join(f"{h.name} on the {h.side}" for h in wrong)
         return _outcome(False, "wrong_side", wrong, f"{what} points to {wanted}, but the tumour involves {where}")
-    found = ", ".join(f"{h.side} {h.name}" for h in location.regions) or "no atlas region"
+    found = ", ".join(f"{h.side} {h.name}" for h in location.involved_regions) or "no atlas region"
     if deep:
         found += ", without reaching the cortex"
     return _outcome(False, "none", [], f"{what} points to {wanted}; the tumour involves {found}")
 
 
-def assess(symptom: ReportedSymptom, definition: SymptomDef, dominance: str, location: Location) -> dict[str, Any]:
+def assess(symptom: ReportedSymptom, definition: SymptomDef, dominance: str, location: Location) -> SymptomCheck:
     """The cross-check of one reported symptom against the located tumour."""
     expected = expectations(definition, symptom.side, dominance)
     entry = {
@@ -160,17 +238,19 @@ def assess(symptom: ReportedSymptom, definition: SymptomDef, dominance: str, loc
         "onset": symptom.onset,
         "severity": symptom.severity,
         "localising": definition.localising,
-        "expected": [{"region": e.region, "sides": sorted(e.sides or ("either",))} for e in expected],
+        "expected": [ExpectedRegion(region=e.region, sides=sorted(e.sides or ("either",))) for e in expected],
     }
     if not definition.localising:
         reason = f"{definition.name.lower()} does not localise (e.g. raised intracranial pressure); not scored"
-        return entry | _outcome(None, "non_localising", [], reason, (r.source for r in definition.rules))
-    return entry | _assess_localising(definition, symptom.side, dominance, location)
+        verdict = _outcome(None, "non_localising", [], reason, (r.source for r in definition.rules))
+    else:
+        verdict = _assess_localising(definition, symptom.side, dominance, location)
+    return SymptomCheck.model_validate(entry | verdict)
 
 
 def predicted_regions(
     symptoms: Sequence[ReportedSymptom], dominance: str, knowledge: Mapping[str, SymptomDef]
-) -> list[dict[str, Any]]:
+) -> list[PredictedRegion]:
     """Regions the symptoms point to overall: name, side (left/right/either) and which symptoms."""
     found: dict[tuple[str, str], list[str]] = {}
     for symptom in symptoms:
@@ -179,25 +259,25 @@ def predicted_regions(
                 codes = found.setdefault((expectation.region, side), [])
                 if symptom.code not in codes:
                     codes.append(symptom.code)
-    return [{"name": name, "side": side, "symptoms": codes} for (name, side), codes in sorted(found.items())]
+    return [PredictedRegion(name=name, side=side, symptoms=codes) for (name, side), codes in sorted(found.items())]
 
 
-def _verdict(assessed: list[dict[str, Any]], location: Location) -> tuple[str, float | None]:
+def _verdict(assessed: list[SymptomCheck], location: Location) -> tuple[str, float | None]:
     """The verdict and concordance score (mean strength over localising symptoms)."""
-    focal = [a for a in assessed if a["localising"]]
+    focal = [a for a in assessed if a.localising]
     if not focal:
         return NON_LOCALISING, None
     if not location.has_tumour:
         return NO_TUMOUR, 0.0
-    score = round(sum(STRENGTH.get(a["match"], 0.0) for a in focal) / len(focal), 3)
-    explained = sum(1 for a in focal if a["explained"])
+    score = round(sum(STRENGTH.get(a.match, 0.0) for a in focal) / len(focal), 3)
+    explained = sum(1 for a in focal if a.explained)
     if explained == len(focal):
         return CONCORDANT, score
     return (DISCORDANT if explained == 0 else PARTIAL), score
 
 
 def _summary(verdict: str, score: float | None, location: Location) -> str:
-    text = f"Imaging: {location.summary()}. Symptoms: {verdict}"
+    text = f"Imaging: {location.site()}. Symptoms: {verdict}"
     if score is not None:
         text += f" (concordance {score:.2f})"
     if verdict in REVIEW:
@@ -208,38 +288,36 @@ def _summary(verdict: str, score: float | None, location: Location) -> str:
 def check_inputs(symptoms: Sequence[ReportedSymptom], dominance: str, knowledge: Mapping[str, SymptomDef]) -> None:
     """Reject unknown symptom codes and dominance values with a user error."""
     if dominance not in OTHER_SIDE:
-        raise UserError(f"language dominance {dominance!r} must be left or right")
+        raise UserError(f"language dominance {dominance!r} must be left or right", field="language_dominance")
     for symptom in symptoms:
         if symptom.code not in knowledge:
-            raise UserError(f"unknown symptom code {symptom.code!r}")
+            raise UserError(f"unknown symptom code {symptom.code!r}", field="code")
 
 
 def crosscheck(
     symptoms: Sequence[ReportedSymptom],
     dominance: str,
-    locate: Mapping[str, Any],
+    location: Location,
     knowledge: Mapping[str, SymptomDef] | None = None,
-) -> dict[str, Any]:
-    """Cross-check symptoms against a localisation result; a JSON-ready dict with the verdict."""
+) -> CrossCheck:
+    """Cross-check symptoms against a location: the verdict, its score and a reason per symptom."""
     knowledge = default_knowledge() if knowledge is None else knowledge
     check_inputs(symptoms, dominance, knowledge)
-    location = parse_location(locate)
     assessed = [assess(s, knowledge[s.code], dominance, location) for s in symptoms]
     verdict, score = _verdict(assessed, location)
-    return {
-        "verdict": verdict,
-        "score": score,
-        "needs_review": verdict in REVIEW,
-        "summary": _summary(verdict, score, location),
-        "language_dominance": dominance,
-        "confirmed_location": {
-            "source": "imaging",
-            "summary": location.summary(),
-            "hemisphere": location.hemisphere if location.has_tumour else None,
-            "primary_region": location.primary_region if location.has_tumour else None,
-            "regions": _hits(location.regions),
-            "verdict": verdict,
-        },
-        "symptoms": assessed,
-        "predicted_regions": predicted_regions(symptoms, dominance, knowledge),
-    }
+    return CrossCheck(
+        verdict=verdict,
+        score=score,
+        needs_review=verdict in REVIEW,
+        summary=_summary(verdict, score, location),
+        language_dominance=dominance,
+        confirmed_location=ConfirmedLocation(
+            summary=location.site(),
+            hemisphere=location.hemisphere if location.has_tumour else None,
+            primary_region=location.primary_region if location.has_tumour else None,
+            regions=_sites(location.involved_regions),
+            verdict=verdict,
+        ),
+        symptoms=assessed,
+        predicted_regions=predicted_regions(symptoms, dominance, knowledge),
+    )

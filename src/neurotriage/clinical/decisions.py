@@ -1,25 +1,27 @@
-"""Cross-checks and referrals computed from the database and stored with their inputs.
+"""Cross-checks and referrals: computed from the database (`decide`), then stored with their inputs.
 
 A stored decision keeps the symptoms, dominance, localisation, rules and ranking parameters it was
 computed from, so it can be explained later even after the knowledge base or the data change.
-`store_diagnosis` is the entry point for the imaging pipeline (`record_diagnosis` wraps it in a transaction).
+`decide` only reads, so a caller can render a report from its result before opening the
+transaction that stores it (`store_decision`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from neurotriage import NOTICE
+from neurotriage.anatomy.location import Location, parse_location
 from neurotriage.clinical import intake
-from neurotriage.clinical.crosscheck import ReportedSymptom, crosscheck, predicted_regions
+from neurotriage.clinical.crosscheck import CrossCheck, ReportedSymptom, crosscheck, predicted_regions
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.knowledge import SymptomDef, knowledge_from_db
-from neurotriage.clinical.location import parse_location
-from neurotriage.clinical.models import CrossCheckRecord, Finding, Patient, ReferralRecord
+from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecord
 from neurotriage.clinical.referral import (
+    Ranking,
     ReferralRequest,
     needs_for_location,
     needs_for_prediction,
@@ -27,6 +29,21 @@ from neurotriage.clinical.referral import (
     targets_for_location,
     targets_for_prediction,
 )
+from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A cross-check (when there is a location) and a ranking for one patient, not yet stored."""
+
+    patient: PatientSnapshot
+    location: Location | None
+    crosscheck: CrossCheck | None
+    crosscheck_inputs: dict[str, Any] | None
+    request: ReferralRequest
+    ranking: Ranking
+    # Where the ranking came from, without the finding's id (known only once stored).
+    basis_note: str
 
 
 def _rules_used(symptoms: list[ReportedSymptom], knowledge: dict[str, SymptomDef]) -> dict[str, Any]:
@@ -34,81 +51,107 @@ def _rules_used(symptoms: list[ReportedSymptom], knowledge: dict[str, SymptomDef
     return {s.code: [asdict(r) for r in knowledge[s.code].rules] for s in symptoms if s.code in knowledge}
 
 
-def crosscheck_patient(
-    session: Session, patient: Patient, locate: dict[str, Any], finding_id: int | None = None
-) -> CrossCheckRecord:
-    """Cross-check the patient's recorded symptoms against `locate` and store it with its inputs."""
-    knowledge = knowledge_from_db(session)
-    symptoms = intake.reported_symptoms(session, patient.id)
-    result = crosscheck(symptoms, patient.language_dominance, locate, knowledge)
-    record = CrossCheckRecord(
-        patient_id=patient.id,
-        finding_id=finding_id,
-        verdict=result["verdict"],
-        score=result["score"],
-        needs_review=result["needs_review"],
-        inputs={
-            "symptoms": [asdict(s) for s in symptoms],
-            "language_dominance": patient.language_dominance,
-            "locate": locate,
-            "finding_id": finding_id,
-            "rules": _rules_used(symptoms, knowledge),
-        },
-        result=result,
-    )
-    session.add(record)
-    session.flush()
-    return record
+def _check(
+    patient: PatientSnapshot, location: Location, knowledge: dict[str, SymptomDef]
+) -> tuple[CrossCheck, dict[str, Any]]:
+    """The cross-check and the inputs stored beside it."""
+    symptoms = patient.reported()
+    inputs = {
+        "symptoms": [asdict(s) for s in symptoms],
+        "language_dominance": patient.language_dominance,
+        "locate": location.model_dump(mode="json"),
+        "rules": _rules_used(symptoms, knowledge),
+    }
+    return crosscheck(symptoms, patient.language_dominance, location, knowledge), inputs
 
 
-def _symptom_request(
-    session: Session, patient: Patient, home: tuple[float, float] | None, limit: int
-) -> tuple[ReferralRequest, str]:
-    """A referral request for the regions the patient's symptoms predict, and those regions."""
-    predicted = predicted_regions(
-        intake.reported_symptoms(session, patient.id), patient.language_dominance, knowledge_from_db(session)
-    )
+def _imaging_request(patient: PatientSnapshot, location: Location, check: CrossCheck, limit: int):
     request = ReferralRequest(
-        "symptoms", targets_for_prediction(predicted), needs_for_prediction(predicted), home, limit
+        "imaging",
+        targets_for_location(location),
+        needs_for_location(location, patient.language_dominance),
+        patient.home,
+        limit,
     )
-    where = ", ".join(f"{p['side']} {p['name']}" for p in predicted) or "no region (non-localising symptoms)"
-    return request, where
+    note = f"ranked for the imaging location ({location.site()}"
+    review = f"; symptoms are {check.verdict}: flagged for clinician review" if check.needs_review else ""
+    return request, note, review
 
 
-def refer_patient(session: Session, patient_id: int, limit: int = 10) -> ReferralRecord:
-    """Rank doctors for the patient's latest imaging location (or predicted regions) and store it."""
-    patient = intake.get_patient(session, patient_id)
-    home = (patient.lat, patient.lon) if patient.lat is not None and patient.lon is not None else None
-    finding = intake.latest_finding(session, patient.id)
-    check = crosscheck_patient(session, patient, finding.locate, finding.id) if finding else None
-    location = parse_location(finding.locate, f"finding {finding.id}") if finding else None
+def _symptom_request(patient: PatientSnapshot, knowledge: dict[str, SymptomDef], limit: int):
+    predicted = predicted_regions(patient.reported(), patient.language_dominance, knowledge)
+    request = ReferralRequest(
+        "symptoms", targets_for_prediction(predicted), needs_for_prediction(predicted), patient.home, limit
+    )
+    where = ", ".join(f"{p.side} {p.name}" for p in predicted) or "no region (non-localising symptoms)"
+    return request, f"ranked for the regions the symptoms predict ({where})"
+
+
+def decide(session: Session, patient: PatientSnapshot, location: Location | None, limit: int = 10) -> Decision:
+    """Cross-check the patient's symptoms against `location` and rank doctors for it; reads only.
+
+    Without a location, or for a scan without tumour, the ranking is for the regions the symptoms
+    predict."""
+    knowledge = knowledge_from_db(session)
+    check, inputs = _check(patient, location, knowledge) if location is not None else (None, None)
     if location is not None and location.has_tumour:
-        request = ReferralRequest(
-            "imaging",
-            targets_for_location(location),
-            needs_for_location(location, patient.language_dominance),
-            home,
-            limit,
-        )
-        note = f"ranked for the imaging location ({location.summary()}, finding {finding.id})"
-        if check.needs_review:
-            note += f"; symptoms are {check.verdict}: flagged for clinician review"
+        request, note, review = _imaging_request(patient, location, check, limit)
+        basis_note = f"{note}, finding {{finding}}){review}"
     else:
-        request, where = _symptom_request(session, patient, home, limit)
-        why = "no imaging finding yet" if finding is None else f"imaging (finding {finding.id}) found no tumour"
-        note = f"{why}: ranked for the regions the symptoms predict ({where})"
-    outcome = recommend(session, request)
-    record = ReferralRecord(
-        patient_id=patient.id,
-        finding_id=finding.id if finding else None,
-        crosscheck_id=check.id if check else None,
-        basis=request.basis,
-        inputs=request.to_json() | {"patient": intake.patient_summary(patient)},
-        result=outcome | {"note": note},
+        request, predicted_note = _symptom_request(patient, knowledge, limit)
+        why = "no imaging finding yet" if location is None else "imaging (finding {finding}) found no tumour"
+        basis_note = f"{why}: {predicted_note}"
+    ranking = recommend(session, request)
+    return Decision(patient, location, check, inputs, request, ranking, basis_note)
+
+
+def store_crosscheck(
+    session: Session, patient_id: int, check: CrossCheck, inputs: dict[str, Any], finding_id: int | None
+) -> CrossCheckRecord:
+    """Store a cross-check with the inputs it was computed from."""
+    record = CrossCheckRecord(
+        patient_id=patient_id,
+        finding_id=finding_id,
+        verdict=check.verdict,
+        score=check.score,
+        needs_review=check.needs_review,
+        inputs=inputs | {"finding_id": finding_id},
+        result=check.model_dump(mode="json"),
     )
     session.add(record)
     session.flush()
     return record
+
+
+def store_decision(
+    session: Session, decision: Decision, finding_id: int | None
+) -> tuple[CrossCheckRecord | None, ReferralRecord]:
+    """Store a decision's cross-check and referral in the caller's transaction."""
+    check = None
+    if decision.crosscheck is not None:
+        check = store_crosscheck(
+            session, decision.patient.id, decision.crosscheck, decision.crosscheck_inputs, finding_id
+        )
+    patient = decision.patient.model_dump(mode="json", exclude={"symptoms"})
+    record = ReferralRecord(
+        patient_id=decision.patient.id,
+        finding_id=finding_id,
+        crosscheck_id=check.id if check else None,
+        basis=decision.request.basis,
+        inputs=decision.request.to_json() | {"patient": patient},
+        result=decision.ranking.model_dump(mode="json") | {"note": decision.basis_note.format(finding=finding_id)},
+    )
+    session.add(record)
+    session.flush()
+    return check, record
+
+
+def crosscheck_patient(
+    session: Session, patient: PatientSnapshot, location: Location, finding_id: int | None = None
+) -> CrossCheckRecord:
+    """Cross-check the patient's recorded symptoms against `location` and store it with its inputs."""
+    check, inputs = _check(patient, location, knowledge_from_db(session))
+    return store_crosscheck(session, patient.id, check, inputs, finding_id)
 
 
 def referral_report(record: ReferralRecord, check: CrossCheckRecord | None) -> dict[str, Any]:
@@ -137,57 +180,56 @@ def referral_report(record: ReferralRecord, check: CrossCheckRecord | None) -> d
 
 
 def refer(session: Session, patient_id: int, limit: int = 10) -> dict[str, Any]:
-    """Compute, store and report a referral for one patient."""
-    record = refer_patient(session, patient_id, limit)
-    check = session.get(CrossCheckRecord, record.crosscheck_id) if record.crosscheck_id else None
+    """Decide and store a referral for the patient's latest imaging finding (or their symptoms)."""
+    patient = load_patient(session, patient_id)
+    finding = intake.latest_finding(session, patient_id)
+    location = parse_location(finding.locate, f"finding {finding.id}") if finding else None
+    check, record = store_decision(session, decide(session, patient, location, limit), finding.id if finding else None)
     return referral_report(record, check)
 
 
-def store_diagnosis(
+def store_finding(
     session: Session,
     patient_id: int,
     case_ref: str,
-    locate: dict[str, Any],
+    location: Location,
     model_id: str,
-    segmentation_path: str | None = None,
-    *,
-    provenance: dict[str, Any] | None = None,
-    limit: int = 10,
-) -> dict[str, Any]:
-    """Store a finding for the patient's study of `case_ref`, its cross-check and a referral in the
-    caller's transaction; returns {"finding_id", "study_id", "crosscheck", "referral"}."""
-    parse_location(locate)
+    **columns: Any,
+) -> Finding:
+    """Store a finding for the patient's study of `case_ref` (created when new) in the caller's transaction.
+
+    `columns` are further Finding columns: key, segmentation_path, report_dir, provenance."""
     study = intake.study_for(session, patient_id, case_ref)
-    finding = Finding(
-        study_id=study.id,
-        segmentation_path=segmentation_path,
-        locate=locate,
-        model_id=model_id,
-        provenance=provenance,
-    )
+    finding = Finding(study_id=study.id, locate=location.model_dump(mode="json"), model_id=model_id, **columns)
     session.add(finding)
     study.last_error = None
     session.flush()
-    report = refer(session, patient_id, limit)
-    check = session.get(CrossCheckRecord, report["crosscheck"]["id"])
+    return finding
+
+
+def stored_summary(finding: Finding, check: CrossCheckRecord | None, record: ReferralRecord) -> dict[str, Any]:
+    """What storing a finding with its decisions returns: ids, the cross-check and the referral."""
     return {
         "finding_id": finding.id,
-        "study_id": study.id,
-        "crosscheck": check.result | {"id": check.id},
-        "referral": report,
+        "study_id": finding.study_id,
+        "crosscheck": check.result | {"id": check.id} if check else None,
+        "referral": referral_report(record, check),
     }
 
 
 def record_diagnosis(
     patient_id: int,
     case_ref: str,
-    locate: dict[str, Any],
+    location: Location,
     model_id: str,
     segmentation_path: str | None = None,
     *,
     url: str | None = None,
     limit: int = 10,
 ) -> dict[str, Any]:
-    """`store_diagnosis` in a transaction of its own."""
+    """Store a finding, its cross-check and a referral in one transaction of its own."""
     with transaction(url) as session:
-        return store_diagnosis(session, patient_id, case_ref, locate, model_id, segmentation_path, limit=limit)
+        patient = load_patient(session, patient_id)
+        finding = store_finding(session, patient_id, case_ref, location, model_id, segmentation_path=segmentation_path)
+        check, record = store_decision(session, decide(session, patient, location, limit), finding.id)
+        return stored_summary(finding, check, record)

@@ -7,18 +7,20 @@ patient's home, widened until enough candidates are found); Python ranks only th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.orm import Session
 
+from neurotriage.anatomy.location import Location
+from neurotriage.clinical.crosscheck import PredictedRegion
 from neurotriage.clinical.geo import bounding_box, haversine_km
 from neurotriage.clinical.knowledge import ELOQUENT, LANGUAGE_AREAS
-from neurotriage.clinical.location import Location
 from neurotriage.clinical.models import Doctor, Hospital
-from neurotriage.clinical.scoring import POINTS, SPECIALTY_FIT, Candidate, Need, Scorer, Site, Target
+from neurotriage.clinical.scoring import POINTS, SPECIALTY_FIT, Candidate, Need, Recommendation, Scorer, Site, Target
 
 # Search boxes tried in turn, nearest first, until there are `limit` candidates and at least one
 # of them meets every need of the case; None = no distance filter.
@@ -48,6 +50,14 @@ class ReferralRequest:
         }
 
 
+class Ranking(BaseModel):
+    """The outcome of one ranking: the search box that was enough, how many candidates, the best ones."""
+
+    search_radius_km: float | None
+    candidates: int
+    recommendations: list[Recommendation]
+
+
 def _merge(targets: Iterable[Target]) -> tuple[Target, ...]:
     """One target per (name, side), keeping the largest weight, heaviest first."""
     best: dict[tuple[str, str], Target] = {}
@@ -69,33 +79,34 @@ def needs_for_location(location: Location, dominance: str) -> tuple[Need, ...]:
     only on the dominant side), brainstem expertise, and neuro-oncology for an enhancing tumour."""
     eloquent = [
         f"{h.side} {h.name}"
-        for h in location.regions + location.eloquent
+        for h in [*location.involved_regions, *location.eloquent]
         if h.name in ELOQUENT and not (h.name in LANGUAGE_AREAS and h.side not in (dominance, "midline"))
     ]
     needs = _eloquent_need(eloquent, "the tumour involves or abuts")
-    if any(h.name == "brainstem" for h in location.regions):
+    if any(h.name == "brainstem" for h in location.involved_regions):
         needs += (Need("brainstem_expertise", "the tumour involves the brainstem"),)
-    if location.enhancing_ml > 0:
-        needs += (Need("neuro_oncology", f"the tumour enhances ({location.enhancing_ml:.1f} ml)"),)
+    enhancing = location.volumes_ml.enhancing
+    if enhancing > 0:
+        needs += (Need("neuro_oncology", f"the tumour enhances ({enhancing:.1f} ml)"),)
     return needs
 
 
 def targets_for_location(location: Location) -> tuple[Target, ...]:
     """Regions to match expertise for: each involved region by its share, eloquent areas at 0.5."""
-    regions = [Target(h.name, h.side, max(h.fraction, 0.1)) for h in location.regions]
+    regions = [Target(h.name, h.side, max(h.fraction_of_tumour, 0.1)) for h in location.involved_regions]
     return _merge(regions + [Target(h.name, h.side, 0.5) for h in location.eloquent])
 
 
-def targets_for_prediction(predicted: Sequence[Mapping[str, Any]]) -> tuple[Target, ...]:
+def targets_for_prediction(predicted: Sequence[PredictedRegion]) -> tuple[Target, ...]:
     """Regions the symptoms predict, weighted by how many symptoms point to each."""
-    return _merge(Target(p["name"], p["side"], float(len(p["symptoms"]))) for p in predicted)
+    return _merge(Target(p.name, p.side, float(len(p.symptoms))) for p in predicted)
 
 
-def needs_for_prediction(predicted: Sequence[Mapping[str, Any]]) -> tuple[Need, ...]:
+def needs_for_prediction(predicted: Sequence[PredictedRegion]) -> tuple[Need, ...]:
     """Capabilities the predicted regions would need (no enhancement is known without imaging)."""
-    eloquent = [f"{p['side']} {p['name']}" for p in predicted if p["name"] in ELOQUENT]
+    eloquent = [f"{p.side} {p.name}" for p in predicted if p.name in ELOQUENT]
     needs = _eloquent_need(eloquent, "the symptoms point to")
-    if any(p["name"] == "brainstem" for p in predicted):
+    if any(p.name == "brainstem" for p in predicted):
         needs += (Need("brainstem_expertise", "the symptoms point to the brainstem"),)
     return needs
 
@@ -150,18 +161,18 @@ def _search(
     return radii[-1], candidates, _sites(session, request, {c.hospital_id for c in candidates})
 
 
-def recommend(session: Session, request: ReferralRequest) -> dict[str, Any]:
+def recommend(session: Session, request: ReferralRequest) -> Ranking:
     """Filter in SQL, widening the search box until it is enough, then rank in Python."""
     scorer = Scorer(request.basis, request.targets, request.needs)
     radius, candidates, sites = _search(session, request, scorer)
     scored = [(scorer.components(c, sites[c.hospital_id]), c) for c in candidates]
     # Best score first; ties go to the nearer hospital, then the lower doctor id (stable output).
     scored.sort(key=lambda pc: (-sum(pc[0].values()), sites[pc[1].hospital_id].distance_km or 0.0, pc[1].id))
-    return {
-        "search_radius_km": radius,
-        "candidates": len(candidates),
-        "recommendations": [
+    return Ranking(
+        search_radius_km=radius,
+        candidates=len(candidates),
+        recommendations=[
             scorer.recommendation(rank, c, sites[c.hospital_id], parts)
             for rank, (parts, c) in enumerate(scored[: request.limit], start=1)
         ],
-    }
+    )

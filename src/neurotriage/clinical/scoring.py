@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from pydantic import BaseModel, Field
 
 POINTS = {"specialty": 30.0, "expertise": 25.0, "needs": 20.0, "distance": 15.0, "wait": 10.0}
 DISTANCE_HALF_KM = 100.0  # distance points halve at this distance
@@ -33,6 +35,38 @@ NEED_LABELS = {
     "brainstem_expertise": "doctor lists brainstem expertise",
     "neuro_oncology": "doctor is a neuro-oncologist",
 }
+
+
+class DoctorRef(BaseModel):
+    """The recommended doctor as the ranking saw them."""
+
+    id: int | None = None
+    name: str
+    specialty: str | None = None
+    expertise: list[str] = Field(default_factory=list)
+    wait_days: int | None = None
+
+
+class HospitalRef(BaseModel):
+    """The recommended doctor's hospital."""
+
+    id: int | None = None
+    name: str
+    city: str | None = None
+    country: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+
+
+class Recommendation(BaseModel):
+    """One ranked doctor and hospital, the score's parts and the reasons behind them."""
+
+    rank: int = Field(ge=1)
+    score: float
+    doctor: DoctorRef
+    hospital: HospitalRef
+    distance_km: float | None = None
+    components: dict[str, float] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -144,26 +178,26 @@ class Scorer:
         reasons.append("accepting new patients")
         return reasons
 
-    def recommendation(self, rank: int, doctor: Candidate, site: Site, parts: dict[str, float]) -> dict[str, Any]:
-        """One ranked recommendation as JSON-ready data, with its reasons."""
-        return {
-            "rank": rank,
-            "score": round(sum(parts.values()), 1),
-            "doctor": {
-                "id": doctor.id,
-                "name": doctor.name,
-                "specialty": doctor.specialty,
-                "expertise": json.loads(doctor.expertise_json),
-                "wait_days": doctor.wait_days,
-            },
-            "hospital": {
-                "id": site.id,
-                "name": site.name,
-                "city": site.city,
-                "country": site.country,
-                "capabilities": list(site.capabilities),
-            },
-            "distance_km": None if site.distance_km is None else round(site.distance_km, 1),
-            "components": {k: round(v, 2) for k, v in parts.items()},
-            "reasons": self.reasons(doctor, site, parts),
-        }
+    def recommendation(self, rank: int, doctor: Candidate, site: Site, parts: dict[str, float]) -> Recommendation:
+        """One ranked recommendation, with its reasons."""
+        return Recommendation(
+            rank=rank,
+            score=round(sum(parts.values()), 1),
+            doctor=DoctorRef(
+                id=doctor.id,
+                name=doctor.name,
+                specialty=doctor.specialty,
+                expertise=json.loads(doctor.expertise_json),
+                wait_days=doctor.wait_days,
+            ),
+            hospital=HospitalRef(
+                id=site.id,
+                name=site.name,
+                city=site.city,
+                country=site.country,
+                capabilities=list(site.capabilities),
+            ),
+            distance_km=None if site.distance_km is None else round(site.distance_km, 1),
+            components={k: round(v, 2) for k, v in parts.items()},
+            reasons=self.reasons(doctor, site, parts),
+        )

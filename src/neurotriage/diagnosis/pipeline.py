@@ -1,21 +1,34 @@
 """`diagnose`: one study from MRI to referral, stored and reported.
 
-Order matters for "nothing half-written": everything that can fail on the user's input (case
-folder, patient, model) is checked before any work is stored. The database work and the report
-share one transaction: the report folder is written (atomically) inside it, so a report failure
-rolls the database back, and a database failure never leaves a stored finding without a report.
+The flow is `analyse` (no database) -> `prepare` (database reads, report rendered aside) ->
+`record` (one write transaction that stores the finding, cross-check and referral and moves the
+report into place). Everything that can fail on the user's input (case folder, patient, model)
+is checked before any work is stored, and a failure leaves neither rows nor a report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from sqlalchemy import exists, select
+
+from neurotriage.clinical.db import transaction
+from neurotriage.clinical.models import Finding, Study
+from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
 from neurotriage.config import load_settings
+from neurotriage.diagnosis.analysis import Analysis, analyse
+from neurotriage.diagnosis.cases import case_folder
+from neurotriage.diagnosis.record import Draft, new_finding_key, prepare, record
 from neurotriage.diagnosis.stages import StageTimer
-from neurotriage.imaging.io import CaseFiles, find_case
-from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA
+from neurotriage.errors import UserError
+from neurotriage.imaging.io import find_case
+
+WriteLock = Callable[[], AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)
@@ -29,69 +42,31 @@ class DiagnoseOptions:
     url: str | None = None
 
 
-def default_report_dir(patient_id: int, case_id: str) -> Path:
-    """Reports live beside the database: NEUROTRIAGE_HOME/reports/patient-<id>/<case>."""
-    return load_settings().home / "reports" / f"patient-{patient_id}" / case_id
+def default_report_dir(patient_id: int, finding_key: str) -> Path:
+    """Reports live beside the database: NEUROTRIAGE_HOME/reports/patient-<id>/finding-<key>."""
+    return load_settings().home / "reports" / f"patient-{patient_id}" / f"finding-{finding_key}"
 
 
-def _patient_view(patient_id: int, url: str | None) -> dict[str, Any]:
-    from neurotriage.clinical import intake
-    from neurotriage.clinical.db import transaction
-
+def _check_patient(patient_id: int, url: str | None) -> PatientSnapshot:
     with transaction(url) as session:
-        return intake.patient_detail(session, intake.get_patient(session, patient_id))
+        return load_patient(session, patient_id)
 
 
-def _segment(files: CaseFiles, options: DiagnoseOptions, timer: StageTimer):
-    from neurotriage.imaging.io import load_case
-    from neurotriage.segmentation.infer import load_model
-
-    with timer.stage("load images"):
-        case = load_case(files, with_seg=False)
-    with timer.stage("load model"):
-        model = load_model(options.model)
-    with timer.stage("segment"):
-        # The default flip averaging and clean-up, both recorded in provenance.
-        labels = model.predict(case, tta=DEFAULT_TTA, post=DEFAULT_POST)
-    return case, model, labels
+def _prepare(patient: PatientSnapshot, analysis: Analysis, options: DiagnoseOptions, timer: StageTimer) -> Draft:
+    key = new_finding_key()
+    out_dir = Path(options.out_dir) if options.out_dir else default_report_dir(patient.id, key)
+    with timer.stage("cross-check + referral + report"), transaction(options.url) as session:
+        return prepare(session, patient, analysis, out_dir, key=key, limit=options.limit, fhir=options.fhir)
 
 
-def _model_id(model) -> str:
-    return str(model.config.get("model_id") or f"{model.source.name} ({model.config['arch']})")
-
-
-def _store_and_report(session, patient_id, case_ref, files, found, prov, case, labels, options, out_dir, timer):
-    from neurotriage.clinical import decisions, intake
-    from neurotriage.report.folder import write_report
-    from neurotriage.report.inputs import ReportInput
-
-    seg_path = out_dir / files.naming.filename(files.case_id, "seg")
-    with timer.stage("cross-check + referral"):
-        stored = decisions.store_diagnosis(
-            session, patient_id, case_ref, found, prov["model_id"], str(seg_path),
-            provenance=prov, limit=options.limit,
-        )  # fmt: skip
-        patient = intake.patient_detail(session, intake.get_patient(session, patient_id))
-    with timer.stage("report"):
-        report = ReportInput.model_validate(
-            {
-                "patient": patient,
-                "symptoms": patient["symptoms"],
-                "locate": found,
-                "crosscheck": stored["crosscheck"],
-                "referrals": stored["referral"]["recommendations"],
-                "provenance": prov,
-                "imaging": {
-                    "case_id": files.case_id,
-                    "images": case.images,
-                    "seg": labels,
-                    "affine": case.affine,
-                    "naming": files.naming.name,
-                },
-            }
-        )
-        write_report(out_dir, report, fhir=options.fhir)
-    return stored
+def store(draft: Draft, url: str | None, case_ref: str | None = None, write_lock: WriteLock = nullcontext) -> dict:
+    """`record` a draft in one write transaction held under `write_lock`; on failure its report is removed."""
+    try:
+        with write_lock(), transaction(url) as session:
+            return record(session, draft, case_ref)
+    except BaseException:
+        draft.discard()
+        raise
 
 
 def diagnose(
@@ -100,33 +75,27 @@ def diagnose(
     options: DiagnoseOptions | None = None,
     timer: StageTimer | None = None,
     case_ref: str | None = None,
+    write_lock: WriteLock = nullcontext,
 ) -> dict[str, Any]:
     """Segment, locate, cross-check, refer and report one study for one patient; returns the summary.
 
-    `case_ref` names the study in the database (default: the case folder's absolute path)."""
-    from neurotriage.anatomy.locate import locate
-    from neurotriage.clinical.db import transaction
-    from neurotriage.diagnosis.provenance import provenance
-
+    `case_ref` names the study in the database (default: the case folder's absolute path);
+    `write_lock` is held around the storing transaction only."""
     options = options or DiagnoseOptions()
     timer = timer or StageTimer()
     with timer.stage("check inputs"):
         files = find_case(case_dir)
-        _patient_view(patient_id, options.url)
-    case, model, labels = _segment(files, options, timer)
-    with timer.stage("locate"):
-        found = locate(labels, case.affine)
-    prov = provenance(files, model.source, _model_id(model), DEFAULT_POST.to_dict(), DEFAULT_TTA)
-    out_dir = Path(options.out_dir) if options.out_dir else default_report_dir(patient_id, files.case_id)
-    with transaction(options.url) as session:
-        ref = case_ref or str(files.folder.resolve())
-        stored = _store_and_report(session, patient_id, ref, files, found, prov, case, labels, options, out_dir, timer)
+        patient = _check_patient(patient_id, options.url)
+    analysis = analyse(files, options.model, timer)
+    draft = _prepare(patient, analysis, options, timer)
+    with timer.stage("store"):
+        stored = store(draft, options.url, case_ref, write_lock)
     return {
         "patient_id": patient_id,
-        "case_id": files.case_id,
-        "report_dir": str(out_dir),
-        "locate": found,
-        "provenance": prov,
+        "case_id": analysis.case_id,
+        "report_dir": str(draft.out_dir),
+        "locate": analysis.location.model_dump(mode="json"),
+        "provenance": analysis.provenance.model_dump(mode="json"),
         "timings_s": timer.timings,
         **stored,
     }
@@ -134,11 +103,6 @@ def diagnose(
 
 def pending_studies(url: str | None = None) -> list[dict[str, Any]]:
     """Studies with no finding yet, oldest first."""
-    from sqlalchemy import exists, select
-
-    from neurotriage.clinical.db import transaction
-    from neurotriage.clinical.models import Finding, Study
-
     with transaction(url) as session:
         rows = session.scalars(select(Study).where(~exists().where(Finding.study_id == Study.id)).order_by(Study.id))
         return [
@@ -149,20 +113,12 @@ def pending_studies(url: str | None = None) -> list[dict[str, Any]]:
 
 def record_failure(study_id: int, error: str, url: str | None = None) -> None:
     """Keep the reason a study could not be diagnosed, in its own transaction."""
-    from neurotriage.clinical.db import transaction
-    from neurotriage.clinical.models import Study
-
     with transaction(url) as session:
         session.get(Study, study_id).last_error = error[:2000]
 
 
 def diagnose_pending(options: DiagnoseOptions, quiet: bool = False) -> dict[str, Any]:
     """Diagnose every study without a finding; one failure is recorded and the rest go on."""
-    from rich.console import Console
-
-    from neurotriage.diagnosis.cases import case_folder
-    from neurotriage.errors import UserError
-
     console = Console(stderr=True)
     studies = pending_studies(options.url)
     rows = []
@@ -171,9 +127,7 @@ def diagnose_pending(options: DiagnoseOptions, quiet: bool = False) -> dict[str,
             console.print(f"[bold]study {study['study_id']}[/bold] ({i}/{len(studies)}): {study['case_ref']}")
         try:
             folder = case_folder(study["case_ref"], study["seed"])
-            out = default_report_dir(study["patient_id"], Path(study["case_ref"]).name)
-            run = DiagnoseOptions(options.model, out, options.fhir, options.limit, options.url)
-            result = diagnose(folder, study["patient_id"], run, StageTimer(console, quiet), study["case_ref"])
+            result = diagnose(folder, study["patient_id"], options, StageTimer(console, quiet), study["case_ref"])
             rows.append(study | {"ok": True, "finding_id": result["finding_id"], "report_dir": result["report_dir"]})
         except UserError as exc:  # a bad case must not stop the batch; bugs still raise
             record_failure(study["study_id"], str(exc), options.url)

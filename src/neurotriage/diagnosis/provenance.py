@@ -1,33 +1,37 @@
-"""Checksums and identifiers that make a finding traceable to its software, model and inputs."""
+"""`Provenance`: what makes a finding traceable to its software, model, settings and inputs."""
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 from neurotriage import __version__
+from neurotriage.files import sha256_file
 from neurotriage.imaging.io import CaseFiles
 
-CHUNK = 1 << 20
+
+class InputFile(BaseModel):
+    """One input file and its SHA-256."""
+
+    path: str
+    sha256: str
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+class Provenance(BaseModel):
+    """Software version, model id and SHA-256, flip averaging, post-processing, every input's SHA-256."""
+
+    software_version: str = __version__
+    model_id: str | None = None
+    model_sha256: str | None = None
+    tta: bool | None = None
+    postprocess: dict[str, Any] | None = None
+    inputs: list[InputFile] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=lambda: datetime.now().astimezone())
 
 
-def provenance(files: CaseFiles, model_path: Path, model_id: str, postprocess: dict, tta: bool) -> dict:
-    """Software version, model id with its SHA-256, flip averaging, post-processing, and every input's SHA-256."""
-    inputs = [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files.images.values()]
-    return {
-        "software_version": __version__,
-        "model_id": model_id,
-        "model_sha256": sha256_file(model_path),
-        "tta": tta,
-        "postprocess": postprocess,
-        "inputs": inputs,
-    }
+def provenance(files: CaseFiles, model_id: str, model_sha256: str, postprocess: dict, tta: bool) -> Provenance:
+    """The provenance of a segmentation of `files`, hashing each input once."""
+    inputs = [InputFile(path=str(p.resolve()), sha256=sha256_file(p)) for p in files.images.values()]
+    return Provenance(model_id=model_id, model_sha256=model_sha256, tta=tta, postprocess=postprocess, inputs=inputs)

@@ -14,8 +14,9 @@ import uuid
 from typing import Any
 
 from neurotriage import NOTICE
+from neurotriage.clinical.scoring import Recommendation
 from neurotriage.report.inputs import ReportInput
-from neurotriage.report.text import NO_TUMOUR_SENTENCE, fmt, referral_facts
+from neurotriage.report.text import NO_TUMOUR_SENTENCE, fmt
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -137,11 +138,11 @@ def _imaging_study(report: ReportInput, patient: str, study_uid: str) -> dict[st
 
 
 def _volume_observations(report: ReportInput, patient: str, study: str, tumour: str | None) -> list[dict[str, Any]]:
-    volumes = (report.locate or {}).get("volumes_ml") or {}
+    if report.locate is None:
+        return []
+    volumes = report.locate.volumes_ml.model_dump()
     observations = []
     for key, name in VOLUME_NAMES.items():
-        if volumes.get(key) is None:
-            continue
         observation = {
             "resourceType": "Observation",
             "status": "final",
@@ -158,15 +159,15 @@ def _volume_observations(report: ReportInput, patient: str, study: str, tumour: 
 
 
 def _body_structure(report: ReportInput, patient: str) -> dict[str, Any] | None:
-    locate = report.locate or {}
-    if not report.has_tumour or not locate:
+    locate = report.locate
+    if not report.has_tumour or locate is None:
         return None
-    region = locate.get("primary_region")
-    hemisphere = locate.get("hemisphere")
+    region = locate.primary_region
+    hemisphere = locate.hemisphere
     site = BODY_SITES.get(region or "brain")
     structure: dict[str, Any] = {
         "resourceType": "BodyStructure",
-        "description": locate.get("summary") or "Brain tumour (automated MRI segmentation)",
+        "description": locate.summary or "Brain tumour (automated MRI segmentation)",
         "location": _concept(_snomed(*site) if site else None, fmt(region or "brain")),
         "patient": _ref(patient),
     }
@@ -176,35 +177,33 @@ def _body_structure(report: ReportInput, patient: str) -> dict[str, Any] | None:
 
 
 def _crosscheck_observation(report: ReportInput, patient: str) -> dict[str, Any] | None:
-    verdict = (report.crosscheck or {}).get("verdict")
-    if not verdict:
+    if report.crosscheck is None:
         return None
     return {
         "resourceType": "Observation",
-        "status": "preliminary" if (report.crosscheck or {}).get("needs_review") else "final",
+        "status": "preliminary" if report.crosscheck.needs_review else "final",
         "code": {"text": "Concordance of presenting symptoms with tumour location"},
         "subject": _ref(patient),
-        "valueString": verdict,
+        "valueString": report.crosscheck.verdict,
     }
 
 
-def _referral(build: _Builder, ref: dict[str, Any], rank: int, patient: str, report_url: str) -> None:
-    facts = referral_facts(ref)
-    role: dict[str, Any] = {"resourceType": "PractitionerRole", "active": True}
-    if facts["doctor"]:
-        practitioner = build.add(
-            {"resourceType": "Practitioner", "name": [{"text": facts["doctor"]}]}, f"practitioner|{rank}"
-        )
-        role["practitioner"] = _ref(practitioner) | {"display": facts["doctor"]}
-    if facts["hospital"]:
-        organization = {"resourceType": "Organization", "name": facts["hospital"]}
-        if facts["city"]:
-            organization["address"] = [{"city": str(facts["city"])}]
-        role["organization"] = _ref(build.add(organization, f"organization|{rank}")) | {"display": facts["hospital"]}
-    if facts["specialty"]:
-        role["specialty"] = [{"text": str(facts["specialty"])}]
+def _referral(build: _Builder, ref: Recommendation, rank: int, patient: str, report_url: str) -> None:
+    doctor, hospital = ref.doctor, ref.hospital
+    practitioner = build.add({"resourceType": "Practitioner", "name": [{"text": doctor.name}]}, f"practitioner|{rank}")
+    role: dict[str, Any] = {
+        "resourceType": "PractitionerRole",
+        "active": True,
+        "practitioner": _ref(practitioner) | {"display": doctor.name},
+    }
+    organization = {"resourceType": "Organization", "name": hospital.name}
+    if hospital.city:
+        organization["address"] = [{"city": hospital.city}]
+    role["organization"] = _ref(build.add(organization, f"organization|{rank}")) | {"display": hospital.name}
+    if doctor.specialty:
+        role["specialty"] = [{"text": doctor.specialty}]
     role_url = build.add(role, f"role|{rank}")
-    reasons = "; ".join(str(r) for r in ref.get("reasons") or [])
+    reasons = "; ".join(ref.reasons)
     build.add(
         {
             "resourceType": "ServiceRequest",
@@ -214,15 +213,15 @@ def _referral(build: _Builder, ref: dict[str, Any], rank: int, patient: str, rep
             "code": {"text": "Referral for brain tumour assessment"},
             "performer": [_ref(role_url)],
             "reasonReference": [_ref(report_url)],
-            "note": [{"text": f"Rank {ref.get('rank') or rank}, score {fmt(ref.get('score'))}. {reasons}".strip()}],
+            "note": [{"text": f"Rank {ref.rank}, score {fmt(ref.score)}. {reasons}".strip()}],
         },
         f"request|{rank}",
     )
 
 
 def _diagnostic_report(report: ReportInput, patient: str, study: str, results: list[str]) -> dict[str, Any]:
-    summary = (report.locate or {}).get("summary") or ("" if report.has_tumour else NO_TUMOUR_SENTENCE)
-    verdict = (report.crosscheck or {}).get("verdict")
+    summary = (report.locate.summary if report.locate else "") or ("" if report.has_tumour else NO_TUMOUR_SENTENCE)
+    verdict = report.crosscheck.verdict if report.crosscheck else None
     conclusion = " ".join(part for part in (summary, f"Cross-check: {verdict}." if verdict else "", NOTICE) if part)
     return {
         "resourceType": "DiagnosticReport",

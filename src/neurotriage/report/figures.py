@@ -22,6 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from neurotriage.anatomy.location import Region
     from neurotriage.report.inputs import ReportInput
 
 # Index increases toward the patient's Left, Posterior, Superior: columns run from the
@@ -248,7 +249,7 @@ def montage_figure(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarray
     return fig
 
 
-def regions_figure(regions: list[dict], empty_text: str = NO_TUMOUR) -> Figure:
+def regions_figure(regions: list[Region], empty_text: str = NO_TUMOUR) -> Figure:
     """Horizontal bars of tumour volume (ml) per region, labelled with the region's side."""
     fig = _new_figure(7, 0.45 * max(len(regions), 3) + 1.2)
     fig.set_facecolor("white")
@@ -257,9 +258,9 @@ def regions_figure(regions: list[dict], empty_text: str = NO_TUMOUR) -> Figure:
         ax.text(0.5, 0.5, empty_text, ha="center", va="center", fontsize=14, transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    names = [f"{r.get('name', '?').replace('_', ' ')} ({r.get('side', 'side n/a')})" for r in regions]
-    volumes = [float(r.get("ml") or 0.0) for r in regions]
-    colours = [SIDE_COLOURS.get(r.get("side"), "#999999") for r in regions]
+    names = [f"{r.name.replace('_', ' ')} ({r.side})" for r in regions]
+    volumes = [r.ml for r in regions]
+    colours = [SIDE_COLOURS.get(r.side, "#999999") for r in regions]
     ax.barh(names[::-1], volumes[::-1], color=colours[::-1])
     for y, ml in enumerate(volumes[::-1]):
         ax.text(ml, y, f" {ml:.1f} ml", va="center", fontsize=9)
@@ -281,7 +282,7 @@ def to_png(fig: Figure, dpi: int = 100) -> bytes:
 def render_figures(report: ReportInput, folder: Path) -> dict[str, Path]:
     """Write triplanar.png, montage.png and regions.png into `folder`; returns name -> path."""
     empty = "No region breakdown available" if report.has_tumour else NO_TUMOUR
-    figures: dict[str, Figure] = {"regions": regions_figure((report.locate or {}).get("regions") or [], empty)}
+    figures: dict[str, Figure] = {"regions": regions_figure(report.locate.regions if report.locate else [], empty)}
     if report.imaging is not None:
         images = report.imaging.images
         background = images.get("flair", next(iter(images.values())))

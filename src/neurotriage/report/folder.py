@@ -82,8 +82,10 @@ def _swap_into_place(built: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False) -> Path:
-    """Write the report folder `out_dir` atomically (replacing an earlier report there); returns it."""
+def build_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False) -> Path:
+    """Build the report meant for `out_dir` in a hidden sibling folder and return that folder.
+
+    `publish_report` moves it into place; `discard_report` removes it."""
     out_dir = Path(out_dir)
     _check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -91,8 +93,30 @@ def write_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False
     try:
         os.chmod(built, FOLDER_MODE)
         _fill(built, report, fhir)
-        _swap_into_place(built, out_dir)
     except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
+        discard_report(built)
         raise
+    return built
+
+
+def publish_report(built: Path, out_dir: Path | str) -> Path:
+    """Move a built report folder into place, replacing an earlier report there; returns `out_dir`."""
+    out_dir = Path(out_dir)
+    _check_target(out_dir)
+    _swap_into_place(built, out_dir)
     return out_dir
+
+
+def discard_report(built: Path) -> None:
+    """Remove a built report folder that will not be published (nothing happens once it is)."""
+    shutil.rmtree(built, ignore_errors=True)
+
+
+def write_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False) -> Path:
+    """Write the report folder `out_dir` atomically (replacing an earlier report there); returns it."""
+    built = build_report(out_dir, report, fhir=fhir)
+    try:
+        return publish_report(built, out_dir)
+    except BaseException:
+        discard_report(built)
+        raise

@@ -1,9 +1,9 @@
 """The self-contained report.html: inline CSS, figures embedded as base64 PNG, prints well.
 
 All text goes through Jinja2 with autoescaping on, so hostile patient names or reasons
-(quotes, <script>, unicode) are shown as text, never run. The template only formats; the
-tolerant reading of the stages' dicts happens here, in `report_view`, where a missing key
-becomes "not available" rather than a guess.
+(quotes, <script>, unicode) are shown as text, never run. The template only formats; `report_view`
+turns the stages' objects into display strings, where a missing value becomes "not available"
+rather than a guess.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from neurotriage import NOTICE
 from neurotriage.report.inputs import ReportInput
-from neurotriage.report.text import NO_TUMOUR_SENTENCE, NOT_AVAILABLE, fmt, fmt_score, referral_facts
+from neurotriage.report.text import NO_TUMOUR_SENTENCE, NOT_AVAILABLE, fmt, fmt_score
 
 # Verdicts a clinician must look at; the others are shown plainly.
 FLAGGED_VERDICTS = frozenset({"discordant", "no tumour found despite focal symptoms"})
@@ -59,32 +59,24 @@ def _patient_rows(report: ReportInput) -> list[tuple[str, str]]:
 
 
 def _finding(report: ReportInput) -> dict[str, Any]:
-    locate = report.locate or {}
-    volumes = locate.get("volumes_ml") or {}
+    locate = report.locate
+    default = "Tumour found; no localisation summary available." if report.has_tumour else NO_TUMOUR_SENTENCE
+    if locate is None:
+        empty = {"facts": [], "volumes": [], "regions": [], "eloquent": []}
+        return {"available": False, "has_tumour": report.has_tumour, "summary": default, **empty}
     regions = [
-        {
-            "name": fmt(r.get("name")),
-            "side": fmt(r.get("side")),
-            "ml": fmt(r.get("ml")),
-            "percent": fmt(100.0 * r["fraction_of_tumour"])
-            if r.get("fraction_of_tumour") is not None
-            else NOT_AVAILABLE,
-        }
-        for r in locate.get("regions") or []
+        {"name": fmt(r.name), "side": fmt(r.side), "ml": fmt(r.ml), "percent": fmt(100.0 * r.fraction_of_tumour)}
+        for r in locate.regions
     ]
-    eloquent = [f"{fmt(e.get('name'))} ({fmt(e.get('side'))})" for e in locate.get("eloquent") or []]
-    if not report.has_tumour:
-        summary = locate.get("summary") or NO_TUMOUR_SENTENCE
-    else:
-        summary = locate.get("summary") or "Tumour found; no localisation summary available."
+    volumes = locate.volumes_ml.model_dump()
     return {
-        "available": bool(locate),
+        "available": True,
         "has_tumour": report.has_tumour,
-        "summary": summary,
-        "facts": [(label, fmt(locate.get(key))) for key, label in LOCATION_FACTS],
-        "volumes": [(label, fmt(volumes.get(key))) for key, label in VOLUMES],
+        "summary": locate.summary or default,
+        "facts": [(label, fmt(getattr(locate, key))) for key, label in LOCATION_FACTS],
+        "volumes": [(label, fmt(volumes[key])) for key, label in VOLUMES],
         "regions": regions,
-        "eloquent": eloquent,
+        "eloquent": [f"{fmt(e.name)} ({fmt(e.side)})" for e in locate.eloquent],
     }
 
 
@@ -98,52 +90,58 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _crosscheck(report: ReportInput) -> dict[str, Any]:
-    check = report.crosscheck or {}
-    verdict = check.get("verdict")
+    check = report.crosscheck
+    if check is None:
+        return {
+            "available": False,
+            "verdict": NOT_AVAILABLE,
+            "summary": "",
+            "needs_review": False,
+            "level": "caution",
+            "concordance": NOT_AVAILABLE,
+            "predicted": "none",
+            "rows": [],
+        }
     rows = [
         {
-            "symptom": s.get("name") or s.get("code") or NOT_AVAILABLE,
-            "side": fmt(s.get("side")),
-            "explained": EXPLAINED.get(s.get("explained"), NOT_AVAILABLE),
-            "explained_flag": s.get("explained"),
-            "why": s.get("reason") or NOT_AVAILABLE,
-            "sources": [str(x) for x in s.get("sources") or []],
+            "symptom": s.name or s.code,
+            "side": fmt(s.side),
+            "explained": EXPLAINED[s.explained],
+            "explained_flag": s.explained,
+            "why": s.reason or NOT_AVAILABLE,
+            "sources": s.sources,
         }
-        for s in check.get("symptoms") or []
+        for s in check.symptoms
     ]
-    predicted = [f"{fmt(p.get('side'))} {fmt(p.get('name'))}" for p in check.get("predicted_regions") or []]
-    needs_review = bool(check.get("needs_review")) or verdict in FLAGGED_VERDICTS
-    level = "flag" if needs_review else "caution" if verdict in CAUTION_VERDICTS else "ok"
+    predicted = [f"{fmt(p.side)} {fmt(p.name)}" for p in check.predicted_regions]
+    needs_review = check.needs_review or check.verdict in FLAGGED_VERDICTS
     return {
-        "available": bool(check),
-        "verdict": verdict or NOT_AVAILABLE,
-        "summary": check.get("summary") or "",
+        "available": True,
+        "verdict": check.verdict,
+        "summary": check.summary,
         "needs_review": needs_review,
-        "level": level if verdict else "caution",
-        "concordance": fmt_score(check.get("score")),
+        "level": "flag" if needs_review else "caution" if check.verdict in CAUTION_VERDICTS else "ok",
+        "concordance": fmt_score(check.score),
         "predicted": ", ".join(predicted) or "none",
         "rows": rows,
     }
 
 
 def _referrals(report: ReportInput) -> list[dict[str, Any]]:
-    rows = []
-    for position, ref in enumerate(report.referrals, start=1):
-        facts = referral_facts(ref)
-        rows.append(
-            {
-                "rank": ref.get("rank") or position,
-                "doctor": facts["doctor"] or NOT_AVAILABLE,
-                "specialty": fmt(facts["specialty"]),
-                "hospital": facts["hospital"] or NOT_AVAILABLE,
-                "city": fmt(facts["city"]),
-                "distance": fmt(ref.get("distance_km")),
-                "wait": fmt(facts["wait_days"]),
-                "score": fmt(ref.get("score")),
-                "reasons": [str(r) for r in ref.get("reasons") or []],
-            }
-        )
-    return rows
+    return [
+        {
+            "rank": ref.rank,
+            "doctor": ref.doctor.name,
+            "specialty": fmt(ref.doctor.specialty),
+            "hospital": ref.hospital.name,
+            "city": fmt(ref.hospital.city),
+            "distance": fmt(ref.distance_km),
+            "wait": fmt(ref.doctor.wait_days),
+            "score": fmt(ref.score),
+            "reasons": ref.reasons,
+        }
+        for ref in report.referrals
+    ]
 
 
 def _provenance(report: ReportInput) -> dict[str, Any]:
@@ -153,6 +151,8 @@ def _provenance(report: ReportInput) -> dict[str, Any]:
             ("Software", f"neurotriage {prov.software_version}"),
             ("Model", prov.model_id or NOT_AVAILABLE),
             ("Model SHA-256", prov.model_sha256 or NOT_AVAILABLE),
+            ("Flip averaging", fmt(prov.tta)),
+            ("Post-processing", fmt(prov.postprocess)),
             ("Created", prov.created_at.isoformat(timespec="seconds")),
             ("Case", report.imaging.case_id if report.imaging else NOT_AVAILABLE),
         ],
@@ -167,7 +167,7 @@ def png_data_uri(png: bytes) -> str:
 
 def report_view(report: ReportInput, figures: dict[str, bytes]) -> dict[str, Any]:
     """Everything the template shows, as display-ready strings and rows."""
-    vasari = (report.locate or {}).get("vasari")
+    vasari = report.locate.vasari if report.locate else None
     return {
         "notice": NOTICE,
         "title": f"neurotriage report: {report.patient.name or report.patient.id}",

@@ -1,46 +1,23 @@
-"""What a report is built from: one validated `ReportInput`, made of plain data.
+"""What a report is built from: one `ReportInput` made of the stages' own objects.
 
-The report layer never calls the earlier stages; `diagnose` gathers their results and hands
-them over here. The analysis pieces stay plain dicts with the keys each stage documents:
-
-- `locate`: the localisation JSON (hemisphere, primary_region, regions [{name, side, ml,
-  fraction_of_tumour}], crosses_midline, volumes_ml {whole_tumour, tumour_core, enhancing,
-  necrosis, edema}, centroid_mm, n_components, touches_ventricles, cortical_involvement,
-  eloquent [{name, side}], summary, vasari {...}).
-- `crosscheck`: as `neurotriage.clinical.crosscheck.crosscheck` returns it: verdict, score,
-  needs_review, summary, predicted_regions [{name, side}], and symptoms [{code, name, side,
-  explained (true/false/null), reason, sources}].
-- `referrals`: the ranked `recommendations` of `neurotriage.clinical.referral.recommend`:
-  [{rank, score, doctor {name, specialty, wait_days}, hospital {name, city}, distance_km,
-  reasons [str]}]; doctor and hospital may also be plain names.
-
-Every key is optional: a missing one is shown as "not available", never guessed.
+The report layer never calls the earlier stages; `diagnose` gathers their results (the anatomy
+stage's `Location`, the clinical stage's `CrossCheck` and `Recommendation`s, the diagnosis
+stage's `Provenance`) and hands them over here. A missing part is shown as "not available",
+never guessed.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from neurotriage import __version__
-
-
-def plain(value: Any) -> Any:
-    """Turn numpy scalars/arrays (and containers of them) into JSON-ready Python values."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return value
+from neurotriage.anatomy.location import Location
+from neurotriage.clinical.crosscheck import CrossCheck
+from neurotriage.clinical.scoring import Recommendation
+from neurotriage.diagnosis.provenance import Provenance
 
 
 class Patient(BaseModel):
@@ -74,23 +51,6 @@ class Symptom(BaseModel):
     @classmethod
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | date) else value
-
-
-class InputFile(BaseModel):
-    """One input file and its SHA-256."""
-
-    path: str
-    sha256: str
-
-
-class Provenance(BaseModel):
-    """Where a finding came from: software, model and input checksums."""
-
-    software_version: str = __version__
-    model_id: str | None = None
-    model_sha256: str | None = None
-    inputs: list[InputFile] = Field(default_factory=list)
-    created_at: datetime = Field(default_factory=lambda: datetime.now().astimezone())
 
 
 class Imaging(BaseModel):
@@ -131,27 +91,23 @@ class Imaging(BaseModel):
 
 
 class ReportInput(BaseModel):
-    """Everything one report shows. Build it with `ReportInput.model_validate({...})`."""
+    """Everything one report shows."""
 
     patient: Patient
     symptoms: list[Symptom] = Field(default_factory=list)
-    locate: dict[str, Any] | None = None
-    crosscheck: dict[str, Any] | None = None
-    referrals: list[dict[str, Any]] = Field(default_factory=list)
+    locate: Location | None = None
+    crosscheck: CrossCheck | None = None
+    referrals: list[Recommendation] = Field(default_factory=list)
     provenance: Provenance = Field(default_factory=Provenance)
     imaging: Imaging | None = None
-
-    @field_validator("locate", "crosscheck", "referrals", mode="before")
-    @classmethod
-    def _plain(cls, value: Any) -> Any:
-        return plain(value)
+    # The finding this report belongs to (allocated before the finding is stored).
+    finding_key: str | None = None
 
     @property
     def has_tumour(self) -> bool:
         """True when the localisation, or failing that the segmentation, shows any tumour."""
-        volumes = (self.locate or {}).get("volumes_ml") or {}
-        if "whole_tumour" in volumes:
-            return float(volumes["whole_tumour"]) > 0
+        if self.locate is not None:
+            return self.locate.has_tumour
         return self.imaging is not None and self.imaging.seg is not None and bool(self.imaging.seg.any())
 
     def to_json(self) -> dict[str, Any]:

@@ -30,23 +30,3 @@ def fmt(value: Any) -> str:
 def fmt_score(value: Any) -> str:
     """A score in [0, 1] (e.g. concordance) with the two decimals it needs."""
     return f"{value:.2f}" if isinstance(value, int | float) and not isinstance(value, bool) else fmt(value)
-
-
-def name_of(entity: Any) -> str:
-    """The name of a doctor/hospital given either as a name or as a dict with 'name'."""
-    if isinstance(entity, dict):
-        return str(entity.get("name") or NOT_AVAILABLE)
-    return NOT_AVAILABLE if entity is None else str(entity)
-
-
-def referral_facts(ref: dict[str, Any]) -> dict[str, Any]:
-    """Doctor, hospital, specialty, city and wait of one recommendation, wherever they are nested."""
-    doctor = ref.get("doctor") if isinstance(ref.get("doctor"), dict) else {}
-    hospital = ref.get("hospital") if isinstance(ref.get("hospital"), dict) else {}
-    return {
-        "doctor": name_of(ref.get("doctor")) if ref.get("doctor") is not None else None,
-        "hospital": name_of(ref.get("hospital")) if ref.get("hospital") is not None else None,
-        "specialty": ref.get("specialty") or doctor.get("specialty"),
-        "city": ref.get("city") or hospital.get("city"),
-        "wait_days": ref.get("wait_days", doctor.get("wait_days")),
-    }

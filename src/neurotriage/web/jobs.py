@@ -1,10 +1,11 @@
 """Background diagnosis jobs: a thread pool, per-stage progress, state kept in the database.
 
 Each job owns its folder (<data>/jobs/<id>/case and /report) and diagnose() runs its own
-transaction, so two jobs never share files or a session. Live stage progress is kept in memory:
-diagnose stores its results inside one transaction, and a progress write from the same thread on
-another connection would wait on that transaction's lock. The job row records the start, the
-final stage timings and the outcome, so a reloaded page (or a restarted server) shows the truth.
+transactions, so two jobs never share files or a session. The write gate is held around the one
+transaction that stores a diagnosis, never while it segments or renders its report. Live stage
+progress is kept in memory, so progress never waits on the database. The job row records the
+start, the final stage timings and the outcome, so a reloaded page (or a restarted server) shows
+the truth.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import select, update
 
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.models import utcnow
+from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
 from neurotriage.web.gate import WriteGate
@@ -29,22 +31,13 @@ from neurotriage.web.models import Job
 log = logging.getLogger(__name__)
 
 
-# The last stage of diagnose() before it opens its storing transaction (see gate.py).
-LAST_COMPUTE_STAGE = "locate"
-
-
 class JobTimer(StageTimer):
-    """A quiet StageTimer that publishes each stage's start and end to the live progress board.
+    """A quiet StageTimer that publishes each stage's start and end to the live progress board."""
 
-    When the last computing stage ends it takes the write gate, which the runner releases once
-    diagnose() has returned (its transaction committed) or failed."""
-
-    def __init__(self, board: ProgressBoard, job_id: int, gate: WriteGate) -> None:
+    def __init__(self, board: ProgressBoard, job_id: int) -> None:
         super().__init__(quiet=True)
         self.board = board
         self.job_id = job_id
-        self.gate = gate
-        self.holds_gate = False
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -53,9 +46,6 @@ class JobTimer(StageTimer):
         with super().stage(name):
             yield
         self.board.set_stage(self.job_id, name, "done", self.timings[name])
-        if name == LAST_COMPUTE_STAGE:
-            self.gate.acquire()
-            self.holds_gate = True
 
 
 class ProgressBoard:
@@ -132,20 +122,14 @@ class JobRunner:
             session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
 
     def _run(self, job_id: int) -> None:
-        from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
-
         with transaction(self.url) as session:
             job = session.scalar(select(Job).where(Job.id == job_id))
             work, patient_id = Path(job.work_dir), job.patient_id
         self._update(job_id, status="running")
-        timer = JobTimer(self.board, job_id, self.gate)
+        timer = JobTimer(self.board, job_id)
         try:
             options = DiagnoseOptions(out_dir=work / "report", url=self.url)
-            try:
-                result = diagnose(work / "case", patient_id, options, timer)
-            finally:
-                if timer.holds_gate:
-                    self.gate.release()
+            result = diagnose(work / "case", patient_id, options, timer, write_lock=self.gate.held)
         except UserError as exc:
             self._update(job_id, status="failed", error=str(exc), stages=self.board.pop(job_id))
         except Exception as exc:  # a bug must fail the job visibly, not kill the worker thread

@@ -1,0 +1,88 @@
+"""`analyse`: segment, locate and record provenance for one case. It touches no database.
+
+Usable from a notebook: `analyse("BraTS-GLI-00001-000/")` returns an `Analysis` with the labels,
+the `Location` and the `Provenance`; `record` (diagnosis.record) stores it for a patient.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from neurotriage.anatomy.locate import locate
+from neurotriage.anatomy.location import Location
+from neurotriage.diagnosis.provenance import Provenance, provenance
+from neurotriage.diagnosis.stages import StageTimer
+from neurotriage.imaging.io import CaseFiles, find_case, load_case
+from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA
+
+if TYPE_CHECKING:  # torch and MONAI load only when a model is (start-up time)
+    from neurotriage.segmentation.infer import SegmentationModel
+
+
+class Analysis(BaseModel):
+    """One case's segmentation (internal labels on the case's grid), location and provenance."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    case_id: str
+    folder: Path
+    naming: str
+    images: dict[str, np.ndarray]
+    affine: np.ndarray
+    labels: np.ndarray
+    location: Location
+    provenance: Provenance
+
+    @property
+    def segmentation_name(self) -> str:
+        """The segmentation's file name in the case's own naming, e.g. 'SYN_0000_seg.nii.gz'."""
+        from neurotriage.imaging.naming import NAMINGS
+
+        return NAMINGS[self.naming].filename(self.case_id, "seg")
+
+
+def model_id(model: SegmentationModel) -> str:
+    """The model's recorded id, or its file name and architecture."""
+    return str(model.config.get("model_id") or f"{model.source.name} ({model.config['arch']})")
+
+
+def check_case(case_dir: Path | str) -> CaseFiles:
+    """Find a case's files (a user error names what is missing) before any work starts."""
+    return find_case(case_dir)
+
+
+def analyse(
+    case: CaseFiles | Path | str,
+    model: SegmentationModel | Path | str | None = None,
+    timer: StageTimer | None = None,
+) -> Analysis:
+    """Segment (default flip averaging and post-processing), locate, and record provenance."""
+    from neurotriage.segmentation.infer import load_model
+
+    files = case if isinstance(case, CaseFiles) else find_case(case)
+    timer = timer or StageTimer(quiet=True)
+    with timer.stage("load images"):
+        loaded = load_case(files, with_seg=False)
+    if model is None or isinstance(model, str | Path):
+        with timer.stage("load model"):
+            model = load_model(model)
+    with timer.stage("segment"):
+        labels = model.predict(loaded, tta=DEFAULT_TTA, post=DEFAULT_POST)
+    with timer.stage("locate"):
+        location = locate(labels, loaded.affine)
+    with timer.stage("provenance"):
+        prov = provenance(files, model_id(model), model.sha256, DEFAULT_POST.to_dict(), DEFAULT_TTA)
+    return Analysis(
+        case_id=files.case_id,
+        folder=files.folder.resolve(),
+        naming=files.naming.name,
+        images=loaded.images,
+        affine=loaded.affine,
+        labels=labels,
+        location=location,
+        provenance=prov,
+    )
