@@ -84,7 +84,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _wait_longer_for_sqlite(settings.database_url)
         with app.state.gate.held(), transaction(settings.database_url) as session:
-            ensure_admin(session)
+            ensure_admin(session, settings.admin_user, settings.admin_password)
         app.state.jobs.recover()
         yield
         app.state.jobs.shutdown()
