@@ -153,6 +153,7 @@ def store_diagnosis(
     *,
     provenance: dict[str, Any] | None = None,
     limit: int = 10,
+    report_dir: str | None = None,
 ) -> dict[str, Any]:
     """Store a finding for the patient's study of `case_ref`, its cross-check and a referral in the
     caller's transaction; returns {"finding_id", "study_id", "crosscheck", "referral"}."""
@@ -161,6 +162,7 @@ def store_diagnosis(
     finding = Finding(
         study_id=study.id,
         segmentation_path=segmentation_path,
+        report_dir=report_dir,
         locate=locate,
         model_id=model_id,
         provenance=provenance,

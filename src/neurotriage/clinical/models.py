@@ -200,6 +200,8 @@ class Finding(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     segmentation_path: Mapped[str | None] = mapped_column(String(1000))
+    # Where report.json, report.html and the figures were written; None when no report was made.
+    report_dir: Mapped[str | None] = mapped_column(String(1000))
     locate: Mapped[dict[str, Any]]
     model_id: Mapped[str] = mapped_column(String(200))
     # Software version, model SHA-256 and input files with checksums.

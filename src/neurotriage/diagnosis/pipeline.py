@@ -69,7 +69,7 @@ def _store_and_report(session, patient_id, case_ref, files, found, prov, case, l
     with timer.stage("cross-check + referral"):
         stored = decisions.store_diagnosis(
             session, patient_id, case_ref, found, prov["model_id"], str(seg_path),
-            provenance=prov, limit=options.limit,
+            provenance=prov, limit=options.limit, report_dir=str(out_dir),
         )  # fmt: skip
         patient = intake.patient_detail(session, intake.get_patient(session, patient_id))
     with timer.stage("report"):
