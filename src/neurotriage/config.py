@@ -1,10 +1,18 @@
-"""Settings from the environment: where data, caches and the database live."""
+"""Settings from the environment: every NEUROTRIAGE_* variable the package reads, in one place."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from neurotriage.errors import UserError
+
+DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB: a BraTS case is ~40 MB zipped, a multi-case zip far less than this
+DEFAULT_JOB_WORKERS = 2
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -14,11 +22,54 @@ class Settings:
     home: Path
     cache_dir: Path
     database_url: str
+    secret_key: str | None  # None: the web app makes a random key per start
+    secure_cookies: bool
+    max_upload_bytes: int
+    job_workers: int
+    admin_user: str | None  # the first admin, created when the web app starts with no users
+    admin_password: str | None
+    new_password: str | None  # the password of `user add`, instead of a prompt
 
 
-def load_settings() -> Settings:
-    """Read settings from NEUROTRIAGE_* environment variables, with embedded defaults."""
-    home = Path(os.environ.get("NEUROTRIAGE_HOME", Path.home() / ".local" / "share" / "neurotriage"))
-    cache = Path(os.environ.get("NEUROTRIAGE_CACHE", Path.home() / ".cache" / "neurotriage"))
-    url = os.environ.get("NEUROTRIAGE_DATABASE_URL", f"sqlite:///{home / 'neurotriage.db'}")
-    return Settings(home=home, cache_dir=cache, database_url=url)
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number from `name`, the default when unset; UserError naming it otherwise."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UserError(f"{name}={raw!r}: not a whole number", field=name) from None
+    if value <= 0:
+        raise UserError(f"{name}={raw!r}: must be positive", field=name)
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no switch from `name` (1/0, true/false, yes/no, on/off), the default when unset."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise UserError(f"{name}={raw!r}: use 1 or 0", field=name)
+    return word in TRUE_WORDS
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from NEUROTRIAGE_* variables of `env` (default: the process environment)."""
+    env = os.environ if env is None else env
+    home = Path(env.get("NEUROTRIAGE_HOME", Path.home() / ".local" / "share" / "neurotriage"))
+    return Settings(
+        home=home,
+        cache_dir=Path(env.get("NEUROTRIAGE_CACHE", Path.home() / ".cache" / "neurotriage")),
+        database_url=env.get("NEUROTRIAGE_DATABASE_URL", f"sqlite:///{home / 'neurotriage.db'}"),
+        secret_key=env.get("NEUROTRIAGE_SECRET_KEY") or None,
+        # Secure cookies need HTTPS; plain http://127.0.0.1 is allowed only when switched off.
+        secure_cookies=_flag(env, "NEUROTRIAGE_SECURE_COOKIES", True),
+        max_upload_bytes=_positive_int(env, "NEUROTRIAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD),
+        job_workers=_positive_int(env, "NEUROTRIAGE_JOB_WORKERS", DEFAULT_JOB_WORKERS),
+        admin_user=env.get("NEUROTRIAGE_ADMIN_USER") or None,
+        admin_password=env.get("NEUROTRIAGE_ADMIN_PASSWORD") or None,
+        new_password=env.get("NEUROTRIAGE_NEW_PASSWORD") or None,
+    )

@@ -14,6 +14,7 @@ from neurotriage.errors import UserError
 from neurotriage.web import commands
 from neurotriage.web.auth import hash_password, verify_password
 from neurotriage.web.models import AuditEvent, User
+from neurotriage.web.settings import load_web_settings
 
 from .helpers import PASSWORD, make_client, page_csrf, sign_in
 
@@ -79,12 +80,12 @@ def test_passwords_are_stored_hashed(web_settings):
     assert hash_password(PASSWORD) != hash_password(PASSWORD)  # salted
 
 
-def test_first_admin_comes_from_the_environment(tmp_path, monkeypatch, web_settings):
+def test_first_admin_comes_from_the_environment(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     db.migrate_and_load(url, create=True)
     monkeypatch.setenv("NEUROTRIAGE_ADMIN_USER", "root")
     monkeypatch.setenv("NEUROTRIAGE_ADMIN_PASSWORD", "first admin pw")
-    with make_client(web_settings, database_url=url, data_dir=tmp_path / "data") as c:
+    with make_client(load_web_settings(database_url=url, data_dir=tmp_path / "data")) as c:
         assert sign_in(c, "root", "first admin pw").status_code == 200
         assert c.get("/api/audit").status_code == 200
 

@@ -1,17 +1,19 @@
-"""Migration 0003 creates exactly the web tables the ORM models describe, and downgrades cleanly."""
+"""The web migrations: 0003 creates exactly the web tables the ORM models describe and downgrades
+cleanly; 0004 gives existing findings the report folder their segmentation was written to."""
 
 from __future__ import annotations
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, Table, inspect, select, text
 
 import neurotriage.web.models  # noqa: F401  (registers the web tables on the shared metadata)
 from neurotriage.clinical import db
 from neurotriage.clinical.models import Base
 
 WEB_TABLES = {"users", "jobs", "reviews", "audit_events"}
+NOW = "2026-01-01 00:00:00"
 
 
 def test_web_migration_matches_models_and_downgrades(tmp_path):
@@ -23,3 +25,20 @@ def test_web_migration_matches_models_and_downgrades(tmp_path):
         assert not WEB_TABLES & set(inspect(conn).get_table_names())
         command.upgrade(db.alembic_config(conn), "head")
         assert set(inspect(conn).get_table_names()) >= WEB_TABLES
+
+
+def test_report_dir_is_filled_in_for_existing_findings(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with db.connection(url, create=True) as conn:
+        command.upgrade(db.alembic_config(conn), "0003")
+        conn.execute(text(f"INSERT INTO patients (id, name, sex, language_dominance, created_at) "
+                          f"VALUES (1, 'Old', 'unknown', 'left', '{NOW}')"))  # fmt: skip
+        conn.execute(text(f"INSERT INTO studies (id, patient_id, case_ref, created_at) VALUES (1, 1, 'C', '{NOW}')"))
+        for finding_id, seg in ((1, "'/reports/p1/C/C_seg.nii.gz'"), (2, "NULL")):
+            conn.execute(text(f"INSERT INTO findings (id, study_id, segmentation_path, locate, model_id, created_at) "
+                              f"VALUES ({finding_id}, 1, {seg}, '{{}}', 'm', '{NOW}')"))  # fmt: skip
+    db.migrate_and_load(url, create=False)
+    with db.connection(url) as conn:
+        table = Table("findings", MetaData(), autoload_with=conn)
+        rows = conn.execute(select(table.c.id, table.c.report_dir).order_by(table.c.id)).all()
+    assert rows == [(1, "/reports/p1/C"), (2, None)]

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from neurotriage.clinical.knowledge import load_knowledge
 from neurotriage.config import load_settings
+from neurotriage.db import MIGRATIONS
 from neurotriage.errors import UserError
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 CONNECT_TIMEOUT_S = 5
 VERSION_TABLE = "alembic_version"  # Alembic's default
 

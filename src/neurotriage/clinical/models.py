@@ -6,6 +6,7 @@ SQLite and PostgreSQL share one schema and one migration. Timestamps are naive U
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -200,6 +201,10 @@ class Finding(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     segmentation_path: Mapped[str | None] = mapped_column(String(1000))
+    # Where report.json, report.html and the figures were written; None when no report was made.
+    report_dir: Mapped[str | None] = mapped_column(String(1000))
+    # Allocated before the finding is stored, so its report can be rendered and named first.
+    key: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
     locate: Mapped[dict[str, Any]]
     model_id: Mapped[str] = mapped_column(String(200))
     # Software version, model SHA-256 and input files with checksums.

@@ -18,12 +18,12 @@ from neurotriage import NOTICE, __version__
 from neurotriage.clinical.db import engine_for, transaction
 from neurotriage.errors import UserError
 from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
-from neurotriage.web.gate import WriteGate
 from neurotriage.web.jobs import JobRunner
-from neurotriage.web.limits import SecurityHeaders, UploadLimit
+from neurotriage.web.middleware import SecurityHeaders, UploadLimit
 from neurotriage.web.render import error_page
 from neurotriage.web.routes import api, auth, jobs, patients, reports
 from neurotriage.web.settings import WebSettings, load_web_settings
+from neurotriage.web.write_gate import WriteGate
 
 STATIC = Path(__file__).parent / "static"
 SESSION_HOURS = 8
@@ -84,7 +84,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _wait_longer_for_sqlite(settings.database_url)
         with app.state.gate.held(), transaction(settings.database_url) as session:
-            ensure_admin(session)
+            ensure_admin(session, settings.admin_user, settings.admin_password)
         app.state.jobs.recover()
         yield
         app.state.jobs.shutdown()

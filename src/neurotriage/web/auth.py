@@ -67,9 +67,8 @@ def add_user(session: Session, username: str, password: str, role: str = "clinic
     return user
 
 
-def ensure_admin(session: Session) -> User | None:
-    """Create the first admin from NEUROTRIAGE_ADMIN_USER / _PASSWORD when there are no users yet."""
-    name, password = os.environ.get("NEUROTRIAGE_ADMIN_USER"), os.environ.get("NEUROTRIAGE_ADMIN_PASSWORD")
+def ensure_admin(session: Session, name: str | None, password: str | None) -> User | None:
+    """Create the first admin with this name and password when both are given and there are no users yet."""
     if not name or not password or session.scalar(select(func.count(User.id))):
         return None
     return add_user(session, name, password, "admin")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -21,10 +20,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _user_add(args: argparse.Namespace) -> int:
     from neurotriage.clinical.db import transaction
+    from neurotriage.config import load_settings
     from neurotriage.errors import UserError
     from neurotriage.web.auth import add_user
 
-    password = os.environ.get("NEUROTRIAGE_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    password = load_settings().new_password or getpass.getpass(f"password for {args.username}: ")
     if not password:
         raise UserError("password: empty (type one, or set NEUROTRIAGE_NEW_PASSWORD)")
     with transaction() as session:

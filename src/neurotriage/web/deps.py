@@ -1,18 +1,26 @@
-"""Request helpers shared by the routers: the database session, the signed-in user, auditing."""
+"""Request dependencies shared by the routers: the database, the signed-in user, auditing.
+
+`SessionDep` gives a handler a function that opens one gated transaction per call, rather than
+one session for the whole request: a handler commits before it redirects or queues a job, and the
+write gate is taken and released by the same thread (FastAPI may close a yielded dependency on
+another worker thread than the one that opened it).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.db import transaction
 from neurotriage.web.auth import LoginRequired
 from neurotriage.web.models import AuditEvent, User
 from neurotriage.web.settings import WebSettings
+
+OpenSession = Callable[[], AbstractContextManager[Session]]
 
 
 def settings(request: Request) -> WebSettings:
@@ -27,6 +35,11 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
+def session_opener(request: Request) -> OpenSession:
+    """A function opening one gated transaction on the app's database per call."""
+    return lambda: db(request)
+
+
 def require_user(request: Request) -> User:
     """The signed-in user (detached); raises LoginRequired when nobody is signed in."""
     uid = request.session.get("uid")
@@ -38,6 +51,19 @@ def require_user(request: Request) -> User:
         request.session.clear()
         raise LoginRequired()
     return user
+
+
+def require_admin(user: Annotated[User, Depends(require_user)]) -> User:
+    """The signed-in user when an admin; 403 otherwise."""
+    if user.role != "admin":
+        raise HTTPException(status_code=403, detail="admins only")
+    return user
+
+
+SessionDep = Annotated[OpenSession, Depends(session_opener)]
+SettingsDep = Annotated[WebSettings, Depends(settings)]
+CurrentUser = Annotated[User, Depends(require_user)]
+AdminUser = Annotated[User, Depends(require_admin)]
 
 
 def audit(session: Session, user: User | None, action: str, target: str, detail: dict[str, Any] | None = None) -> None:

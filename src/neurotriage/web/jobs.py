@@ -11,22 +11,27 @@ the truth.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from neurotriage.clinical import intake
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.models import utcnow
 from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
-from neurotriage.web.gate import WriteGate
+from neurotriage.imaging.io import CaseFiles
 from neurotriage.web.models import Job
+from neurotriage.web.uploads import extract_case
+from neurotriage.web.write_gate import WriteGate
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +142,30 @@ class JobRunner:
             self._update(job_id, status="failed", error=f"internal error: {exc}", stages=self.board.pop(job_id))
         else:
             self._update(job_id, status="done", finding_id=result["finding_id"], stages=self.board.pop(job_id))
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job with this id, or a UserError."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise UserError(f"job {job_id}: no such job", field="job_id")
+    return job
+
+
+def create_job(
+    session: Session, data_dir: Path, patient_id: int, user_id: int | None, name: str, stream: BinaryIO, entries: list
+) -> tuple[Job, CaseFiles]:
+    """Add a queued job for the patient and unpack its checked upload (`check_zip`'s entries) into the
+    job's folder; the caller submits the job once the transaction has committed."""
+    intake.get_patient(session, patient_id)
+    job = Job(patient_id=patient_id, user_id=user_id, upload_name=name[:300], work_dir="", stages=[])
+    session.add(job)
+    session.flush()  # the job id names its folder
+    work = data_dir / "jobs" / str(job.id)
+    job.work_dir = str(work)
+    try:
+        case = extract_case(name, stream, entries, data_dir / "staging", work / "case")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return job, case

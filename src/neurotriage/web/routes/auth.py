@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from neurotriage.web.auth import authenticate, check_csrf, sign_in
-from neurotriage.web.deps import audit, db
+from neurotriage.web.deps import SessionDep, audit
 from neurotriage.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -29,13 +29,14 @@ def login_form(request: Request):
 @router.post("/login")
 def login(
     request: Request,
+    db: SessionDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form()] = "",
 ):
     """Check the credentials; a wrong password is refused with the form shown again."""
     check_csrf(request, csrf_token)
-    with db(request) as session:
+    with db() as session:
         user = authenticate(session, username, password)
         audit(session, user, "login" if user else "login_failed", f"user:{username[:64]}")
     if user is None:

@@ -11,14 +11,12 @@ from sqlalchemy import select
 from neurotriage.clinical import intake
 from neurotriage.clinical.models import DOMINANCE, SEVERITIES, SEXES, SYMPTOM_SIDES, Symptom
 from neurotriage.web.auth import check_csrf
-from neurotriage.web.deps import audit, db, require_user, settings
+from neurotriage.web.deps import CurrentUser, SessionDep, audit, settings
 from neurotriage.web.editing import update_patient
-from neurotriage.web.models import User
-from neurotriage.web.records import patient_view
 from neurotriage.web.render import page
+from neurotriage.web.views import patient_view
 
 router = APIRouter(include_in_schema=False)
-CurrentUser = Annotated[User, Depends(require_user)]
 Text = Annotated[str, Form(max_length=300)]
 
 
@@ -31,9 +29,9 @@ def _blank(value: str) -> str | None:
 
 
 @router.get("/patients")
-def patients(request: Request, user: CurrentUser, q: str = ""):
+def patients(request: Request, db: SessionDep, user: CurrentUser, q: str = ""):
     """The patient list, optionally filtered by name or city."""
-    with db(request) as session:
+    with db() as session:
         rows = [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
         audit(session, user, "view", "patients", {"search": q} if q else None)
     return page(request, "patients.html.j2", user, patients=rows, q=q, sexes=SEXES, dominance=DOMINANCE)
@@ -57,19 +55,19 @@ Demographics = Annotated[dict[str, str | None], Depends(demographics_form)]
 
 
 @router.post("/patients")
-def add_patient(request: Request, user: CurrentUser, fields: Demographics, csrf_token: Text = ""):
+def add_patient(request: Request, db: SessionDep, user: CurrentUser, fields: Demographics, csrf_token: Text = ""):
     """Validate and add a patient, then show it."""
     check_csrf(request, csrf_token)
-    with db(request) as session:
+    with db() as session:
         patient = intake.add_patient(session, fields["name"], *(fields[k] for k in EDITABLE))
         audit(session, user, "create", f"patient:{patient.id}", intake.patient_summary(patient))
     return RedirectResponse(f"/patients/{patient.id}", status_code=303)
 
 
 @router.get("/patients/{patient_id}")
-def patient(request: Request, user: CurrentUser, patient_id: int):
+def patient(request: Request, db: SessionDep, user: CurrentUser, patient_id: int):
     """One patient with symptoms, studies, findings, referrals and jobs."""
-    with db(request) as session:
+    with db() as session:
         view = patient_view(session, patient_id)
         choices = list(session.scalars(select(Symptom).order_by(Symptom.name)))
         audit(session, user, "view", f"patient:{patient_id}")
@@ -81,10 +79,12 @@ def patient(request: Request, user: CurrentUser, patient_id: int):
 
 
 @router.post("/patients/{patient_id}/edit")
-def edit_patient(request: Request, user: CurrentUser, patient_id: int, fields: Demographics, csrf_token: Text = ""):
+def edit_patient(
+    request: Request, db: SessionDep, user: CurrentUser, patient_id: int, fields: Demographics, csrf_token: Text = ""
+):
     """Validate and apply changes to a patient's demographics."""
     check_csrf(request, csrf_token)
-    with db(request) as session:
+    with db() as session:
         _, changed = update_patient(session, patient_id, fields)
         audit(session, user, "update", f"patient:{patient_id}", changed)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
@@ -93,6 +93,7 @@ def edit_patient(request: Request, user: CurrentUser, patient_id: int, fields: D
 @router.post("/patients/{patient_id}/symptoms")
 def add_symptom(
     request: Request,
+    db: SessionDep,
     user: CurrentUser,
     patient_id: int,
     code: Text,
@@ -103,7 +104,7 @@ def add_symptom(
 ):
     """Validate and record a symptom for the patient."""
     check_csrf(request, csrf_token)
-    with db(request) as session:
+    with db() as session:
         entry, symptom = intake.add_symptom(session, patient_id, code, _blank(side), _blank(onset), _blank(severity))
         detail = {"symptom": symptom.code, "side": entry.side, "severity": entry.severity}
         audit(session, user, "create", f"patient:{patient_id}/symptom:{entry.id}", detail)

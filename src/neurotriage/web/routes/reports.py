@@ -5,22 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from neurotriage.clinical.crosscheck import VERDICTS
+from neurotriage.clinical.models import Finding, Study
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
 from neurotriage.imaging.naming import LABEL_NAMES, SEQUENCE_TITLES, SEQUENCES
 from neurotriage.report.figures import LABEL_COLOURS
 from neurotriage.web.auth import check_csrf
-from neurotriage.web.deps import audit, db, require_user
-from neurotriage.web.models import Review, User
-from neurotriage.web.records import finding_view, get_finding, report_dir
+from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.render import page
+from neurotriage.web.reviews import add_review, check_review
+from neurotriage.web.views import finding_view, get_finding
 
 router = APIRouter(include_in_schema=False)
-CurrentUser = Annotated[User, Depends(require_user)]
 Text = Annotated[str, Form(max_length=4000)]
 # Segmentation files keep their naming's labels: BraTS 2020 writes enhancing as 4, 2023 as 3.
 FILE_LABELS = {1: 1, 2: 2, 3: 3, 4: 3}
@@ -64,9 +64,9 @@ def viewer_config(finding_id: int, centroid: list[float] | None) -> dict[str, An
 
 
 @router.get("/reports/{finding_id}")
-def report(request: Request, user: CurrentUser, finding_id: int):
+def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int):
     """The report page of one finding."""
-    with db(request) as session:
+    with db() as session:
         view = finding_view(session, finding_id)
         audit(session, user, "view", f"finding:{finding_id}", {"patient": view["patient"]["id"]})
     return page(
@@ -75,34 +75,33 @@ def report(request: Request, user: CurrentUser, finding_id: int):
     )  # fmt: skip
 
 
-def _finding_files(request: Request, finding_id: int) -> tuple[Path | None, Path]:
-    """The finding's report folder and its study's case folder, from the database only."""
-    with db(request) as session:
-        finding, study = get_finding(session, finding_id)
-        return report_dir(finding), Path(study.case_ref)
+def _stored_finding(db: SessionDep, finding_id: int) -> tuple[Finding, Study]:
+    """The finding and its study as stored (their file paths come from the database only)."""
+    with db() as session:
+        return get_finding(session, finding_id)
 
 
 @router.get("/reports/{finding_id}/report.html")
-def report_html(request: Request, user: CurrentUser, finding_id: int):
+def report_html(db: SessionDep, user: CurrentUser, finding_id: int):
     """The stored self-contained report.html, shown in a sandboxed frame."""
-    folder, _ = _finding_files(request, finding_id)
-    path = folder / "report.html" if folder else None
+    finding, _ = _stored_finding(db, finding_id)
+    path = Path(finding.report_dir, "report.html") if finding.report_dir else None
     if path is None or not path.is_file():
         raise UserError(f"finding {finding_id}: its report file is missing")
     return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": REPORT_CSP})
 
 
 @router.get("/reports/{finding_id}/images/{name}")
-def image(request: Request, user: CurrentUser, finding_id: int, name: str):
+def image(db: SessionDep, user: CurrentUser, finding_id: int, name: str):
     """One sequence (`t1ce.nii.gz`) or the segmentation (`seg.nii.gz`) of the finding."""
     key = name.removesuffix(".nii.gz")
     if key not in (*SEQUENCES, "seg") or name != f"{key}.nii.gz":
         raise UserError(f"{name}: not an image of this finding (expected one of {', '.join(SEQUENCES)} or seg)")
-    folder, case_dir = _finding_files(request, finding_id)
+    finding, study = _stored_finding(db, finding_id)
     if key == "seg":
-        path = next(folder.glob("*seg.nii*"), None) if folder else None
+        path = Path(finding.segmentation_path) if finding.segmentation_path else None
     else:
-        path = find_case(case_dir).images[key]
+        path = find_case(Path(study.case_ref)).images[key]
     if path is None or not path.is_file():
         raise UserError(f"finding {finding_id}: its {key} image is missing")
     # Always gzip bytes for NiiVue, which picks the decoder by the URL's extension.
@@ -112,6 +111,7 @@ def image(request: Request, user: CurrentUser, finding_id: int, name: str):
 @router.post("/reports/{finding_id}/review")
 def review(
     request: Request,
+    db: SessionDep,
     user: CurrentUser,
     finding_id: int,
     location_decision: Text,
@@ -123,29 +123,8 @@ def review(
 ):
     """Record a clinician's sign-off: location and verdict confirmed or overridden, with a comment."""
     check_csrf(request, csrf_token)
-    entry = validate_review(location_decision, location_override, verdict_decision, verdict_override, comment)
-    with db(request) as session:
-        get_finding(session, finding_id)
-        session.add(Review(finding_id=finding_id, user_id=user.id, **entry))
+    entry = check_review(location_decision, location_override, verdict_decision, verdict_override, comment)
+    with db() as session:
+        add_review(session, finding_id, user.id, entry)
         audit(session, user, "review", f"finding:{finding_id}", entry)
     return RedirectResponse(f"/reports/{finding_id}", status_code=303)
-
-
-def validate_review(location: str, location_to: str, verdict: str, verdict_to: str, comment: str) -> dict[str, Any]:
-    """A review's fields, checked: an override needs its new value, and a comment is required."""
-    for field, value in (("location_decision", location), ("verdict_decision", verdict)):
-        if value not in ("confirm", "override"):
-            raise UserError(f"{field}: must be confirm or override, not {value!r}")
-    if location == "override" and not location_to.strip():
-        raise UserError("location_override: give the corrected location when overriding it")
-    if verdict == "override" and verdict_to not in VERDICTS:
-        raise UserError(f"verdict_override: must be one of {', '.join(VERDICTS)} when overriding the verdict")
-    if not comment.strip():
-        raise UserError("comment: a sign-off needs a comment")
-    return {
-        "location_decision": location,
-        "location_override": location_to.strip() if location == "override" else None,
-        "verdict_decision": verdict,
-        "verdict_override": verdict_to if verdict == "override" else None,
-        "comment": comment.strip(),
-    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ def get_finding(session: Session, finding_id: int) -> tuple[Finding, Study]:
     if finding is None:
         raise UserError(f"finding {finding_id}: no such finding")
     return finding, session.get(Study, finding.study_id)
-
-
-def report_dir(finding: Finding) -> Path | None:
-    """The report folder of a finding: where its segmentation was written."""
-    return Path(finding.segmentation_path).parent if finding.segmentation_path else None
-
-
-def report_json(finding: Finding) -> dict[str, Any]:
-    """The finding's report.json, empty when the report folder is gone."""
-    folder = report_dir(finding)
-    path = folder / "report.json" if folder else None
-    return json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
 
 
 def reviews(session: Session, finding_id: int) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 `neurotriage db init|upgrade` pass an open connection through `config.attributes["connection"]`
 so migrating and loading the knowledge base are one transaction. Developers running the alembic
-CLI (`alembic -c src/neurotriage/clinical/migrations/alembic.ini revision --autogenerate -m ...`)
+CLI (`alembic -c src/neurotriage/db/migrations/alembic.ini revision --autogenerate -m ...`)
 get an engine for the configured database URL instead.
 """
 

@@ -1,0 +1,178 @@
+"""The JSON API's request and response bodies (pydantic), separate from the ORM models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class PatientIn(BaseModel):
+    """A new patient; values are validated as the CLI validates them."""
+
+    name: str = Field(max_length=200)
+    sex: str | None = None
+    birth_date: str | None = Field(default=None, description="YYYY-MM-DD")
+    city: str | None = None
+    lat: str | None = None
+    lon: str | None = None
+    dominance: str | None = Field(default=None, description="left or right")
+
+
+class SymptomIn(BaseModel):
+    """A symptom to record for a patient (knowledge-base code or SNOMED CT code)."""
+
+    code: str
+    side: str | None = None
+    onset: str | None = None
+    severity: str | None = None
+
+
+class PatientOut(BaseModel):
+    """A patient's own fields."""
+
+    id: int
+    name: str
+    sex: str
+    birth_date: str | None = Field(description="YYYY-MM-DD")
+    city: str | None
+    lat: float | None
+    lon: float | None
+    language_dominance: str
+
+
+class SymptomOut(BaseModel):
+    """A symptom just recorded."""
+
+    id: int
+    code: str
+    side: str | None
+    severity: str | None
+
+
+class ReportedSymptomOut(BaseModel):
+    """A symptom on a patient's record."""
+
+    code: str
+    name: str
+    snomed_code: str | None
+    side: str | None
+    onset: str | None = Field(description="YYYY-MM-DD")
+    severity: str | None
+
+
+class StudyOut(BaseModel):
+    """An MRI study of a patient."""
+
+    id: int
+    case: str
+    synthetic_seed: int | None
+    date: str | None = Field(description="YYYY-MM-DD")
+
+
+class CrossCheckBrief(BaseModel):
+    """The latest cross-check of a patient."""
+
+    id: int
+    verdict: str
+    needs_review: bool
+
+
+class StudyRef(BaseModel):
+    """The study a finding belongs to, with its case ID."""
+
+    id: int
+    case: str
+
+
+class ReferralRow(BaseModel):
+    """One ranked recommendation of a referral."""
+
+    rank: int
+    doctor: str | None
+    hospital: str | None
+    specialty: str | None
+    city: str | None
+    wait_days: int | None
+    reasons: list[str]
+
+
+class ReviewOut(BaseModel):
+    """A clinician's sign-off of a finding."""
+
+    id: int
+    by: str
+    at: str
+    location: str = Field(description="'confirmed' or the corrected location")
+    verdict: str = Field(description="'confirmed' or the corrected verdict")
+    comment: str
+
+
+class FindingOut(BaseModel):
+    """A finding: where the tumour is, the cross-check verdict, the referral and its status, reviews."""
+
+    finding_id: int
+    patient: PatientOut
+    study: StudyRef
+    model_id: str
+    created_at: str
+    summary: str
+    centroid_mm: list[float] | None
+    verdict: str | None
+    crosscheck_summary: str | None
+    needs_review: bool
+    referral_status: str
+    referrals: list[ReferralRow]
+    reviews: list[ReviewOut]
+    notice: str
+
+
+class JobBrief(BaseModel):
+    """A diagnosis job as listed on its patient."""
+
+    id: int
+    status: str
+    upload: str
+    finding_id: int | None
+
+
+class PatientDetailOut(PatientOut):
+    """A patient with symptoms, studies, findings, referrals and jobs."""
+
+    symptoms: list[ReportedSymptomOut]
+    studies: list[StudyOut]
+    latest_crosscheck: CrossCheckBrief | None
+    findings: list[FindingOut]
+    jobs: list[JobBrief]
+    notice: str
+
+
+class StageOut(BaseModel):
+    """One stage of a diagnosis job."""
+
+    name: str
+    state: str = Field(description="running or done")
+    seconds: float | None
+
+
+class JobOut(BaseModel):
+    """A diagnosis job's status and per-stage progress."""
+
+    id: int
+    patient_id: int
+    status: str
+    upload: str
+    stages: list[StageOut]
+    finding_id: int | None
+    error: str | None
+    report_url: str | None
+
+
+class AuditEventOut(BaseModel):
+    """Who viewed or changed what, and when."""
+
+    at: str
+    user: str
+    action: str
+    target: str
+    detail: dict[str, Any] | None

@@ -1,0 +1,44 @@
+"""Settings: every NEUROTRIAGE_* variable read in one place, bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neurotriage.config import DEFAULT_MAX_UPLOAD, load_settings
+from neurotriage.errors import UserError
+
+
+def test_defaults_put_the_database_in_home() -> None:
+    settings = load_settings({"NEUROTRIAGE_HOME": "/data/nt"})
+    assert settings.database_url == "sqlite:////data/nt/neurotriage.db"
+    assert settings.max_upload_bytes == DEFAULT_MAX_UPLOAD and settings.secure_cookies
+    assert settings.secret_key is None and settings.admin_user is None and settings.new_password is None
+
+
+def test_every_variable_is_read() -> None:
+    settings = load_settings({
+        "NEUROTRIAGE_HOME": "/h", "NEUROTRIAGE_CACHE": "/c", "NEUROTRIAGE_DATABASE_URL": "sqlite:///x.db",
+        "NEUROTRIAGE_SECRET_KEY": "k", "NEUROTRIAGE_SECURE_COOKIES": "0", "NEUROTRIAGE_MAX_UPLOAD_BYTES": "1000",
+        "NEUROTRIAGE_JOB_WORKERS": "3", "NEUROTRIAGE_ADMIN_USER": "root", "NEUROTRIAGE_ADMIN_PASSWORD": "pw",
+        "NEUROTRIAGE_NEW_PASSWORD": "new",
+    })  # fmt: skip
+    assert (settings.home, settings.cache_dir, settings.database_url) == (Path("/h"), Path("/c"), "sqlite:///x.db")
+    assert (settings.secret_key, settings.secure_cookies, settings.max_upload_bytes) == ("k", False, 1000)
+    assert (settings.job_workers, settings.admin_user, settings.admin_password) == (3, "root", "pw")
+    assert settings.new_password == "new"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("NEUROTRIAGE_MAX_UPLOAD_BYTES", "1GB", "not a whole number"),
+        ("NEUROTRIAGE_JOB_WORKERS", "0", "must be positive"),
+        ("NEUROTRIAGE_SECURE_COOKIES", "maybe", "use 1 or 0"),
+    ],
+)
+def test_invalid_values_name_the_variable(name: str, value: str, problem: str) -> None:
+    with pytest.raises(UserError, match=f"^{name}='{value}': {problem}$") as caught:
+        load_settings({name: value})
+    assert caught.value.field == name

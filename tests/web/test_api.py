@@ -1,0 +1,86 @@
+"""The JSON API's response models keep every key the views build; reports come from the stored folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical.models import Finding
+from neurotriage.errors import UserError
+from neurotriage.web.reviews import check_review
+from neurotriage.web.views import finding_view, patient_view
+
+from ..clinical.locates import locate
+from .helpers import page_csrf
+
+
+@pytest.fixture
+def finding_id(web_settings, tmp_path) -> int:
+    """A stored finding whose report folder holds a report.html and the segmentation."""
+    (tmp_path / "report.html").write_text("<p>stored report</p>", encoding="utf-8")
+    (tmp_path / "C_seg.nii.gz").write_bytes(b"not really an image")
+    with db.transaction(web_settings.database_url) as session:
+        patient = intake.add_patient(session, "Api Finding", city="Leeds", lat="53.80", lon="-1.55")
+        intake.add_symptom(session, patient.id, "hemiparesis", side="left")
+        stored = decisions.store_diagnosis(
+            session, patient.id, "C", locate("right"), "m", str(tmp_path / "C_seg.nii.gz"), report_dir=str(tmp_path)
+        )
+    return stored["finding_id"]
+
+
+def as_json(view: dict) -> dict:
+    return json.loads(json.dumps(view))
+
+
+def test_api_answers_are_the_views(client, web_settings, finding_id):
+    got_finding = client.get(f"/api/findings/{finding_id}").json()
+    with db.transaction(web_settings.database_url) as session:
+        view = finding_view(session, finding_id)
+        patient = patient_view(session, view["patient"]["id"])
+    assert got_finding == as_json(view) and got_finding["referrals"]
+    assert client.get(f"/api/patients/{patient['id']}").json() == as_json(patient)
+
+
+def test_every_api_operation_declares_its_response(client):
+    paths = client.get("/api/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            ok = next(v for k, v in operation["responses"].items() if k.startswith("2"))
+            schema = ok["content"]["application/json"]["schema"]
+            assert "$ref" in schema or "$ref" in schema.get("items", {}), (method, path)
+
+
+def test_report_and_segmentation_come_from_the_stored_finding(client, web_settings, finding_id):
+    frame = client.get(f"/reports/{finding_id}/report.html")
+    assert frame.status_code == 200 and "stored report" in frame.text
+    assert client.get(f"/reports/{finding_id}/images/seg.nii.gz").content == b"not really an image"
+    with db.transaction(web_settings.database_url) as session:
+        session.get(Finding, finding_id).report_dir = None
+    missing = client.get(f"/reports/{finding_id}/report.html")
+    assert missing.status_code == 400 and "report file is missing" in missing.text
+
+
+def test_review_is_checked_then_stored(client, finding_id):
+    token = page_csrf(client, f"/reports/{finding_id}")
+    review = {"csrf_token": token, "location_decision": "override", "location_override": "left parietal",
+              "verdict_decision": "confirm", "comment": "seen at MDT"}  # fmt: skip
+    assert client.post(f"/reports/{finding_id}/review", data=review).status_code == 200
+    signed = client.get(f"/api/findings/{finding_id}").json()["reviews"][0]
+    assert (signed["location"], signed["verdict"], signed["comment"]) == ("left parietal", "confirmed", "seen at MDT")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        (("maybe", "", "confirm", "", "c"), "location_decision"),
+        (("override", " ", "confirm", "", "c"), "location_override"),
+        (("confirm", "", "override", "fine", "c"), "verdict_override"),
+        (("confirm", "", "confirm", "", "  "), "comment"),
+    ],
+)
+def test_check_review_names_the_field(fields, field):
+    with pytest.raises(UserError, match=f"^{field}: ") as caught:
+        check_review(*fields)
+    assert caught.value.field == field
