@@ -9,10 +9,10 @@ import random
 import pytest
 from sqlalchemy import select
 
+from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db
 from neurotriage.clinical.decisions import record_diagnosis
 from neurotriage.clinical.geo import bounding_box, haversine_km
-from neurotriage.clinical.location import parse_location
 from neurotriage.clinical.models import CrossCheckRecord, Doctor, Finding, Hospital, ReferralRecord, Study
 from neurotriage.clinical.referral import needs_for_location
 from neurotriage.errors import UserError
@@ -96,7 +96,7 @@ def names(report: dict) -> list[str]:
 
 def test_imaging_referral_ranks_with_reasons_and_is_stored(db_url: str, cli, tmp_path) -> None:
     pid = add_world(cli, tmp_path)
-    done = record_diagnosis(pid, "SYN_0001", locate("right"), "unet-test", "/data/seg.nii.gz")
+    done = record_diagnosis(pid, "SYN_0001", parse_location(locate("right")), "unet-test", "/data/seg.nii.gz")
     assert done["crosscheck"]["verdict"] == "concordant"
     report = json.loads(cli("refer", "--patient", pid, "--json").out)
     assert report["basis"] == "imaging" and "right frontal_lobe" in report["note"]
@@ -114,7 +114,7 @@ def test_imaging_referral_ranks_with_reasons_and_is_stored(db_url: str, cli, tmp
         assert stored.inputs["patient"]["lat"] == LEEDS[0]
         assert {n["code"] for n in stored.inputs["needs"]} == {"awake_craniotomy", "neuro_oncology"}
         check = session.get(CrossCheckRecord, stored.crosscheck_id)
-        assert check.inputs["locate"] == locate("right")
+        assert parse_location(check.inputs["locate"]) == parse_location(locate("right"))
         assert check.inputs["rules"]["hemiparesis"][0]["laterality"] == "contralateral"
         finding = session.get(Finding, done["finding_id"])
         assert (finding.model_id, finding.segmentation_path) == ("unet-test", "/data/seg.nii.gz")
@@ -137,7 +137,7 @@ def test_without_imaging_ranks_for_predicted_regions_and_says_so(db_url: str, cl
 
 def test_healthy_scan_falls_back_to_symptoms_and_flags_review(db_url: str, cli, tmp_path) -> None:
     pid = add_world(cli, tmp_path)
-    done = record_diagnosis(pid, "SYN_0002", healthy(), "unet-test")
+    done = record_diagnosis(pid, "SYN_0002", parse_location(healthy()), "unet-test")
     assert done["crosscheck"]["verdict"] == "no tumour found despite focal symptoms"
     assert done["referral"]["basis"] == "symptoms" and "found no tumour" in done["referral"]["note"]
 
@@ -173,9 +173,9 @@ def test_search_widens_until_someone_meets_the_needs(db_url: str, cli, tmp_path)
 def test_failed_diagnosis_stores_nothing(db_url: str, cli, tmp_path) -> None:
     pid = add_world(cli, tmp_path)
     with pytest.raises(UserError, match="no such patient"):
-        record_diagnosis(pid + 1000, "SYN_0003", locate("right"), "unet-test")
+        record_diagnosis(pid + 1000, "SYN_0003", parse_location(locate("right")), "unet-test")
     with pytest.raises(UserError, match="field volumes_ml"):
-        record_diagnosis(pid, "SYN_0003", {"regions": []}, "unet-test")
+        record_diagnosis(pid, "SYN_0003", parse_location({"regions": []}), "unet-test")
     with db.transaction() as session:
         assert session.scalars(select(Study)).all() == [] and session.scalars(select(Finding)).all() == []
         assert session.scalars(select(Hospital)).all() and session.scalars(select(Doctor)).all()

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from neurotriage import NOTICE
 from neurotriage.clinical import intake
 from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecord, Study
+from neurotriage.clinical.scoring import Recommendation
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import split_name
-from neurotriage.report.text import referral_facts
 from neurotriage.web.models import Job, Review, User
 
 
@@ -60,11 +60,19 @@ def _crosscheck_of(session: Session, finding_id: int) -> CrossCheckRecord | None
 
 def referral_rows(record: ReferralRecord) -> list[dict[str, Any]]:
     """A stored referral's ranked recommendations, flattened for a table."""
-    rows = []
-    for position, ref in enumerate(record.result.get("recommendations") or [], start=1):
-        reasons = ref.get("reasons") or []
-        rows.append(referral_facts(ref) | {"rank": ref.get("rank") or position, "reasons": [str(r) for r in reasons]})
-    return rows
+    stored = (Recommendation.model_validate(r) for r in record.result.get("recommendations") or [])
+    return [
+        {
+            "rank": ref.rank,
+            "doctor": ref.doctor.name,
+            "specialty": ref.doctor.specialty,
+            "wait_days": ref.doctor.wait_days,
+            "hospital": ref.hospital.name,
+            "city": ref.hospital.city,
+            "reasons": ref.reasons,
+        }
+        for ref in stored
+    ]
 
 
 def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
