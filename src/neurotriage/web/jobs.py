@@ -25,6 +25,7 @@ from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
 from neurotriage.web.gate import WriteGate
 from neurotriage.web.models import Job
+from neurotriage.web.uploads import job_error
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,11 @@ class JobRunner:
                 if timer.holds_gate:
                     self.gate.release()
         except UserError as exc:
-            self._update(job_id, status="failed", error=str(exc), stages=self.board.pop(job_id))
+            error = job_error(str(exc), work, job.upload_name)
+            self._update(job_id, status="failed", error=error, stages=self.board.pop(job_id))
         except Exception as exc:  # a bug must fail the job visibly, not kill the worker thread
             log.exception("job %s failed", job_id)
-            self._update(job_id, status="failed", error=f"internal error: {exc}", stages=self.board.pop(job_id))
+            error = job_error(f"internal error: {exc}", work, job.upload_name)
+            self._update(job_id, status="failed", error=error, stages=self.board.pop(job_id))
         else:
             self._update(job_id, status="done", finding_id=result["finding_id"], stages=self.board.pop(job_id))
