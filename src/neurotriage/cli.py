@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "neurotriage.web.commands",
     "neurotriage.demo",
 )
+# Library fields carried by a flag whose dest has another name (`--patient` holds `patient_id`).
+FIELD_DESTS = {"patient_id": "patient", "case_ref": "case"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the subcommand that ran, following nested subcommands down."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None))
+            if chosen is not None:
+                return _chosen_parser(chosen, args)
+    return parser
+
+
+def _flag_for(parser: argparse.ArgumentParser, args: argparse.Namespace, field: str | None) -> str | None:
+    """The running subcommand's flag that carries a library field, None when it has none."""
+    dests = {field, FIELD_DESTS.get(field)} - {None}
+    for action in _chosen_parser(parser, args)._actions:
+        if action.dest in dests and action.option_strings:
+            return max(action.option_strings, key=len)
+    return None
+
+
+def error_line(parser: argparse.ArgumentParser, args: argparse.Namespace, exc: UserError) -> str:
+    """A user error as the CLI prints it, led by the flag that carries its field."""
+    flag = _flag_for(parser, args, exc.field)
+    return f"neurotriage: error: {flag}: {exc.message}" if flag else f"neurotriage: error: {exc.message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line on stderr and return exit code 2."""
     parser = build_parser()
@@ -44,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.handler(args)
     except UserError as exc:
-        print(f"neurotriage: error: {exc}", file=sys.stderr)
+        print(error_line(parser, args, exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neurotriage: interrupted", file=sys.stderr)

@@ -60,7 +60,7 @@ def _fresh_folder(out: Path) -> Path:
 
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
-            raise UserError(f"{out}: folder exists and is not a neurotriage demo folder; choose another --out")
+            raise UserError(f"{out}: folder exists and is not a neurotriage demo folder; choose another", field="out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by `neurotriage demo`; the next demo run replaces this folder\n")

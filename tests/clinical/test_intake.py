@@ -80,13 +80,18 @@ def test_symptoms_by_slug_and_snomed_code(db_url: str, cli) -> None:
         (("symptom", "add", "999999", "headache"), "patient 999999: no such patient"),
         (("symptom", "add", "{pid}", "limp"), "symptom code 'limp': unknown"),
         (("symptom", "add", "{pid}", "headache", "--side", "left"), "headache takes no side"),
-        (("symptom", "add", "{pid}", "hemiparesis", "--side", "up"), "--side: 'up' is not one of"),
-        (("symptom", "add", "{pid}", "hemiparesis", "--onset", "2999-01-01"), "--onset: '2999-01-01' is in the future"),
+        (("symptom", "add", "{pid}", "hemiparesis", "--side", "up"), "--side: side 'up' is not one of"),
+        (
+            ("symptom", "add", "{pid}", "hemiparesis", "--onset", "2999-01-01"),
+            "--onset: onset date '2999-01-01' is in the future",
+        ),
         (("symptom", "add", "{pid}", "hemiparesis", "--onset", "yesterday"), "is not a date"),
         (("patient", "show", "999999"), "no such patient"),
-        (("patient", "add", "--name", "  "), "--name: is empty"),
-        (("patient", "add", "--name", "X", "--lat", "50"), "given together"),
-        (("patient", "add", "--name", "X", "--sex", "robot"), "--sex: 'robot' is not one of"),
+        (("patient", "add", "--name", "  "), "--name: name is empty"),
+        (("patient", "add", "--name", "X", "--lat", "50"), "--lon: latitude and longitude must be given together"),
+        (("patient", "add", "--name", "X", "--lat", "95", "--lon", "0"), "--lat: latitude '95' is outside -90..90"),
+        (("refer", "--patient", "999999"), "--patient: patient 999999: no such patient"),
+        (("patient", "add", "--name", "X", "--sex", "robot"), "--sex: sex 'robot' is not one of"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(db_url: str, cli, args: tuple, message: str) -> None:

@@ -68,9 +68,14 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(make_input, tmp_path):
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "thesis.tex").write_text("keep me")
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="not empty") as refused:
         write_report(precious, make_input("left"))
+    assert refused.value.field == "out" and "--" not in refused.value.message
     assert [p.name for p in precious.iterdir()] == ["thesis.tex"]
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(UserError, match="exists and is not a folder") as refused:
+        write_report(tmp_path / "a-file", make_input("left"))
+    assert refused.value.field == "out" and "--" not in refused.value.message
 
 
 def test_healthy_scan_report(make_input, tmp_path):

@@ -77,6 +77,6 @@ def test_train_default_fine_tunes_and_records_where_it_started(tmp_path):
     shipped.write_bytes(b"replaced")
     later = default_model.train_default(tmp_path / "work", recipe, tmp_path / "later.pt", export_only=True)
     assert later["init"]["sha256"] == started_from
-    with pytest.raises(UserError, match="--init missing.pt: no such checkpoint"):
+    with pytest.raises(UserError, match="missing.pt: no such checkpoint"):
         default_model.train_default(tmp_path / "other", default_model.DefaultRecipe(init="missing.pt"))
     assert not (tmp_path / "other").exists()

@@ -55,8 +55,9 @@ def test_cli_offers_every_arch():
 def test_unknown_arch_and_bad_width_are_user_errors():
     with pytest.raises(UserError, match="unknown architecture 'vnet'"):
         arch_kwargs("vnet")
-    with pytest.raises(UserError, match="--width"):
+    with pytest.raises(UserError, match="width -1 must be a positive number") as refused:
         arch_kwargs("fastunet", width=-1)
+    assert refused.value.field == "width"
 
 
 def _labels() -> torch.Tensor:
@@ -86,8 +87,9 @@ def test_class_weights_are_configurable_and_checked():
     doubled = SegLoss(LossConfig("labels", weights=(0.5, 0.5, 0.5, 0.5)))(logits, labels)
     assert torch.isclose(doubled, 2 * equal, rtol=1e-5)
     assert LossConfig("labels").resolved_weights() == [0.25] * 4
-    with pytest.raises(UserError, match="--class-weights: 2 given"):
+    with pytest.raises(UserError, match="class weights: 2 given") as refused:
         LossConfig("labels", weights=(1.0, 1.0)).resolved_weights()
+    assert refused.value.field == "class_weights"
 
 
 def test_region_probabilities_decode_to_nested_labels():

@@ -102,7 +102,7 @@ def test_negative_min_component_is_a_user_error(tiny_cohort, tmp_path, capsys):
     out = tmp_path / "seg.nii.gz"
     args = ["segment", str(tiny_cohort / "TINY_000"), "--out", str(out), "--min-component-ml", "-1"]
     assert main(args) == 2
-    assert "--min-component-ml -1.0: must be 0 or more" in capsys.readouterr().err
+    assert "--min-component-ml: min component ml -1.0 must be 0 or more" in capsys.readouterr().err
     assert not out.exists()
 
 

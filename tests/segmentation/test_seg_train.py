@@ -83,7 +83,7 @@ def test_init_fine_tunes_from_given_weights_and_refuses_another_network(prepared
     assert max((fresh[k] - start[k]).abs().max().item() for k in weights) > 1e-2
     with pytest.raises(UserError, match="a different network .* from this run's"):
         train(TrainConfig(str(prepared_tiny), str(tmp_path / "wide"), init=str(tiny_run), **{**base, "width": 8}))
-    with pytest.raises(UserError, match="--init nowhere.pt: no such checkpoint"):
+    with pytest.raises(UserError, match="nowhere.pt: no such checkpoint"):
         train(TrainConfig(str(prepared_tiny), str(tmp_path / "typo"), init="nowhere.pt", **base))
     assert not (tmp_path / "typo").exists()
     with pytest.raises(UserError, match="no such checkpoint .*a run folder holding best.pt"):

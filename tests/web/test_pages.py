@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
+
 from sqlalchemy import func, select
 
 from neurotriage import NOTICE
@@ -14,6 +17,15 @@ from .helpers import page_csrf
 def counts(url: str) -> tuple[int, int]:
     with db.transaction(url) as session:
         return session.scalar(select(func.count(Patient.id))), session.scalar(select(func.count(PatientSymptom.id)))
+
+
+def beside(html: str, field: str) -> str:
+    """The error message shown right after the form control named `field`."""
+    found = re.search(
+        rf'<input name="{field}"[^>]*> <span class="field-error" id="error-{field}" role="alert">([^<]*)</span>', html
+    )
+    assert found, f"no error beside {field}"
+    return unescape(found.group(1))
 
 
 def test_add_patient_and_symptom_then_find_them(client, web_settings):
@@ -31,7 +43,9 @@ def test_add_patient_and_symptom_then_find_them(client, web_settings):
     assert client.post(f"{path}/edit", data=edit).status_code == 200
     assert "Ada Edited" in client.get(path).text
     refused = client.post(f"{path}/edit", data=edit | {"name": "Ada Broken", "lon": "500"})
-    assert refused.status_code == 400 and "--lat/--lon" in refused.text
+    assert refused.status_code == 400 and "--" not in refused.text
+    assert beside(refused.text, "lon") == "longitude '500' is outside -180..180"
+    assert 'value="Ada Broken"' in refused.text  # what was typed is kept for correcting
     assert "Ada Edited" in client.get(path).text
     listed = client.get("/patients", params={"q": "EDITED"}).text
     assert "Ada Edited" in listed
@@ -42,9 +56,15 @@ def test_invalid_forms_are_refused_naming_the_field(client, web_settings):
     token = page_csrf(client)
     before = counts(web_settings.database_url)
     r = client.post("/patients", data={"csrf_token": token, "name": "Bad Lat", "lat": "123", "lon": "0"})
-    assert r.status_code == 400 and "--lat" in r.text
+    assert r.status_code == 400 and "--" not in r.text
+    assert beside(r.text, "lat") == "latitude '123' is outside -90..90"
     r = client.post("/patients", data={"csrf_token": token, "name": "Bad Date", "birth_date": "02/04/1961"})
-    assert r.status_code == 400 and "--birth-date" in r.text
+    assert r.status_code == 400 and "--" not in r.text
+    assert beside(r.text, "birth_date") == "birth date '02/04/1961' is not a date (YYYY-MM-DD)"
+    r = client.post(
+        "/api/patients", json={"name": "Api Lat", "lat": "123", "lon": "0"}, headers={"X-CSRF-Token": token}
+    )
+    assert (r.status_code, r.json()) == (400, {"detail": "latitude '123' is outside -90..90", "field": "lat"})
     assert client.post("/patients", data={"csrf_token": token}).status_code == 422
     r = client.post("/patients/1/symptoms", data={"csrf_token": token, "code": "not-a-symptom"})
     assert r.status_code == 400 and "not-a-symptom" in r.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 
 from neurotriage.clinical import db
 from neurotriage.web.models import Job
+from neurotriage.web.uploads import job_error
 
 from .helpers import make_client, page_csrf, sign_in
 
@@ -77,3 +79,29 @@ def test_oversized_upload_is_refused_and_the_server_stays_up(web_settings, case_
         assert job_count(web_settings.database_url) == before
         assert files_under(web_settings.data_dir) == files
         assert c.get("/patients").status_code == 200
+
+
+def test_upload_errors_name_the_file_inside_the_zip_not_a_server_path(client, web_settings):
+    r = upload(client, 1, "mine.zip", zip_bytes({"X/X_flair.nii.gz": b"not really"}))
+    assert r.status_code == 400 and "mine.zip/X: missing" in r.text
+    assert str(web_settings.data_dir) not in r.text and "upload-" not in r.text
+
+
+def test_job_errors_name_the_upload_not_the_job_folder(client, web_settings):
+    garbage = {f"X/X_{seq}.nii.gz": b"not an image" for seq in ("flair", "t1", "t1ce", "t2")}
+    r = upload(client, 1, "broken.zip", zip_bytes(garbage))
+    assert r.status_code == 200, r.text  # the names make a case; the contents fail when the job reads them
+    job_id = int(str(r.url).rsplit("/", 1)[1])
+    deadline = time.monotonic() + 60
+    while (job := client.get(f"/api/jobs/{job_id}").json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.2)
+    assert job["status"] == "failed" and job["error"].startswith("broken.zip/X_"), job["error"]
+    assert str(web_settings.data_dir) not in job["error"]
+    assert str(web_settings.data_dir) not in client.get(f"/jobs/{job_id}").text
+
+
+def test_job_error_hides_the_job_folder():
+    work = Path("/srv/neurotriage/jobs/12")
+    message = f"{work}/case/X_t2.nii.gz: volume is all zero; {work}/report: not a folder"
+    assert job_error(message, work, "scan.zip") == "scan.zip/X_t2.nii.gz: volume is all zero; job/report: not a folder"

@@ -33,12 +33,61 @@ from neurotriage.errors import UserError
 T = TypeVar("T")
 
 
-def checked(name: str, parse: Callable[..., T], *args: Any) -> T:
+# How each field is called in messages; the keys are the argument names, which front ends map
+# to their own controls (CLI flags, form fields).
+LABELS = {
+    "name": "name",
+    "sex": "sex",
+    "birth_date": "birth date",
+    "city": "city",
+    "lat": "latitude",
+    "lon": "longitude",
+    "dominance": "language dominance",
+    "side": "side",
+    "onset": "onset date",
+    "severity": "severity",
+    "case_ref": "case",
+}
+
+
+def checked(field: str, parse: Callable[..., T], *args: Any) -> T:
     """Run a field parser, turning its ValueError into a UserError naming the field."""
     try:
         return parse(*args)
     except ValueError as exc:
-        raise UserError(f"{name}: {exc}") from None
+        raise UserError(f"{LABELS.get(field, field)} {exc}", field=field) from None
+
+
+def _home(city: str | None, lat: str | None, lon: str | None) -> dict[str, Any]:
+    """City and coordinates; latitude and longitude are optional but come in pairs."""
+    where = {
+        "city": checked("city", validate.text, city, 120, False),
+        "lat": checked("lat", validate.number, lat, -90, 90, False),
+        "lon": checked("lon", validate.number, lon, -180, 180, False),
+    }
+    if (where["lat"] is None) != (where["lon"] is None):
+        missing = "lat" if where["lat"] is None else "lon"
+        raise UserError("latitude and longitude must be given together", field=missing)
+    return where
+
+
+def demographics(
+    name: str | None,
+    sex: str | None = None,
+    birth_date: str | None = None,
+    city: str | None = None,
+    lat: str | None = None,
+    lon: str | None = None,
+    dominance: str | None = None,
+) -> dict[str, Any]:
+    """Validate a patient's own fields, as typed, into the values of the Patient columns."""
+    return {
+        "name": checked("name", validate.text, name, 200),
+        "sex": checked("sex", validate.choice, sex or "unknown", SEXES),
+        "birth_date": checked("birth_date", validate.iso_date, birth_date),
+        **_home(city, lat, lon),
+        "language_dominance": checked("dominance", validate.choice, dominance or "left", DOMINANCE),
+    }
 
 
 def add_patient(
@@ -51,27 +100,39 @@ def add_patient(
     lon: str | None = None,
     dominance: str | None = None,
 ) -> Patient:
-    """Validate and add one patient; text arguments as typed on the command line."""
-    where = checked("--lat/--lon", validate.location, city, lat, lon)
-    patient = Patient(
-        name=checked("--name", validate.text, name, 200),
-        sex=checked("--sex", validate.choice, sex or "unknown", SEXES),
-        birth_date=checked("--birth-date", validate.iso_date, birth_date),
-        city=where[0],
-        lat=where[1],
-        lon=where[2],
-        language_dominance=checked("--dominance", validate.choice, dominance or "left", DOMINANCE),
-    )
+    """Validate and add one patient; text arguments as typed on the command line or in a form."""
+    patient = Patient(**demographics(name, sex, birth_date, city, lat, lon, dominance))
     session.add(patient)
     session.flush()
     return patient
+
+
+def update_patient(
+    session: Session,
+    patient_id: int,
+    name: str,
+    sex: str | None = None,
+    birth_date: str | None = None,
+    city: str | None = None,
+    lat: str | None = None,
+    lon: str | None = None,
+    dominance: str | None = None,
+) -> tuple[Patient, dict[str, str | None]]:
+    """Validate every field first, then change the patient; returns it and the changed values as text."""
+    patient = get_patient(session, patient_id)
+    new = demographics(name, sex, birth_date, city, lat, lon, dominance)
+    changed = {k: None if v is None else str(v) for k, v in new.items() if getattr(patient, k) != v}
+    for key, value in new.items():
+        setattr(patient, key, value)
+    session.flush()
+    return patient, changed
 
 
 def get_patient(session: Session, patient_id: int) -> Patient:
     """The patient with this id, or a UserError."""
     patient = session.get(Patient, patient_id)
     if patient is None:
-        raise UserError(f"patient {patient_id}: no such patient (see `neurotriage patient list`)")
+        raise UserError(f"patient {patient_id}: no such patient", field="patient_id")
     return patient
 
 
@@ -95,7 +156,7 @@ def find_symptom(session: Session, code: str) -> Symptom:
     wanted = code.strip()
     symptom = session.scalar(select(Symptom).where(or_(Symptom.code == wanted.lower(), Symptom.snomed_code == wanted)))
     if symptom is None:
-        raise UserError(f"symptom code {code!r}: unknown (see `neurotriage symptom list`)")
+        raise UserError(f"symptom code {code!r}: unknown", field="code")
     return symptom
 
 
@@ -123,15 +184,15 @@ def add_symptom(
     """Record a symptom for a patient (a side only where it localises); returns it and its symptom."""
     patient = get_patient(session, patient_id)
     symptom = find_symptom(session, code)
-    side_value = checked("--side", validate.choice, side, SYMPTOM_SIDES, False)
+    side_value = checked("side", validate.choice, side, SYMPTOM_SIDES, False)
     if side_value and not is_lateralised(session, symptom):
-        raise UserError(f"--side: {symptom.code} takes no side (its side does not localise)")
+        raise UserError(f"side: {symptom.code} takes no side (its side does not localise)", field="side")
     entry = PatientSymptom(
         patient_id=patient.id,
         symptom_id=symptom.id,
         side=side_value,
-        onset_date=checked("--onset", validate.iso_date, onset),
-        severity=checked("--severity", validate.choice, severity, SEVERITIES, False),
+        onset_date=checked("onset", validate.iso_date, onset),
+        severity=checked("severity", validate.choice, severity, SEVERITIES, False),
     )
     session.add(entry)
     session.flush()
@@ -161,7 +222,7 @@ def study_for(
 ) -> Study:
     """The patient's study of this case, created when it does not exist yet."""
     get_patient(session, patient_id)
-    case = checked("case", validate.text, case_ref, 500)
+    case = checked("case_ref", validate.text, case_ref, 500)
     study = session.scalar(select(Study).where(Study.patient_id == patient_id, Study.case_ref == case))
     if study is None:
         study = Study(patient_id=patient_id, case_ref=case, study_date=study_date, synthetic_seed=synthetic_seed)

@@ -1,7 +1,7 @@
 """Field parsers shared by the intake commands and the CSV importers.
 
 Each takes the raw text of one field and returns the typed value, or raises ValueError with a
-message that completes "field X: ..." (the caller adds the field, row or option name).
+message that follows the field's name, such as "'95' is outside -90..90" (the caller adds the name).
 """
 
 from __future__ import annotations
@@ -94,12 +94,3 @@ def flag(raw: str | None) -> bool:
     if value in ("false", "no", "0"):
         return False
     raise ValueError(f"{raw!r} is not true/false")
-
-
-def location(city: str | None, lat: str | None, lon: str | None) -> tuple[str | None, float | None, float | None]:
-    """A home location: city plus latitude/longitude, all optional but coordinates come in pairs."""
-    lat_value = number(lat, -90, 90, required=False)
-    lon_value = number(lon, -180, 180, required=False)
-    if (lat_value is None) != (lon_value is None):
-        raise ValueError("latitude and longitude must be given together")
-    return text(city, 120, required=False), lat_value, lon_value

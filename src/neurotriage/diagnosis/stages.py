@@ -1,4 +1,4 @@
-"""Per-stage progress with timings, on stderr so `--json` keeps stdout clean."""
+"""Per-stage progress with timings, on stderr so JSON output on stdout stays clean."""
 
 from __future__ import annotations
 

@@ -30,10 +30,12 @@ FOLDER_MODE = 0o755  # mkdtemp makes 0700; a finished report is meant to be shar
 
 def _check_target(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a folder; choose another --out")
+        raise UserError(f"{out_dir}: exists and is not a folder; choose another report folder", field="out")
     # Only a previous report (or an empty folder) may be replaced, never arbitrary user files.
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / REPORT_JSON).is_file():
-        raise UserError(f"{out_dir}: folder is not empty and holds no {REPORT_JSON}; choose another --out")
+        raise UserError(
+            f"{out_dir}: folder is not empty and holds no {REPORT_JSON}; choose another report folder", field="out"
+        )
 
 
 def _write_json(path: Path, data: Any) -> None:

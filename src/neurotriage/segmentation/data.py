@@ -57,7 +57,7 @@ def open_prepared(folder: Path) -> PreparedData:
 def split_cases(case_ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """Seeded shuffle into (train, validation); at least one of each when there are two or more cases."""
     if not 0.0 <= val_fraction < 1.0:
-        raise UserError(f"--val-fraction: {val_fraction} is outside [0, 1)")
+        raise UserError(f"validation fraction {val_fraction} is outside [0, 1)", field="val_fraction")
     ids = sorted(case_ids)
     random.Random(seed).shuffle(ids)
     n_val = round(len(ids) * val_fraction)

@@ -148,7 +148,7 @@ def autocast(device: torch.device, precision: str = "auto"):
 def resolve_precision(precision: str, device_type: str = "cpu") -> str:
     """'auto' becomes bf16 on CPUs with native bfloat16 (else fp32), and bf16/fp16 on CUDA."""
     if precision not in PRECISIONS:
-        raise UserError(f"--precision: '{precision}' is not one of {', '.join(PRECISIONS)}")
+        raise UserError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)}", field="precision")
     if precision != "auto":
         return precision
     if device_type == "cuda":
@@ -177,8 +177,9 @@ def load_model(path: Path | str | None = None) -> SegmentationModel:
         path = default_model_path()
         if path is None:
             raise UserError(
-                "no --model given and no default model is installed with this package; "
-                "train one (neurotriage train DATA_DIR --out RUN_DIR) and pass --model RUN_DIR/best.pt"
+                "no model given and no default model is installed with this package; "
+                "train one and give its run folder or best.pt",
+                field="model",
             )
         verify_sha256(path)
     path = checkpoint_file(path)

@@ -44,7 +44,9 @@ class LossConfig:
         n = out_channels(self.mode)
         weights = list(self.weights) if self.weights is not None else [1.0 / n] * n
         if len(weights) != n:
-            raise UserError(f"--class-weights: {len(weights)} given, {self.mode} mode has {n} outputs")
+            raise UserError(
+                f"class weights: {len(weights)} given, {self.mode} mode has {n} outputs", field="class_weights"
+            )
         return weights
 
     def to_dict(self) -> dict:

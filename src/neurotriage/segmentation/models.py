@@ -176,7 +176,7 @@ def arch_kwargs(arch: str, width: int | None = None) -> dict:
     """Default keyword arguments of `arch` for a base width (its default width when None)."""
     spec = _spec(arch)
     if width is not None and width < 1:
-        raise UserError(f"--width: {width} must be a positive number of filters")
+        raise UserError(f"width {width} must be a positive number of filters", field="width")
     return spec.defaults(width or spec.default_width)
 
 

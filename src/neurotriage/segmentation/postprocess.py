@@ -254,7 +254,7 @@ class PostProcess:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if value < 0:
-                raise UserError(f"--{name.replace('_', '-')} {value}: must be 0 or more")
+                raise UserError(f"{name.replace('_', ' ')} {value} must be 0 or more", field=name)
 
     def apply(self, labels: np.ndarray, spacing: tuple[float, ...], t1ce: np.ndarray | None = None) -> np.ndarray:
         """Drop small components first, so enhancement inside a dropped speck does not count; then

@@ -95,7 +95,8 @@ def model_config(config: TrainConfig, prepared: data_mod.PreparedData) -> dict:
     divisor = size_divisor(config.arch, kwargs)
     if config.roi % divisor or config.roi < 2 * divisor:  # the deepest level needs more than one voxel
         raise UserError(
-            f"--roi: {config.roi} must be a multiple of {divisor}, at least {2 * divisor}, for --arch {config.arch}"
+            f"roi {config.roi} must be a multiple of {divisor}, at least {2 * divisor}, for the {config.arch} network",
+            field="roi",
         )
     return {
         "arch": config.arch,
@@ -120,15 +121,17 @@ class RunState:
     history: list | None = None
     best: dict | None = None
     optimizer: dict | None = None
-    init_sha256: str | None = None  # of the --init weights when the run started (the file may be replaced later)
+    init_sha256: str | None = None  # of the init weights when the run started (the file may be replaced later)
 
 
 def _check_run_dir(config: TrainConfig, resume: bool) -> Path | None:
     last = Path(config.out) / "last.pt"
     if resume and not last.is_file():
-        raise UserError(f"{last}: nothing to resume (no last checkpoint in --out)")
+        raise UserError(f"{last}: nothing to resume (no last checkpoint in the run folder)", field="out")
     if not resume and last.exists():
-        raise UserError(f"{config.out}: already holds a training run; pass --resume or choose another --out")
+        raise UserError(
+            f"{config.out}: already holds a training run; resume it or choose another run folder", field="out"
+        )
     return last if resume else None
 
 
@@ -137,7 +140,10 @@ def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, Ru
     training = payload["training"]
     saved = TrainConfig(**{**training["config"], "class_weights": _tuple(training["config"]["class_weights"])})
     if config.init and config.init != saved.init:
-        raise UserError(f"--init {config.init}: the run in {config.out} started from {saved.init}; resume without it")
+        raise UserError(
+            f"{config.init}: the run in {config.out} started from {saved.init}; resume without an init checkpoint",
+            field="init",
+        )
     # The run's own settings win; only the epoch budget, workers and data location may change.
     merged = replace(saved, epochs=config.epochs, workers=config.workers, data_dir=config.data_dir)
     state = RunState(
@@ -147,9 +153,9 @@ def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, Ru
 
 
 def check_init(source: str | None) -> None:
-    """Refuse a missing --init checkpoint before any data is generated or prepared."""
+    """Refuse a missing init checkpoint before any data is generated or prepared."""
     if source and not checkpoint_file(source).is_file():
-        raise UserError(f"--init {source}: no such checkpoint (a .pt file, or a run folder holding best.pt)")
+        raise UserError(f"{source}: no such checkpoint (a .pt file, or a run folder holding best.pt)", field="init")
 
 
 def _init_weights(source: str, model_cfg: dict) -> dict:
@@ -159,7 +165,7 @@ def _init_weights(source: str, model_cfg: dict) -> dict:
     if any(init.config[k] != model_cfg[k] for k in keys):
         theirs = ", ".join(f"{k}={init.config[k]}" for k in keys)
         ours = ", ".join(f"{k}={model_cfg[k]}" for k in keys)
-        raise UserError(f"--init {source}: a different network ({theirs}) from this run's ({ours})")
+        raise UserError(f"{source}: a different network ({theirs}) from this run's ({ours})", field="init")
     return init.network.state_dict()
 
 
@@ -293,13 +299,22 @@ class _Session:
         }
 
 
+def _check_schedule(config: TrainConfig) -> None:
+    """Refuse a run that could not learn: no epochs, empty batches or a learning rate of 0 or less."""
+    if config.epochs < 1:
+        raise UserError(f"epochs {config.epochs} must be at least 1", field="epochs")
+    if config.batch_size < 1:
+        raise UserError(f"batch size {config.batch_size} must be at least 1", field="batch_size")
+    if config.lr <= 0:
+        raise UserError(f"learning rate {config.lr} must be positive", field="lr")
+
+
 def _session(config: TrainConfig, last: Path | None, d: Dist) -> tuple[_Session, list[str], list[str]]:
     """Set up data, network, optimizer and loss, fresh or from the last checkpoint."""
     state, model_cfg, weights = RunState(history=[]), None, None
     if last is not None:
         config, model_cfg, state, weights = _load_resume(last, config)
-    if config.epochs < 1 or config.batch_size < 1 or config.lr <= 0:
-        raise UserError("--epochs and --batch-size must be at least 1, and --lr positive")
+    _check_schedule(config)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     prepared = _resolve_data(config, d)
     model_cfg = model_cfg or model_config(config, prepared)

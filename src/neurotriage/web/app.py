@@ -65,7 +65,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def _user_error(request: Request, exc: UserError):
         if _wants_json(request):
-            return JSONResponse({"detail": str(exc)}, status_code=400)
+            return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=400)
         return error_page(request, 400, "That did not work", str(exc), request.headers.get("referer"))
 
     @app.exception_handler(RequestValidationError)

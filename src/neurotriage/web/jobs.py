@@ -30,7 +30,7 @@ from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import CaseFiles
 from neurotriage.web.models import Job
-from neurotriage.web.uploads import extract_case
+from neurotriage.web.uploads import extract_case, job_error
 from neurotriage.web.write_gate import WriteGate
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,12 @@ class JobRunner:
             options = DiagnoseOptions(out_dir=work / "report", url=self.url)
             result = diagnose(work / "case", patient_id, options, timer, write_lock=self.gate.held)
         except UserError as exc:
-            self._update(job_id, status="failed", error=str(exc), stages=self.board.pop(job_id))
+            error = job_error(str(exc), work, job.upload_name)
+            self._update(job_id, status="failed", error=error, stages=self.board.pop(job_id))
         except Exception as exc:  # a bug must fail the job visibly, not kill the worker thread
             log.exception("job %s failed", job_id)
-            self._update(job_id, status="failed", error=f"internal error: {exc}", stages=self.board.pop(job_id))
+            error = job_error(f"internal error: {exc}", work, job.upload_name)
+            self._update(job_id, status="failed", error=error, stages=self.board.pop(job_id))
         else:
             self._update(job_id, status="done", finding_id=result["finding_id"], stages=self.board.pop(job_id))
 

@@ -65,6 +65,17 @@ def check_zip(name: str, stream: BinaryIO, size: int, limit: int) -> list[tuple[
     return entries
 
 
+def as_uploaded(message: str, folder: Path, name: str) -> str:
+    """The message with the server `folder` holding an upload shown as the upload's own `name`."""
+    return message.replace(str(folder), name)
+
+
+def job_error(message: str, work: Path, upload_name: str) -> str:
+    """A job's error as its user may see it: no server path, the case named as it was uploaded."""
+    # A job's folder holds the unpacked case in case/ and the report in report/ (see JobRunner._run).
+    return as_uploaded(as_uploaded(message, work / "case", upload_name), work, "job")
+
+
 def _case_folder(root: Path, name: str) -> CaseFiles:
     """The one folder in the extracted tree that holds NIfTI files, as a BraTS case."""
     folders = sorted({p.parent for p in root.rglob("*.nii*") if p.is_file()})
@@ -85,7 +96,10 @@ def extract_case(name: str, stream: BinaryIO, entries, staging: Path, target: Pa
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(info) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
-        case = _case_folder(tmp, name)
+        try:
+            case = _case_folder(tmp, name)
+        except UserError as exc:
+            raise UserError(as_uploaded(exc.message, tmp, name), exc.field) from None
         target.parent.mkdir(parents=True, exist_ok=True)
         case.folder.rename(target)
         return find_case(target)

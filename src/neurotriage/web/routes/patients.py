@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from neurotriage.clinical import intake
 from neurotriage.clinical.models import DOMINANCE, SEVERITIES, SEXES, SYMPTOM_SIDES, Symptom
+from neurotriage.errors import UserError
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit, settings
-from neurotriage.web.editing import update_patient
 from neurotriage.web.render import page
 from neurotriage.web.views import patient_view
 
@@ -32,9 +33,15 @@ def _blank(value: str) -> str | None:
 def patients(request: Request, db: SessionDep, user: CurrentUser, q: str = ""):
     """The patient list, optionally filtered by name or city."""
     with db() as session:
-        rows = [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
+        context = _list_context(session, q)
         audit(session, user, "view", "patients", {"search": q} if q else None)
-    return page(request, "patients.html.j2", user, patients=rows, q=q, sexes=SEXES, dominance=DOMINANCE)
+    return page(request, "patients.html.j2", user, **context)
+
+
+def _list_context(session: Session, q: str) -> dict[str, Any]:
+    """What the patient list page shows."""
+    rows = [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
+    return {"patients": rows, "q": q, "sexes": SEXES, "dominance": DOMINANCE}
 
 
 def demographics_form(
@@ -58,9 +65,16 @@ Demographics = Annotated[dict[str, str | None], Depends(demographics_form)]
 def add_patient(request: Request, db: SessionDep, user: CurrentUser, fields: Demographics, csrf_token: Text = ""):
     """Validate and add a patient, then show it."""
     check_csrf(request, csrf_token)
-    with db() as session:
-        patient = intake.add_patient(session, fields["name"], *(fields[k] for k in EDITABLE))
-        audit(session, user, "create", f"patient:{patient.id}", intake.patient_summary(patient))
+    try:
+        with db() as session:
+            patient = intake.add_patient(session, fields["name"], *(fields[k] for k in EDITABLE))
+            audit(session, user, "create", f"patient:{patient.id}", intake.patient_summary(patient))
+    except UserError as exc:
+        if exc.field not in fields:
+            raise
+        with db() as session:
+            context = _list_context(session, "")
+        return page(request, "patients.html.j2", user, 400, **context, form=fields, error=exc)
     return RedirectResponse(f"/patients/{patient.id}", status_code=303)
 
 
@@ -68,14 +82,22 @@ def add_patient(request: Request, db: SessionDep, user: CurrentUser, fields: Dem
 def patient(request: Request, db: SessionDep, user: CurrentUser, patient_id: int):
     """One patient with symptoms, studies, findings, referrals and jobs."""
     with db() as session:
-        view = patient_view(session, patient_id)
-        choices = list(session.scalars(select(Symptom).order_by(Symptom.name)))
+        context = _detail_context(request, session, patient_id)
         audit(session, user, "view", f"patient:{patient_id}")
-    return page(
-        request, "patient.html.j2", user, p=view, symptom_choices=choices, sides=SYMPTOM_SIDES,
-        severities=SEVERITIES, max_upload_mb=settings(request).max_upload_bytes // (1 << 20),
-        sexes=SEXES, dominance=DOMINANCE,
-    )  # fmt: skip
+    return page(request, "patient.html.j2", user, **context)
+
+
+def _detail_context(request: Request, session: Session, patient_id: int) -> dict[str, Any]:
+    """What the patient page shows, with the choices of its forms."""
+    return {
+        "p": patient_view(session, patient_id),
+        "symptom_choices": list(session.scalars(select(Symptom).order_by(Symptom.name))),
+        "sides": SYMPTOM_SIDES,
+        "severities": SEVERITIES,
+        "max_upload_mb": settings(request).max_upload_bytes // (1 << 20),
+        "sexes": SEXES,
+        "dominance": DOMINANCE,
+    }
 
 
 @router.post("/patients/{patient_id}/edit")
@@ -84,9 +106,16 @@ def edit_patient(
 ):
     """Validate and apply changes to a patient's demographics."""
     check_csrf(request, csrf_token)
-    with db() as session:
-        _, changed = update_patient(session, patient_id, fields)
-        audit(session, user, "update", f"patient:{patient_id}", changed)
+    try:
+        with db() as session:
+            _, changed = intake.update_patient(session, patient_id, **fields)
+            audit(session, user, "update", f"patient:{patient_id}", changed)
+    except UserError as exc:
+        if exc.field not in fields:
+            raise
+        with db() as session:
+            context = _detail_context(request, session, patient_id)
+        return page(request, "patient.html.j2", user, 400, **context, form=fields, error=exc)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
