@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
 from neurotriage.clinical.models import Finding
 from neurotriage.errors import UserError
@@ -25,8 +26,9 @@ def finding_id(web_settings, tmp_path) -> int:
         patient = intake.add_patient(session, "Api Finding", city="Leeds", lat="53.80", lon="-1.55")
         intake.add_symptom(session, patient.id, "hemiparesis", side="left")
         stored = decisions.store_diagnosis(
-            session, patient.id, "C", locate("right"), "m", str(tmp_path / "C_seg.nii.gz"), report_dir=str(tmp_path)
-        )
+            session, patient.id, "C", parse_location(locate("right")), "m",
+            segmentation_path=str(tmp_path / "C_seg.nii.gz"), report_dir=str(tmp_path),
+        )  # fmt: skip
     return stored["finding_id"]
 
 

@@ -217,6 +217,24 @@ def stored_summary(finding: Finding, check: CrossCheckRecord | None, record: Ref
     }
 
 
+def store_diagnosis(
+    session: Session,
+    patient_id: int,
+    case_ref: str,
+    location: Location,
+    model_id: str,
+    *,
+    limit: int = 10,
+    **columns: Any,
+) -> dict[str, Any]:
+    """Store a finding (further Finding `columns` as in `store_finding`), its cross-check and a referral
+    in the caller's transaction."""
+    patient = load_patient(session, patient_id)
+    finding = store_finding(session, patient_id, case_ref, location, model_id, **columns)
+    check, record = store_decision(session, decide(session, patient, location, limit), finding.id)
+    return stored_summary(finding, check, record)
+
+
 def record_diagnosis(
     patient_id: int,
     case_ref: str,
@@ -227,9 +245,8 @@ def record_diagnosis(
     url: str | None = None,
     limit: int = 10,
 ) -> dict[str, Any]:
-    """Store a finding, its cross-check and a referral in one transaction of its own."""
+    """`store_diagnosis` in a transaction of its own."""
     with transaction(url) as session:
-        patient = load_patient(session, patient_id)
-        finding = store_finding(session, patient_id, case_ref, location, model_id, segmentation_path=segmentation_path)
-        check, record = store_decision(session, decide(session, patient, location, limit), finding.id)
-        return stored_summary(finding, check, record)
+        return store_diagnosis(
+            session, patient_id, case_ref, location, model_id, limit=limit, segmentation_path=segmentation_path
+        )
