@@ -85,6 +85,23 @@ def test_concordant_case_stores_finding_and_writes_report(database, oracle, righ
         assert finding.provenance["postprocess"] == post
         assert finding.provenance["tta"] is True
         assert all(len(i["sha256"]) == 64 for i in finding.provenance["inputs"])
+        assert (finding.key, finding.report_dir) == (result["finding_key"], str(out))
+        stored = finding.provenance
+    report = json.loads((out / "report.json").read_text())
+    assert report["provenance"] == stored  # field for field, tta and postprocess included
+    assert report["finding_key"] == result["finding_key"]
+
+
+@pytest.mark.slow
+def test_each_diagnosis_keeps_its_own_report(database, oracle, right_frontal, capsys):
+    pid = new_patient(database, "left")
+    first = run_json(["diagnose", str(right_frontal), "--patient", str(pid)], capsys)
+    second = run_json(["diagnose", str(right_frontal), "--patient", str(pid)], capsys)
+    assert first["finding_key"] != second["finding_key"]
+    for result in (first, second):
+        folder = Path(result["report_dir"])
+        assert folder.name == f"finding-{result['finding_key']}" and folder.parent.name == f"patient-{pid}"
+        assert json.loads((folder / "report.json").read_text())["finding_key"] == result["finding_key"]
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from neurotriage.anatomy.location import Location
 from neurotriage.diagnosis.provenance import Provenance, provenance
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.imaging.io import CaseFiles, find_case, load_case
+from neurotriage.imaging.naming import NAMINGS
 from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA
 
 if TYPE_CHECKING:  # torch and MONAI load only when a model is (start-up time)
@@ -40,8 +41,6 @@ class Analysis(BaseModel):
     @property
     def segmentation_name(self) -> str:
         """The segmentation's file name in the case's own naming, e.g. 'SYN_0000_seg.nii.gz'."""
-        from neurotriage.imaging.naming import NAMINGS
-
         return NAMINGS[self.naming].filename(self.case_id, "seg")
 
 
@@ -50,18 +49,13 @@ def model_id(model: SegmentationModel) -> str:
     return str(model.config.get("model_id") or f"{model.source.name} ({model.config['arch']})")
 
 
-def check_case(case_dir: Path | str) -> CaseFiles:
-    """Find a case's files (a user error names what is missing) before any work starts."""
-    return find_case(case_dir)
-
-
 def analyse(
     case: CaseFiles | Path | str,
     model: SegmentationModel | Path | str | None = None,
     timer: StageTimer | None = None,
 ) -> Analysis:
     """Segment (default flip averaging and post-processing), locate, and record provenance."""
-    from neurotriage.segmentation.infer import load_model
+    from neurotriage.segmentation.infer import load_model  # torch: imported only when a case is analysed
 
     files = case if isinstance(case, CaseFiles) else find_case(case)
     timer = timer or StageTimer(quiet=True)

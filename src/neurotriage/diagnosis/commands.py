@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patient", type=int, help="patient id (see `neurotriage patient list`)")
     p.add_argument("--all-pending", action="store_true", help="diagnose every study that has no finding yet")
     p.add_argument("--model", type=Path, help="checkpoint (default: the model shipped with the package)")
-    p.add_argument("--out", type=Path, help="report folder (default: NEUROTRIAGE_HOME/reports/patient-ID/CASE)")
+    p.add_argument("--out", type=Path, help="report folder (default: NEUROTRIAGE_HOME/reports/patient-ID/finding-KEY)")
     p.add_argument("--limit", type=int, default=10, help="number of referrals (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
     p.add_argument("--fhir", action="store_true", help="also write fhir_bundle.json (HL7 FHIR R4)")

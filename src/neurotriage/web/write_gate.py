@@ -4,8 +4,8 @@ SQLite has a single writer, and in WAL mode a transaction that has read cannot s
 another connection has committed since (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries).
 The web app reads then writes in most requests (a page view adds an audit row) and a diagnosis
 reads, computes, then stores, so concurrent commits would make either fail. The gate serialises
-the app's transactions, and a diagnosis holds it from the end of its last computing stage until
-its transaction has committed. PostgreSQL needs none of this: there the gate lets everyone in.
+the app's writing transactions. A diagnosis reads and renders its report outside the gate, then
+holds it only around the one transaction that stores it. PostgreSQL needs none of this: there the gate lets everyone in.
 """
 
 from __future__ import annotations
