@@ -5,7 +5,8 @@ another connection has committed since (SQLITE_BUSY_SNAPSHOT, which no busy time
 The web app reads then writes in most requests (a page view adds an audit row) and a diagnosis
 reads, computes, then stores, so concurrent commits would make either fail. The gate serialises
 the app's writing transactions. A diagnosis reads and renders its report outside the gate, then
-holds it only around the one transaction that stores it. PostgreSQL needs none of this: there the gate lets everyone in.
+holds it only around the one transaction that stores it. PostgreSQL needs none of this: there
+the gate lets everyone in.
 """
 
 from __future__ import annotations
