@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from neurotriage import __version__
+from neurotriage.files import sha256_file
 from neurotriage.imaging.io import CaseFiles
-
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def provenance(files: CaseFiles, model_path: Path, model_id: str, postprocess: dict, tta: bool) -> dict:

@@ -6,7 +6,6 @@ from the affine by reorienting to RAS, never from array order, and each panel is
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nibabel as nib
@@ -17,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from neurotriage import NOTICE
+from neurotriage.files import atomic_path
 from neurotriage.imaging.labels import ENHANCING, LABEL_COLOURS, LEGEND_NAMES, OVERLAY_COLOURS
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
 
@@ -117,11 +117,6 @@ def save_montage(
     note = f"{NOTICE} Radiological convention: patient's left on image right."
     fig.text(0.01, 0.01, note, color="#bbbbbb", fontsize=8)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.06, wspace=0.03, hspace=0.12)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, facecolor="black", dpi=90)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -9,8 +9,6 @@ same bytes: every random draw comes from `numpy.random.default_rng(seed)` stream
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from neurotriage.errors import UserError
+from neurotriage.files import atomic_dir
 from neurotriage.imaging import sri24
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.labels import (
@@ -248,23 +247,15 @@ def write_case(case: SynthCase, out_dir: Path, naming: Naming) -> Path:
     The folder is built under a hidden temporary name and renamed, so it is whole or absent.
     """
     _check_case_id(case.case_id, naming)
-    out_dir = Path(out_dir)
-    folder = out_dir / case.case_id
-    tmp = out_dir / f".{case.case_id}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
+    folder = Path(out_dir) / case.case_id
     volumes = {**case.images, "seg": from_internal(case.seg, naming)}
-    try:
+    with atomic_dir(folder) as tmp:
         # gzip releases the GIL: two threads compress two files at once, about halving the time.
         with ThreadPoolExecutor(max_workers=2) as pool:
             paths = [tmp / naming.filename(case.case_id, key) for key in volumes]
             list(pool.map(write_nifti, volumes.values(), [case.affine] * len(volumes), paths))
         truth = {**case.truth, "naming": naming.name}
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

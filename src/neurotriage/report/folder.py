@@ -9,15 +9,12 @@ earlier report in the same place is swapped out only once the new one is complet
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
+from neurotriage.files import atomic_dir
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import NAMINGS, from_internal
 from neurotriage.report.inputs import ReportInput
@@ -25,7 +22,6 @@ from neurotriage.report.inputs import ReportInput
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 FHIR_JSON = "fhir_bundle.json"
-FOLDER_MODE = 0o755  # mkdtemp makes 0700; a finished report is meant to be shared
 
 
 def _check_target(out_dir: Path) -> None:
@@ -68,31 +64,10 @@ def _fill(folder: Path, report: ReportInput, fhir: bool) -> None:
     _write_json(folder / REPORT_JSON, {"notice": NOTICE, **report.to_json(), "files": sorted(files)})
 
 
-def _swap_into_place(built: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        os.rename(built, out_dir)
-        return
-    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(out_dir, old)
-    try:
-        os.rename(built, out_dir)
-    except OSError:
-        os.rename(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False) -> Path:
     """Write the report folder `out_dir` atomically (replacing an earlier report there); returns it."""
     out_dir = Path(out_dir)
     _check_target(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
-        os.chmod(built, FOLDER_MODE)
+    with atomic_dir(out_dir) as built:
         _fill(built, report, fhir)
-        _swap_into_place(built, out_dir)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
     return out_dir

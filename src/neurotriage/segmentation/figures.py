@@ -6,12 +6,12 @@ orientation from the affine and shown in radiological convention, never from raw
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from neurotriage import NOTICE
+from neurotriage.files import atomic_path
 from neurotriage.imaging.labels import ENHANCING, OVERLAY_COLOURS
 from neurotriage.imaging.preview import VIEWS, radiological, to_ras
 
@@ -26,14 +26,9 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.text(0.5, 0.005, NOTICE, ha="center", va="bottom", fontsize=7, color="0.4")
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, facecolor=fig.get_facecolor())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
