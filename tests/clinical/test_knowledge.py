@@ -10,7 +10,7 @@ from neurotriage.clinical.knowledge import REGION_SNOMED, REGIONS, SYMPTOMS, def
 from neurotriage.clinical.models import LATERALITIES
 from neurotriage.terminology import BODY_STRUCTURES
 
-# The verified SNOMED CT table, keyed by the project's slug for each concept.
+# The verified SNOMED CT table, keyed by the project's slug for each concept.
 VERIFIED_SNOMED = {
     "headache": "25064002",
     "seizure": "91175000",
