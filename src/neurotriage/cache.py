@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from neurotriage.config import load_settings
+from neurotriage.files import atomic_path
 
 
 def cached_arrays(name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -18,10 +18,8 @@ def cached_arrays(name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict
         with np.load(path) as npz:
             return {k: npz[k] for k in npz.files}
     arrays = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return arrays
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,13 +17,18 @@ from typing import Any
 CHUNK = 1 << 20
 
 
+def sha256_chunks(chunks: Iterable[bytes]) -> str:
+    """SHA-256 (hex) of the concatenation of `chunks`."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def sha256_file(path: Path | str) -> str:
     """SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_chunks(iter(lambda: f.read(CHUNK), b""))
 
 
 def partial_name(path: Path) -> Path:
@@ -56,3 +64,38 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
 def write_json_atomic(path: Path | str, payload: Any, indent: int | None = 1) -> Path:
     """Write JSON atomically (UTF-8, a trailing newline)."""
     return write_text_atomic(path, json.dumps(payload, indent=indent) + "\n")
+
+
+@contextmanager
+def atomic_dir(path: Path | str, mode: int = 0o755) -> Iterator[Path]:
+    """Yield a hidden sibling folder to fill; it replaces the folder `path` only if the block raises nothing."""
+    path = Path(path)
+    built = partial_dir(path, mode)
+    try:
+        yield built
+        swap_dir(built, path)
+    finally:
+        shutil.rmtree(built, ignore_errors=True)
+
+
+def partial_dir(path: Path, mode: int = 0o755) -> Path:
+    """A new hidden sibling folder of `path` to build it in (`swap_dir` moves it into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(built, mode)  # mkdtemp makes 0700; a finished folder is meant to be shared
+    return built
+
+
+def swap_dir(built: Path, path: Path) -> None:
+    """Rename `built` to `path`; an existing `path` is set aside first and put back if that fails."""
+    if not path.exists():
+        os.rename(built, path)
+        return
+    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(path, old)
+    try:
+        os.rename(built, path)
+    except OSError:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

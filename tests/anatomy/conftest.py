@@ -20,7 +20,7 @@ def world_x() -> np.ndarray:
 
 def side_mask(side: str, clearance_mm: float = 0.0) -> np.ndarray:
     """Voxels on the patient's `side` of the atlas midline, at least `clearance_mm` from it."""
-    x, mid = world_x(), float(anatomy_atlas.atlas()["midline_x"])
+    x, mid = world_x(), float(anatomy_atlas.region_atlas()["midline_x"])
     along = x < mid - clearance_mm if side == "left" else x > mid + clearance_mm
     return np.broadcast_to(along[:, None, None], GRID_SHAPE)
 
@@ -30,11 +30,11 @@ def deepest_voxel(name: str, side: str) -> tuple[int, int, int]:
     """The voxel of an atlas region (or eloquent area) on one side that lies deepest inside it."""
     from scipy import ndimage
 
-    volume = anatomy_atlas.atlas()
+    volume = anatomy_atlas.region_atlas()
     if name in anatomy_atlas.ELOQUENT:
         mask = (volume["eloquent"] & (1 << anatomy_atlas.ELOQUENT.index(name))) > 0
     else:
-        mask = volume["regions"] == anatomy_atlas.REGION_LABELS[name]
+        mask = volume["regions"] == anatomy_atlas.REGION_VALUES[name]
     mask = mask & side_mask(side, clearance_mm=3.0)
     box = ndimage.find_objects(mask.astype(np.uint8))[0]
     depth = ndimage.distance_transform_edt(np.pad(mask[box], 1))[1:-1, 1:-1, 1:-1]
@@ -59,7 +59,7 @@ def ball(centre: tuple[int, int, int], radius: float, seg: np.ndarray | None = N
 @pytest.fixture(scope="session")
 def anatomy() -> dict[str, np.ndarray]:
     """The cached anatomy atlas (built once per machine)."""
-    return anatomy_atlas.atlas()
+    return anatomy_atlas.region_atlas()
 
 
 @pytest.fixture(scope="session")

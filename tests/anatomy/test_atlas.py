@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurotriage.anatomy import atlas as anatomy_atlas
-from neurotriage.anatomy.atlas import ELOQUENT, ELOQUENT_SOURCES, LOBES, MNI_REGION_SOURCES, REGION_LABELS, Source
+from neurotriage.anatomy.atlas import ELOQUENT, ELOQUENT_SOURCES, LOBES, MNI_REGION_SOURCES, REGION_VALUES, Source
 from neurotriage.anatomy.registration import recorded_mni_to_sri24
 from neurotriage.imaging.sri24 import BRATS_AFFINE, GRID_SHAPE
 
@@ -39,7 +39,7 @@ def _x(mask: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", [*LOBES, "ventricles"])
 def test_every_region_has_a_plausible_size_on_both_sides(anatomy, name):
-    x = _x(anatomy["regions"] == REGION_LABELS[name])
+    x = _x(anatomy["regions"] == REGION_VALUES[name])
     mid = float(anatomy["midline_x"])
     left, right = np.count_nonzero(x < mid) / 1000, np.count_nonzero(x > mid) / 1000
     assert 2 < left + right < 700

@@ -8,13 +8,13 @@ import pytest
 
 from neurotriage.anatomy import atlas as anatomy_atlas
 from neurotriage.anatomy.locate import locate
-from neurotriage.anatomy.scene import Rules
+from neurotriage.anatomy.neighbourhood import Rules
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import BRATS2020, from_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE, GRID_SHAPE
 
 # Index along the first BraTS axis of the voxel plane holding the atlas midline (x = -i).
-MID_I = int(round(-float(anatomy_atlas.atlas()["midline_x"])))
+MID_I = int(round(-float(anatomy_atlas.region_atlas()["midline_x"])))
 
 
 def _block(i0: int, i1: int, j=(100, 110), k=(90, 100), label: int = 2, seg=None) -> np.ndarray:
@@ -102,7 +102,7 @@ def test_bilateral_needs_30_percent_on_each_side(left_width, expected):
 def test_corpus_callosum_tumour_is_midline(anatomy, make_ball):
     from scipy import ndimage
 
-    plane = anatomy["regions"][MID_I] == anatomy_atlas.REGION_LABELS["corpus_callosum"]
+    plane = anatomy["regions"][MID_I] == anatomy_atlas.REGION_VALUES["corpus_callosum"]
     depth = ndimage.distance_transform_edt(plane)  # deepest point of the callosum on the midline plane
     centre = (MID_I, *np.unravel_index(int(depth.argmax()), plane.shape))
     result = locate(make_ball(centre, 5), BRATS_AFFINE)
@@ -192,7 +192,7 @@ def test_eloquent_area_within_5_mm_but_not_involved(anatomy):
 
 
 def test_ventricles_and_components(deepest, make_ball):
-    ventricle = np.argwhere(anatomy_atlas.atlas()["regions"] == anatomy_atlas.VENTRICLES)[0]
+    ventricle = np.argwhere(anatomy_atlas.region_atlas()["regions"] == anatomy_atlas.VENTRICLES)[0]
     near = make_ball(tuple(int(v) for v in ventricle), 3)
     far = make_ball(deepest("frontal_lobe", "right"), 3)
     assert locate(near, BRATS_AFFINE)["touches_ventricles"] is True

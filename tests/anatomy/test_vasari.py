@@ -10,7 +10,7 @@ from neurotriage.anatomy.locate import locate
 from neurotriage.anatomy.vasari import proportion_code
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 
-MID_I = int(round(-float(anatomy_atlas.atlas()["midline_x"])))
+MID_I = int(round(-float(anatomy_atlas.region_atlas()["midline_x"])))
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_left_side_code(left_temporal):
 
 
 def test_enhancing_tumour_crossing_the_midline_and_satellites(make_ball, deepest):
-    seg = np.zeros(anatomy_atlas.atlas()["regions"].shape, np.uint8)
+    seg = np.zeros(anatomy_atlas.region_atlas()["regions"].shape, np.uint8)
     seg[MID_I - 12 : MID_I + 13, 140:150, 95:105] = 3  # enhancing bar across the midline, 10 ml
     make_ball(deepest("occipital_lobe", "right"), 7, seg=seg)  # its enhancing rim is a 0.8 ml satellite
     result = locate(seg, BRATS_AFFINE)
@@ -52,7 +52,7 @@ def test_enhancing_tumour_crossing_the_midline_and_satellites(make_ball, deepest
 def test_deep_white_matter_and_ependymal(deepest, make_ball):
     vasari = locate(make_ball(deepest("internal_capsule", "left"), 6), BRATS_AFFINE)["vasari"]
     assert vasari["F21"]["code"] == 2 and "internal_capsule" in vasari["F21"]["structures"]
-    ventricle = np.argwhere(anatomy_atlas.atlas()["regions"] == anatomy_atlas.VENTRICLES)[0]
+    ventricle = np.argwhere(anatomy_atlas.region_atlas()["regions"] == anatomy_atlas.VENTRICLES)[0]
     vasari = locate(make_ball(tuple(int(v) for v in ventricle), 3), BRATS_AFFINE)["vasari"]
     assert vasari["F19"]["code"] == 2
 
@@ -71,7 +71,7 @@ def test_cortical_involvement(anatomy, deepest, make_ball):
 def test_enhancement_traced_in_patches_is_one_focus(deepest):
     i, j, k = deepest("frontal_lobe", "right")
     for gap, satellites in ((3, 0), (8, 1)):
-        seg = np.zeros(anatomy_atlas.atlas()["regions"].shape, np.uint8)
+        seg = np.zeros(anatomy_atlas.region_atlas()["regions"].shape, np.uint8)
         seg[i - 12 : i + 13, j - 12 : j + 13, k - 12 : k + 13] = 2  # oedema holding both patches
         seg[i - 6 : i, j - 3 : j + 3, k - 3 : k + 3] = 3  # a 0.216 ml patch of ring...
         seg[i + gap : i + gap + 6, j - 3 : j + 3, k - 3 : k + 3] = 3  # ...and another, `gap` voxels on

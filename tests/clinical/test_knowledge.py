@@ -8,8 +8,9 @@ import pytest
 
 from neurotriage.clinical.knowledge import REGION_SNOMED, REGIONS, SYMPTOMS, default_knowledge
 from neurotriage.clinical.models import LATERALITIES
+from neurotriage.terminology import BODY_STRUCTURES
 
-# The verified SNOMED CT table, keyed by the project's slug for each concept.
+# The verified SNOMED CT table, keyed by the project's slug for each concept.
 VERIFIED_SNOMED = {
     "headache": "25064002",
     "seizure": "91175000",
@@ -35,6 +36,8 @@ VERIFIED_SITES = {
     "occipital_lobe": "31065004",
     "cerebellum": "113305005",
     "brainstem": "15926001",
+    "insula": "36169008",
+    "thalamus": "42695009",
 }
 
 
@@ -45,6 +48,13 @@ def rules_of(code: str) -> set[tuple[str | None, str]]:
 def test_snomed_codes_are_exactly_the_verified_ones() -> None:
     assert {s.code: s.snomed for s in SYMPTOMS if s.snomed} == VERIFIED_SNOMED
     assert REGION_SNOMED == VERIFIED_SITES
+
+
+def test_every_coded_body_structure_is_a_knowledge_base_region_with_the_same_code() -> None:
+    # The FHIR export codes regions from the same table: a region it codes must be coded here too.
+    coded = {name: code for name, (code, _) in BODY_STRUCTURES.items() if name != "brain"}
+    assert set(coded) <= set(REGIONS)
+    assert coded == REGION_SNOMED
 
 
 def test_about_twenty_distinct_symptoms() -> None:

@@ -158,7 +158,7 @@ def test_tumour_lies_in_the_forced_lobe_and_world_side(forced_cases, midline_x, 
     assert (case.truth["kind"], case.truth["lobe"], case.truth["hemisphere"]) == tuple(forced.values())
     labels, _ = ndi.label(case.seg > 0)
     primary = labels == np.bincount(labels.ravel())[1:].argmax() + 1
-    lobe = sri24.atlas()["lobes"] == sri24.LOBE_LABELS[forced["lobe"]]
+    lobe = sri24.template_and_masks()["lobes"] == sri24.LOBE_LABELS[forced["lobe"]]
     offset = world_x(sri24.GRID_SHAPE, case.affine) - midline_x
     side = offset > 0 if forced["hemisphere"] == "right" else offset < 0
     core = primary & ((case.seg == 1) | (case.seg == 3))
@@ -191,7 +191,7 @@ def test_multifocal_case_has_separate_foci_in_one_hemisphere(forced_cases) -> No
 
 def tissue_medians(case: SynthCase) -> dict[str, dict[str, float]]:
     """Median intensity per sequence in atlas WM, cortical GM, ventricle CSF, oedema and enhancing."""
-    atlas = sri24.atlas()
+    atlas = sri24.template_and_masks()
     template = atlas["template"].astype(np.float32)
     healthy = (case.seg == 0) & (case.images["flair"] > 0)
     # Cores of each class, well away from borders, so the per-case deformation cannot move them out.
@@ -276,9 +276,9 @@ def test_oedema_fades_out_beyond_its_label_like_real_oedema(forced_cases) -> Non
     case = forced_cases["enhancing"]
     flair, lesion = case.images["flair"].astype(np.float32), case.seg > 0
     outside = ndi.distance_transform_edt(~lesion)
-    white = ndi.binary_erosion(sri24.atlas()["template"] > 0.95, iterations=2) & (outside > 15)
+    white = ndi.binary_erosion(sri24.template_and_masks()["template"] > 0.95, iterations=2) & (outside > 15)
     wm = np.median(flair[white])
-    tissue = (sri24.atlas()["template"] > 0.4) & (flair > 0)
+    tissue = (sri24.template_and_masks()["template"] > 0.4) & (flair > 0)
 
     def ring(lo: float, hi: float) -> float:
         return float(np.median(flair[tissue & (outside > lo) & (outside <= hi)])) / wm

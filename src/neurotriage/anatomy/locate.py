@@ -2,7 +2,7 @@
 
 The label map is first brought to BraTS axis order by its header's axis codes, after checking
 that it really lies on the SRI24 1 mm grid; from then on every side is decided in world x
-against the atlas midline (scene.py), so equivalent headers (RAS, LPS, flips) give one answer.
+against the atlas midline (neighbourhood.py), so equivalent headers (RAS, LPS, flips) give one answer.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import numpy as np
 
 from neurotriage.anatomy import atlas as anatomy_atlas
 from neurotriage.anatomy.location import Location
-from neurotriage.anatomy.registration import recorded_mni_to_sri24
-from neurotriage.anatomy.scene import (
-    EDEMA,
-    NECROTIC_CORE,
+from neurotriage.anatomy.neighbourhood import (
     Rules,
     Scene,
     close_pieces,
@@ -28,14 +25,15 @@ from neurotriage.anatomy.scene import (
     tumour_box,
     widen,
 )
+from neurotriage.anatomy.registration import recorded_mni_to_sri24
 from neurotriage.anatomy.summary import summary_sentence
 from neurotriage.anatomy.vasari import PRESENT, vasari_features
 from neurotriage.errors import UserError
 from neurotriage.imaging import io, sri24
-from neurotriage.imaging.naming import ENHANCING, naming_from_values, to_internal
+from neurotriage.imaging.labels import VOLUME_LABELS
+from neurotriage.imaging.naming import naming_from_values, to_internal
 
 DEFAULT_RULES = Rules()
-VOLUME_LABELS = {"enhancing": ENHANCING, "necrosis": NECROTIC_CORE, "edema": EDEMA}
 
 
 def to_brats_grid(labels: np.ndarray, affine: np.ndarray, source: str) -> np.ndarray:
@@ -84,7 +82,7 @@ def locate(
         return _no_tumour(rules)
     # Every non-zero voxel lies in the box, so checking and converting the box checks them all.
     seg = to_internal(grid[box], naming_from_values(grid[box]), source)
-    return describe(make_scene(seg, box, sri24.BRATS_AFFINE, anatomy_atlas.atlas()), rules)
+    return describe(make_scene(seg, box, sri24.BRATS_AFFINE, anatomy_atlas.region_atlas()), rules)
 
 
 def _no_tumour(rules: Rules) -> Location:
@@ -181,7 +179,7 @@ def _volumes(scene: Scene) -> dict[str, float]:
 
 def _side_counts(scene: Scene, mask: np.ndarray, left_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left and right voxel counts of `mask` per region label."""
-    n = len(anatomy_atlas.REGION_LABELS) + 1
+    n = len(anatomy_atlas.REGION_VALUES) + 1
     regions = scene.regions[mask]
     total = np.bincount(regions, minlength=n).astype(float)
     left = np.bincount(regions, weights=left_weight[mask], minlength=n)

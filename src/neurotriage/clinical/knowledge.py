@@ -1,8 +1,8 @@
 """The symptom -> brain region knowledge base, with a laterality rule and a source on every rule.
 
-Region names are the localisation vocabulary shared with `neurotriage locate`. SNOMED CT codes are
-given only where the project has a verified code (the issue's table); the others stay empty rather
-than guessed. `load_knowledge` writes this table into the database (idempotent); the cross-check
+Region names are the localisation vocabulary shared with `neurotriage locate`. SNOMED CT codes come
+from neurotriage.terminology, which lists only checked codes; the others stay empty rather than
+guessed. `load_knowledge` writes this table into the database (idempotent); the cross-check
 reads the rules back from the database, so the stored rules are the ones a decision used.
 """
 
@@ -14,22 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.models import BrainRegion, Symptom, SymptomRegionRule
+from neurotriage.terminology import BODY_STRUCTURES
+from neurotriage.terminology import SYMPTOMS as SYMPTOM_SNOMED
 from neurotriage.vocabulary import ELOQUENT, LOBES
 
 REGIONS = LOBES + ELOQUENT
 LANGUAGE_AREAS = ("broca", "wernicke")
 
-# SNOMED CT body-structure codes from the project's verified table; regions without one stay None.
-REGION_SNOMED = {
-    "frontal_lobe": "83251001",
-    "temporal_lobe": "78277001",
-    "parietal_lobe": "16630005",
-    "occipital_lobe": "31065004",
-    "cerebellum": "113305005",
-    "brainstem": "15926001",
-}
-BRAIN_SNOMED = "12738006"
-LATERALITY_SNOMED = {"left": "7771000", "right": "24028007", "bilateral": "51440002"}
+# SNOMED CT body-structure code of each region that has one; the others stay None.
+REGION_SNOMED = {name: BODY_STRUCTURES[name][0] for name in REGIONS if name in BODY_STRUCTURES}
 
 BLUMENFELD = "Blumenfeld H. Neuroanatomy through Clinical Cases. 2nd ed. Sunderland, MA: Sinauer; 2010."
 BRAZIS = (
@@ -78,11 +71,6 @@ VALLAR = (
     "Vallar G, Perani D. The anatomy of unilateral neglect after right-hemisphere stroke lesions."
     " A clinical/CT-scan correlation study in man. Neuropsychologia. 1986;24(5):609-22."
 )
-KNECHT = (
-    "Knecht S, Dräger B, Deppe M, et al. Handedness and hemispheric language dominance in healthy"
-    " humans. Brain. 2000;123(12):2512-8."
-)
-DOMINANCE_SOURCE = KNECHT  # why left-dominant is the default
 
 
 @dataclass(frozen=True)
@@ -119,78 +107,74 @@ def _rules(laterality: str, source: str, *regions: str) -> tuple[Rule, ...]:
     return tuple(Rule(region, laterality, source) for region in regions)
 
 
-def _raised_pressure(code: str, name: str, snomed: str | None, source: str) -> SymptomDef:
-    return SymptomDef(code, name, snomed, (Rule(None, "non_localising", source),))
+def _symptom(code: str, name: str, rules: tuple[Rule, ...], needs_cortex: bool = False) -> SymptomDef:
+    return SymptomDef(code, name, SYMPTOM_SNOMED.get(code), rules, needs_cortex)
+
+
+def _raised_pressure(code: str, name: str, source: str) -> SymptomDef:
+    return _symptom(code, name, (Rule(None, "non_localising", source),))
 
 
 SYMPTOMS: tuple[SymptomDef, ...] = (
-    _raised_pressure("headache", "Headache", "25064002", FORSYTH_POSNER),
-    _raised_pressure("nausea", "Nausea", "422587007", ADAMS_VICTOR),
-    _raised_pressure("vomiting", "Vomiting", "422400008", ADAMS_VICTOR),
-    _raised_pressure("papilloedema", "Papilloedema", None, ADAMS_VICTOR),
-    _raised_pressure("sixth_nerve_palsy", "Isolated sixth-nerve palsy", None, LARNER),
-    _raised_pressure("seizure", "Seizure without a described focal onset", "91175000", VAN_BREEMEN),
-    SymptomDef(
+    _raised_pressure("headache", "Headache", FORSYTH_POSNER),
+    _raised_pressure("nausea", "Nausea", ADAMS_VICTOR),
+    _raised_pressure("vomiting", "Vomiting", ADAMS_VICTOR),
+    _raised_pressure("papilloedema", "Papilloedema", ADAMS_VICTOR),
+    _raised_pressure("sixth_nerve_palsy", "Isolated sixth-nerve palsy", LARNER),
+    _raised_pressure("seizure", "Seizure without a described focal onset", VAN_BREEMEN),
+    _symptom(
         "focal_seizure",
         "Focal seizure",
-        None,
         _rules("either", VAN_BREEMEN, "frontal_lobe", "temporal_lobe", "parietal_lobe", "occipital_lobe"),
         needs_cortex=True,
     ),
-    SymptomDef(
+    _symptom(
         "hemiparesis",
         "Hemiparesis",
-        "20022000",
         (Rule("primary_motor", "contralateral", PENFIELD),)
         + _rules("contralateral", BLUMENFELD, "corticospinal_tract", "internal_capsule"),
     ),
-    SymptomDef(
+    _symptom(
         "central_facial_weakness",
         "Central facial weakness (forehead spared)",
-        None,
         _rules("contralateral", BRAZIS, "primary_motor", "internal_capsule"),
     ),
-    SymptomDef(
+    _symptom(
         "facial_palsy",
         "Facial palsy, peripheral pattern (forehead involved)",
-        "280816001",
         _rules("ipsilateral", BRAZIS, "brainstem"),
     ),
-    SymptomDef(
+    _symptom(
         "diplopia",
         "Diplopia with other cranial-nerve signs",
-        "24982008",
         _rules("either", BRAZIS, "brainstem"),
     ),
-    SymptomDef("aphasia", "Aphasia", "87486003", _rules("dominant", DRONKERS, "broca", "wernicke")),
-    SymptomDef("dysphasia", "Dysphasia", "20301004", _rules("dominant", BLUMENFELD, "broca", "wernicke")),
-    SymptomDef("expressive_aphasia", "Expressive (Broca) aphasia", None, _rules("dominant", BLUMENFELD, "broca")),
-    SymptomDef("receptive_aphasia", "Receptive (Wernicke) aphasia", None, _rules("dominant", DRONKERS, "wernicke")),
-    SymptomDef(
+    _symptom("aphasia", "Aphasia", _rules("dominant", DRONKERS, "broca", "wernicke")),
+    _symptom("dysphasia", "Dysphasia", _rules("dominant", BLUMENFELD, "broca", "wernicke")),
+    _symptom("expressive_aphasia", "Expressive (Broca) aphasia", _rules("dominant", BLUMENFELD, "broca")),
+    _symptom("receptive_aphasia", "Receptive (Wernicke) aphasia", _rules("dominant", DRONKERS, "wernicke")),
+    _symptom(
         "visual_field_defect",
         "Visual field defect",
-        "12184005",
         _rules("either", ZHANG, "optic_radiation", "primary_visual", "occipital_lobe"),
     ),
-    SymptomDef(
+    _symptom(
         "homonymous_hemianopia",
         "Homonymous hemianopia",
-        "34063005",
         _rules("contralateral", ZHANG, "primary_visual", "optic_radiation"),
     ),
-    SymptomDef("ataxia", "Ataxia (gait or truncal)", "20262006", _rules("either", HOLMES, "cerebellum")),
-    SymptomDef("cerebellar_ataxia", "Cerebellar limb ataxia", "85102008", _rules("ipsilateral", HOLMES, "cerebellum")),
-    SymptomDef("dysarthria", "Dysarthria", "8011004", _rules("either", DUFFY, "cerebellum", "brainstem")),
-    SymptomDef("memory_impairment", "Memory impairment", "386807006", _rules("either", SCOVILLE, "medial_temporal")),
-    SymptomDef("personality_change", "Change in personality", "192073007", _rules("either", STUSS, "frontal_lobe")),
-    SymptomDef("apathy", "Apathy", None, _rules("either", LEVY_DUBOIS, "frontal_lobe")),
-    SymptomDef(
+    _symptom("ataxia", "Ataxia (gait or truncal)", _rules("either", HOLMES, "cerebellum")),
+    _symptom("cerebellar_ataxia", "Cerebellar limb ataxia", _rules("ipsilateral", HOLMES, "cerebellum")),
+    _symptom("dysarthria", "Dysarthria", _rules("either", DUFFY, "cerebellum", "brainstem")),
+    _symptom("memory_impairment", "Memory impairment", _rules("either", SCOVILLE, "medial_temporal")),
+    _symptom("personality_change", "Change in personality", _rules("either", STUSS, "frontal_lobe")),
+    _symptom("apathy", "Apathy", _rules("either", LEVY_DUBOIS, "frontal_lobe")),
+    _symptom(
         "cortical_sensory_loss",
         "Cortical sensory loss",
-        None,
         _rules("contralateral", BLUMENFELD, "primary_somatosensory", "parietal_lobe"),
     ),
-    SymptomDef("neglect", "Hemispatial neglect", None, _rules("non_dominant", VALLAR, "parietal_lobe")),
+    _symptom("neglect", "Hemispatial neglect", _rules("non_dominant", VALLAR, "parietal_lobe")),
 )
 
 

@@ -28,7 +28,6 @@ SEXES = ("female", "male", "other", "unknown")
 DOMINANCE = ("left", "right")
 SYMPTOM_SIDES = ("left", "right", "bilateral")
 SEVERITIES = ("mild", "moderate", "severe")
-REGION_SIDES = ("left", "right", "midline")
 LATERALITIES = ("contralateral", "ipsilateral", "dominant", "non_dominant", "either", "non_localising")
 SPECIALTIES = ("neurosurgery", "neuro-oncology", "radiation oncology", "neurology", "neuroradiology")
 CAPABILITIES = (

@@ -33,6 +33,7 @@ def case_info(case_dir) -> dict:
     import numpy as np
 
     from neurotriage.imaging.io import load_case
+    from neurotriage.imaging.labels import EDEMA, ENHANCING, LABEL_NAMES, NECROTIC_CORE
 
     case = load_case(case_dir)
     info = {
@@ -48,10 +49,10 @@ def case_info(case_dir) -> dict:
     }
     if case.seg is not None:
         voxel_ml = float(np.prod(case.spacing)) / 1000.0
-        counts = np.bincount(case.seg.ravel(), minlength=4)
+        counts = np.bincount(case.seg.ravel(), minlength=len(LABEL_NAMES))
         info["label_volumes_ml"] = {
-            name: round(float(counts[i]) * voxel_ml, 2)
-            for i, name in ((1, "necrosis_core"), (2, "edema"), (3, "enhancing"))
+            name: round(float(counts[label]) * voxel_ml, 2)
+            for label, name in ((NECROTIC_CORE, "necrosis_core"), (EDEMA, "edema"), (ENHANCING, "enhancing"))
         }
     return info
 

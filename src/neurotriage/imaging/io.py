@@ -6,7 +6,6 @@ Orientation is carried as the NIfTI affine; nothing here reorders array axes.
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from neurotriage.errors import UserError
+from neurotriage.files import atomic_path
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES, Naming, split_name, to_internal
 
 AFFINE_TOLERANCE = 1e-3  # mm; headers written by different tools differ in float noise only
@@ -201,29 +201,17 @@ def load_seg(path: Path, naming: Naming, *, expect_shape=None, expect_affine=Non
     return to_internal(np.asarray(data), naming, str(path))
 
 
-def partial_path(path: Path) -> Path:
-    """A hidden sibling path with the same extension, for write-then-rename."""
-    name = path.name
-    ext = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
-    return path.with_name(f".{name[: len(name) - len(ext)]}.partial{ext}")
-
-
 def write_nifti(data: np.ndarray, affine: np.ndarray, path: Path | str, header=None) -> Path:
     """Write a NIfTI atomically (temp file + rename), so a crash never leaves half a file.
 
     nibabel's gzip writer stores mtime 0, so the same array gives byte-identical files.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     hdr = header.copy() if header is not None else None
     img = nib.Nifti1Image(data, affine, hdr)
     img.set_data_dtype(data.dtype)
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)
-    tmp = partial_path(path)
-    try:
+    with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

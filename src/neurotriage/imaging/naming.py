@@ -1,8 +1,7 @@
-"""The two BraTS file-naming schemes and their label conventions.
+"""The two BraTS file-naming schemes and the conversion of their label values.
 
-Inside the project labels are 0 background, 1 necrotic / non-enhancing core, 2 edema,
-3 enhancing (contiguous, as the network needs). Files use the scheme of their naming:
-BraTS 2020 writes enhancing as 4, BraTS 2023 as 3. Conversion happens once, at the edge.
+Files use the label values of their naming (imaging/labels.py): BraTS 2020 writes enhancing
+as 4, BraTS 2023 as 3. Conversion to the internal labels happens once, at the edge.
 """
 
 from __future__ import annotations
@@ -12,11 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurotriage.errors import UserError
+from neurotriage.imaging.labels import BACKGROUND, EDEMA, ENHANCING, ENHANCING_IN_FILE, NECROTIC_CORE
 
 SEQUENCES = ("flair", "t1", "t1ce", "t2")
 SEQUENCE_TITLES = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
-LABEL_NAMES = {0: "background", 1: "necrotic/non-enhancing core", 2: "edema", 3: "enhancing"}
-ENHANCING = 3
 
 
 @dataclass(frozen=True)
@@ -35,11 +33,15 @@ class Naming:
     @property
     def allowed_labels(self) -> frozenset[int]:
         """The label values a segmentation file in this scheme may contain."""
-        return frozenset({0, 1, 2, self.enhancing_label})
+        return frozenset({BACKGROUND, NECROTIC_CORE, EDEMA, self.enhancing_label})
 
 
-BRATS2020 = Naming("brats2020", "_", {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t2": "t2"}, 4)
-BRATS2023 = Naming("brats2023", "-", {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}, 3)
+BRATS2020 = Naming(
+    "brats2020", "_", {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t2": "t2"}, ENHANCING_IN_FILE["brats2020"]
+)
+BRATS2023 = Naming(
+    "brats2023", "-", {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}, ENHANCING_IN_FILE["brats2023"]
+)
 NAMINGS = {n.name: n for n in (BRATS2020, BRATS2023)}
 
 
@@ -85,4 +87,4 @@ def from_internal(labels: np.ndarray, naming: Naming) -> np.ndarray:
 
 def naming_from_values(labels: np.ndarray) -> Naming:
     """Guess a label map's scheme from its values: 4 present means BraTS 2020, else 2023."""
-    return BRATS2020 if bool((labels == 4).any()) else BRATS2023
+    return BRATS2020 if bool((labels == BRATS2020.enhancing_label).any()) else BRATS2023

@@ -6,7 +6,6 @@ from the affine by reorienting to RAS, never from array order, and each panel is
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nibabel as nib
@@ -17,10 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from neurotriage import NOTICE
-from neurotriage.imaging.naming import LABEL_NAMES, SEQUENCE_TITLES, SEQUENCES
+from neurotriage.files import atomic_path
+from neurotriage.imaging.labels import ENHANCING, LABEL_COLOURS, LEGEND_NAMES, OVERLAY_COLOURS
+from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
 
-# BraTS viewer colours: necrotic core red, oedema green, enhancing yellow.
-LABEL_COLOURS = {1: "#e6194b", 2: "#3cb44b", 3: "#ffe119"}
 VIEWS = ("axial", "coronal")
 
 
@@ -93,7 +92,7 @@ def save_montage(
     fig = Figure(figsize=(15, 6.6), facecolor="black")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(VIEWS), len(SEQUENCES) + 1)
-    labels = ListedColormap(["none", *LABEL_COLOURS.values()])
+    labels = ListedColormap(OVERLAY_COLOURS)
     for row, view in enumerate(VIEWS):
         crop = _crop(radiological(brain, view, slices[view]))
         for col, key in enumerate([*SEQUENCES, "seg"]):
@@ -105,24 +104,19 @@ def save_montage(
             if key == "seg" and ras_seg is not None:
                 overlay = radiological(ras_seg, view, slices[view])[crop].astype(float)
                 overlay[overlay == 0] = np.nan
-                ax.imshow(overlay, cmap=labels, vmin=0, vmax=3, alpha=0.55, interpolation="antialiased")
+                ax.imshow(overlay, cmap=labels, vmin=0, vmax=ENHANCING, alpha=0.55, interpolation="antialiased")
             ax.set_axis_off()
             _mark_sides(ax, view)
             name = "Segmentation on FLAIR" if key == "seg" else SEQUENCE_TITLES[key]
             axis = VIEW_AXIS[view]
             mm = world[axis, axis] * slices[view] + world[axis, 3]
             ax.set_title(f"{name}, {view} {'xyz'[axis]} = {mm:.0f} mm", color="white", fontsize=10)
-    legend = [Patch(color=c, label=LABEL_NAMES[k]) for k, c in LABEL_COLOURS.items()]
+    legend = [Patch(color=c, label=LEGEND_NAMES[k]) for k, c in LABEL_COLOURS.items()]
     fig.legend(handles=legend, loc="lower right", ncol=3, frameon=False, labelcolor="white", fontsize=9)
     fig.suptitle(title, color="white", fontsize=12)
     note = f"{NOTICE} Radiological convention: patient's left on image right."
     fig.text(0.01, 0.01, note, color="#bbbbbb", fontsize=8)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.06, wspace=0.03, hspace=0.12)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, facecolor="black", dpi=90)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -55,7 +55,7 @@ def to_brats_orientation(img: nib.Nifti1Image, data: np.ndarray | None = None) -
     return nib.orientations.apply_orientation(data, nib.orientations.ornt_transform(current, target))
 
 
-def _build_atlas() -> dict[str, np.ndarray]:
+def _build_template_and_masks() -> dict[str, np.ndarray]:
     template = to_brats_orientation(nib.load(str(vasari_file("MNI152_in_SRI24_T1_1mm_brain"))))
     lobes = np.zeros(GRID_SHAPE, np.uint8)
     for stem, name in reversed(VASARI_MASKS.items()):  # reversed: higher priority written last
@@ -71,11 +71,11 @@ def _build_atlas() -> dict[str, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=1)
-def atlas() -> dict[str, np.ndarray]:
+def template_and_masks() -> dict[str, np.ndarray]:
     """SRI24 template (float16, ~[0, 1]), lobe label volume (uint8) and cortex mask, BraTS order."""
-    return cached_arrays(f"sri24_atlas_v{CACHE_VERSION}", _build_atlas)
+    return cached_arrays(f"sri24_atlas_v{CACHE_VERSION}", _build_template_and_masks)
 
 
 def brain_mask() -> np.ndarray:
     """The SRI24 template's brain mask on the BraTS grid."""
-    return atlas()["template"] > 0
+    return template_and_masks()["template"] > 0

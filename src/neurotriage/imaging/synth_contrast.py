@@ -16,7 +16,7 @@ from neurotriage.imaging.naming import SEQUENCES
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 from neurotriage.imaging.synth_fields import bounding_box, smooth_field, smooth_fields
 from neurotriage.imaging.synth_tissue import CORTEX, FALX, VENTRICLES, Anatomy
-from neurotriage.imaging.synth_tumour import EDEMA, ENHANCING, NECROSIS, SOLID
+from neurotriage.imaging.synth_tumour import PAINT_EDEMA, PAINT_ENHANCING, PAINT_NECROSIS, PAINT_SOLID
 
 # Intensities relative to white matter, in SEQUENCES order: flair, t1, t1ce, t2.
 TISSUE = {
@@ -25,34 +25,32 @@ TISSUE = {
     "csf": (0.2, 0.28, 0.30, 5.0),
 }
 # Per-compartment (low, high) ranges, drawn independently per case and sequence: real tumours vary
-# that much between patients. Enhancement on real T1ce is often only 1.2-1.6x white matter (measured
-# on the shared real case), far dimmer than a textbook ring, so the range reaches down there. Necrosis
-# may hold blood products, bright on T1 before contrast as well as after (that case's core does).
-# That case's oedema is FLAIR 2.1x, T1 0.83x, T2 1.9x white matter, as bright on FLAIR as any core: so
-# oedema reaches the top of the FLAIR range, and solid tumour stands apart mainly by darker T1 and
-# brighter T2 (ranges still overlap, as they do between patients).
-# Necrosis reaches down to T2 1.2x: the inside of that case's ring is only T2 1.6x, T1 0.92x, T1ce 1.08x.
+# that much between patients. Enhancement on T1ce reaches down to 1.2x white matter, far dimmer than a
+# textbook ring. Necrosis may hold blood products, bright on T1 before contrast as well as after, and
+# reaches down to T2 1.2x. Oedema reaches the top of the FLAIR range, as bright as any core; solid
+# tumour stands apart mainly by darker T1 and brighter T2 (the ranges overlap, as between patients).
 LESION = {
-    NECROSIS: ((0.8, 2.0), (0.35, 1.1), (0.4, 1.1), (1.2, 5.0)),
-    EDEMA: ((1.6, 2.6), (0.65, 0.92), (0.62, 0.9), (1.6, 3.5)),
-    ENHANCING: ((1.2, 2.2), (0.7, 1.0), (1.2, 2.5), (1.5, 3.0)),
-    SOLID: ((1.4, 2.5), (0.45, 0.78), (0.45, 0.85), (2.2, 4.5)),
+    PAINT_NECROSIS: ((0.8, 2.0), (0.35, 1.1), (0.4, 1.1), (1.2, 5.0)),
+    PAINT_EDEMA: ((1.6, 2.6), (0.65, 0.92), (0.62, 0.9), (1.6, 3.5)),
+    PAINT_ENHANCING: ((1.2, 2.2), (0.7, 1.0), (1.2, 2.5), (1.5, 3.0)),
+    PAINT_SOLID: ((1.4, 2.5), (0.45, 0.78), (0.45, 0.85), (2.2, 4.5)),
 }
-EDEMA_SLOT = list(LESION).index(EDEMA)  # the oedema's place in LESION order (hits, weights, values)
-TEXTURE = {NECROSIS: 0.18, EDEMA: 0.05, ENHANCING: 0.16, SOLID: 0.06}  # heterogeneity within each
-# Real oedema is not uniform: where it holds most water it is darker on T1 and brighter on T2. On the
-# shared real case its densest finger is T1 0.74x white matter against 0.83x for the rest, T2 2.25x
-# against 1.9x, FLAIR 2.22x against 2.11x, T1ce 0.65x against 0.71x. With uniform oedema the only
-# synthetic tissue darker on T1 and brighter on T2 was solid tumour, so the model called that finger
-# tumour core. Dense patches scale the oedema by up to these factors per sequence (flair, t1, t1ce, t2),
-# enough to reach solid tumour's T1 and T2: next to enhancement, only the ring and what it encloses is core.
+EDEMA_SLOT = list(LESION).index(PAINT_EDEMA)  # the oedema's place in LESION order (hits, weights, values)
+TEXTURE = {
+    PAINT_NECROSIS: 0.18,
+    PAINT_EDEMA: 0.05,
+    PAINT_ENHANCING: 0.16,
+    PAINT_SOLID: 0.06,
+}  # heterogeneity within each
+# Real oedema is not uniform: where it holds most water it is darker on T1 and brighter on T2. Dense
+# patches scale the oedema by up to these factors per sequence (flair, t1, t1ce, t2), enough to reach
+# solid tumour's T1 and T2, so darker T1 with brighter T2 alone does not mark tumour core: next to
+# enhancement, only the ring and what it encloses is core.
 DENSE_OEDEMA = (0.1, -0.2, -0.15, 0.35)
-DENSE_SPACING = (6.0, 18.0)  # voxels: from fingers a few mm across to a dense region as large as that case's
-# Real oedema fades out over a few millimetres beyond the line an annotator draws: on the shared real
-# case FLAIR is 1.86x white matter 1 mm inside the 1.77x contour, 1.60x 1 mm outside, 1.35x at 2 mm,
-# 1.14x at 4 mm and 1.0x by 6 mm. A synthetic edge that drops straight to normal taught the model that
-# any brightening beside a lesion is oedema (it overshot by about 3 mm), so an unlabelled halo fades
-# from HALO_START of the oedema's contrast 1 mm out, by exp(-d / decay).
+DENSE_SPACING = (6.0, 18.0)  # voxels: from fingers a few mm across to broad dense regions
+# Real oedema fades out over a few millimetres beyond the line an annotator draws, so an unlabelled
+# halo fades from HALO_START of the oedema's contrast 1 mm out, by exp(-d / decay): brightening beside
+# a lesion is not all oedema.
 HALO_START = (0.3, 0.55)
 HALO_DECAY_MM = (1.0, 2.5)
 HALO_REACH = 8  # voxels (1 mm): where the faintest halo falls below the blend floor
@@ -191,7 +189,7 @@ def lesion_layer(
     box = bounding_box(codes > 0, HALO_REACH)
     local = codes[box]
     grain = smooth_field(rng, local.shape, 4.0)
-    weight = np.where(local == EDEMA, 0.6 + 0.4 * strength[box], 1.0).astype(np.float32)
+    weight = np.where(local == PAINT_EDEMA, 0.6 + 0.4 * strength[box], 1.0).astype(np.float32)
     hits = [local == code for code in LESION]
     ranges = np.array(list(LESION.values()), np.float32)  # (compartment, sequence, low/high)
     values = rng.uniform(ranges[..., 0], ranges[..., 1]).astype(np.float32)
@@ -200,7 +198,7 @@ def lesion_layer(
     halo, halo_weight = _halo(rng, local == 0, tissue[box])
     hits.append(halo)
     weights.append(halo_weight)
-    textures.append(1 + np.float32(TEXTURE[EDEMA]) * grain[halo])
+    textures.append(1 + np.float32(TEXTURE[PAINT_EDEMA]) * grain[halo])
     values = np.vstack([values, values[EDEMA_SLOT]])
     dense = np.clip(smooth_field(rng, local.shape, rng.uniform(*DENSE_SPACING)), 0, 1)[hits[EDEMA_SLOT]]
     dense_shift = np.float32(rng.uniform(0.5, 1.0)) * np.array(DENSE_OEDEMA, np.float32)

@@ -114,7 +114,7 @@ def _clear_ventricles(template: np.ndarray, ventricles: np.ndarray) -> np.ndarra
 @functools.lru_cache(maxsize=1)
 def atlas_crop() -> AtlasCrop:
     """The atlas cropped around the brain (computed once per process)."""
-    atlas = sri24.atlas()
+    atlas = sri24.template_and_masks()
     brain = atlas["template"] > 0
     box = bounding_box(brain, MARGIN)
     lobes = atlas["lobes"][box]

@@ -19,14 +19,15 @@ from neurotriage.imaging import sri24
 from neurotriage.imaging.synth_fields import smooth_field
 from neurotriage.imaging.synth_tissue import VENTRICLES, Anatomy, AtlasCrop
 
-# Compartment codes while painting; 4 (solid non-enhancing tumour) becomes label 1 in the seg.
-NECROSIS, EDEMA, ENHANCING, SOLID = 1, 2, 3, 4
+# Compartment codes of the painting, 0 outside any lesion. They are not segmentation labels:
+# synth.py maps them to labels (solid non-enhancing tumour and necrosis both become the core label).
+PAINT_NECROSIS, PAINT_EDEMA, PAINT_ENHANCING, PAINT_SOLID = 1, 2, 3, 4
 MIN_INSIDE = 0.8  # fraction of whole tumour and of core that must lie in the planned lobe
 DEPTH_STEP = 2  # voxels: the lobe depth maps are computed on a 2 mm grid
 ATTEMPTS = 5
 REACH_PER_DEPTH = 2.5  # oedema may reach this many times the region's depth: lesions follow the lobe
-# Real oedema is often one-sided: its bulk can sit beside the core (the shared real case's lies behind
-# its ring). Its centre moves off the core's by up to this fraction of its reach.
+# Real oedema is often one-sided: its bulk can sit beside the core. Its centre moves off the core's
+# by up to this fraction of its reach.
 EDEMA_OFFSET = 0.35
 EDEMA_BOX = 1.8  # the painting box's half-edge, in oedema reaches: room for the offset oedema
 
@@ -136,21 +137,21 @@ def _compartments(rng: np.random.Generator, plan: LesionPlan, site: Site, firm: 
     core = (s_core < 1) & site.allowed
     codes = np.zeros(shape, np.uint8)
     if plan.enhancing:
-        codes[core] = ENHANCING
+        codes[core] = PAINT_ENHANCING
         # The necrosis follows the lesion's lobulation, so the enhancing wall stays a wall.
         s_nec = s_core + 0.3 * smooth_field(rng, shape, max(5.0, 0.4 * plan.radius))
         # A rim of at least 2 mm stays enhancing however large the necrosis.
         necrotic = (s_nec < plan.necrosis) & ndi.binary_erosion(core, iterations=2)
-        codes[necrotic] = NECROSIS
+        codes[necrotic] = PAINT_NECROSIS
     else:
-        codes[core] = SOLID
+        codes[core] = PAINT_SOLID
     reach = plan.radius * plan.edema_ratio
     r_edema = _radial(rng, site.box, _edema_centre(rng, plan.centre, reach))
     s_edema = r_edema / reach + 0.22 * smooth_field(rng, shape, 9.0) + 0.08 * fine + outside / reach
     # Oedema follows white matter: it reaches further in WM than in grey matter.
     limit = 0.45 + 0.7 * site.wm
     edema = (s_edema < limit) & site.allowed & site.hemisphere & ~core
-    codes[edema] = EDEMA
+    codes[edema] = PAINT_EDEMA
     # Full strength except a thin fading edge: real oedema is as FLAIR-bright as the core, or brighter.
     strength = np.where(edema, np.clip((limit - s_edema) / 0.2, 0, 1), 0).astype(np.float32)
     return _connected_to_core(codes), strength
@@ -167,7 +168,7 @@ def _connected_to_core(codes: np.ndarray) -> np.ndarray:
     labels, n = ndi.label(codes > 0)
     if n <= 1:
         return codes
-    core_labels = labels[(codes > 0) & (codes != EDEMA)]
+    core_labels = labels[(codes > 0) & (codes != PAINT_EDEMA)]
     if not core_labels.size:
         return np.zeros_like(codes)
     keep = np.bincount(core_labels).argmax()
@@ -176,7 +177,7 @@ def _connected_to_core(codes: np.ndarray) -> np.ndarray:
 
 def _inside_fraction(codes: np.ndarray, inside: np.ndarray) -> float:
     """The smaller of the whole-tumour and core fractions lying inside the region."""
-    wt, core = codes > 0, (codes > 0) & (codes != EDEMA)
+    wt, core = codes > 0, (codes > 0) & (codes != PAINT_EDEMA)
     if not core.any():
         return 0.0
     return min(float((wt & inside).sum() / wt.sum()), float((core & inside).sum() / core.sum()))
@@ -215,7 +216,7 @@ def paint_lesion(
     if (ndi.binary_dilation(local > 0, iterations=2) & (codes[box] > 0)).any():
         return None
     codes[box] = np.where(local > 0, local, codes[box])
-    strength[box] = np.maximum(strength[box], local_strength * (local == EDEMA))
+    strength[box] = np.maximum(strength[box], local_strength * (local == PAINT_EDEMA))
     return np.argwhere(local > 0).mean(axis=0) + [s.start for s in box]
 
 

@@ -2,8 +2,8 @@
 
 The package's top-level models are R5; R4B is wire-compatible with R4 for every resource
 used here. Codes are only those checked against published value sets (SNOMED CT body
-sites and laterality, LOINC 24590-2 "MR Brain", DICOM modality MR); a region without a
-checked code is sent as text, never with a made-up code. NIfTI has no DICOM UIDs, so study
+sites and laterality from neurotriage.terminology, LOINC 24590-2 "MR Brain", DICOM modality
+MR); a region without a checked code is sent as text, never with a made-up code. NIfTI has no DICOM UIDs, so study
 and series UIDs are `2.25.<uuid-int>` OIDs, name-based on the inputs so a re-export of the
 same study gives the same UIDs.
 """
@@ -17,8 +17,8 @@ from neurotriage import NOTICE
 from neurotriage.clinical.scoring import Recommendation
 from neurotriage.report.inputs import ReportInput
 from neurotriage.report.text import NO_TUMOUR_SENTENCE, fmt
+from neurotriage.terminology import BODY_STRUCTURES, LATERALITY, SNOMED_SYSTEM
 
-SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 DICOM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -27,20 +27,6 @@ CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 PATIENT_ID_SYSTEM = "urn:neurotriage:patient"
 MR_BRAIN = {"system": LOINC, "code": "24590-2", "display": "MR Brain"}
 MR_MODALITY = {"system": DICOM, "code": "MR", "display": "Magnetic Resonance"}
-# SNOMED CT body structures and laterality qualifiers, each checked against published value
-# sets (HL7 bodystructure-laterality, DICOM CID 7153/4031 code meanings, ANS lobe value set).
-BODY_SITES = {
-    "brain": ("12738006", "Brain"),
-    "frontal_lobe": ("83251001", "Frontal lobe"),
-    "temporal_lobe": ("78277001", "Temporal lobe"),
-    "parietal_lobe": ("16630005", "Parietal lobe"),
-    "occipital_lobe": ("31065004", "Occipital lobe"),
-    "cerebellum": ("113305005", "Cerebellar structure"),
-    "brainstem": ("15926001", "Brain stem"),
-    "insula": ("36169008", "Insula"),
-    "thalamus": ("119406000", "Thalamus"),
-}
-LATERALITY = {"left": ("7771000", "Left"), "right": ("24028007", "Right"), "bilateral": ("51440002", "Bilateral")}
 VOLUME_NAMES = {
     "whole_tumour": "Whole tumour volume",
     "tumour_core": "Tumour core volume",
@@ -61,7 +47,7 @@ def _concept(coding: dict[str, str] | None, text: str) -> dict[str, Any]:
 
 
 def _snomed(code: str | None, display: str) -> dict[str, str] | None:
-    return {"system": SNOMED, "code": code, "display": display} if code else None
+    return {"system": SNOMED_SYSTEM, "code": code, "display": display} if code else None
 
 
 def _ref(full_url: str) -> dict[str, str]:
@@ -164,7 +150,7 @@ def _body_structure(report: ReportInput, patient: str) -> dict[str, Any] | None:
         return None
     region = locate.primary_region
     hemisphere = locate.hemisphere
-    site = BODY_SITES.get(region or "brain")
+    site = BODY_STRUCTURES.get(region or "brain")
     structure: dict[str, Any] = {
         "resourceType": "BodyStructure",
         "description": locate.summary or "Brain tumour (automated MRI segmentation)",

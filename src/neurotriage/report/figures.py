@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
+from neurotriage.imaging.labels import ENHANCING, LABEL_COLOURS, LEGEND_NAMES, OVERLAY_COLOURS
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
 # patient's right to left, rows from anterior (or superior, after a flip) downwards.
 DISPLAY_AXCODES = ("L", "P", "S")
 OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S"}
-LABEL_COLOURS = {1: "#e8412c", 2: "#2ca02c", 3: "#ffd700"}
-LABEL_TEXT = {1: "necrosis / non-enhancing core", 2: "edema", 3: "enhancing tumour"}
 OVERLAY_ALPHA = 0.5
 SIDE_COLOURS = {"left": "#1f77b4", "right": "#d62728", "midline": "#7f7f7f"}
 NO_TUMOUR = "No tumour found"
@@ -140,12 +140,12 @@ def _draw_plane(ax, vol: DisplayVolume, view: View, index: int, window: tuple[fl
         interpolation="nearest",
     )
     labels = _plane(vol.seg, view, index)
-    colours = ListedColormap(["none", *(LABEL_COLOURS[k] for k in sorted(LABEL_COLOURS))])
+    colours = ListedColormap(OVERLAY_COLOURS)
     ax.imshow(
         np.ma.masked_equal(labels, 0),
         cmap=colours,
         vmin=0,
-        vmax=len(LABEL_COLOURS),
+        vmax=ENHANCING,
         alpha=OVERLAY_ALPHA,
         aspect=row_mm / col_mm,
         interpolation="nearest",
@@ -181,7 +181,7 @@ def _edge_letters(ax, view: View, small: bool) -> None:
 def _legend(fig) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=LABEL_COLOURS[k], label=LABEL_TEXT[k]) for k in sorted(LABEL_COLOURS)]
+    handles = [Patch(facecolor=LABEL_COLOURS[k], label=LEGEND_NAMES[k]) for k in sorted(LABEL_COLOURS)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9, labelcolor="white")
 
 

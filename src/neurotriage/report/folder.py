@@ -9,15 +9,13 @@ earlier report in the same place is swapped out only once the new one is complet
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
+from neurotriage.files import partial_dir, swap_dir
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import NAMINGS, from_internal
 from neurotriage.report.inputs import ReportInput
@@ -25,7 +23,6 @@ from neurotriage.report.inputs import ReportInput
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 FHIR_JSON = "fhir_bundle.json"
-FOLDER_MODE = 0o755  # mkdtemp makes 0700; a finished report is meant to be shared
 
 
 def _check_target(out_dir: Path) -> None:
@@ -70,30 +67,14 @@ def _fill(folder: Path, report: ReportInput, fhir: bool) -> None:
     _write_json(folder / REPORT_JSON, {"notice": NOTICE, **report.to_json(), "files": sorted(files)})
 
 
-def _swap_into_place(built: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        os.rename(built, out_dir)
-        return
-    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(out_dir, old)
-    try:
-        os.rename(built, out_dir)
-    except OSError:
-        os.rename(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def build_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False) -> Path:
     """Build the report meant for `out_dir` in a hidden sibling folder and return that folder.
 
     `publish_report` moves it into place; `discard_report` removes it."""
     out_dir = Path(out_dir)
     _check_target(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    built = partial_dir(out_dir)
     try:
-        os.chmod(built, FOLDER_MODE)
         _fill(built, report, fhir)
     except BaseException:
         discard_report(built)
@@ -105,7 +86,7 @@ def publish_report(built: Path, out_dir: Path | str) -> Path:
     """Move a built report folder into place, replacing an earlier report there; returns `out_dir`."""
     out_dir = Path(out_dir)
     _check_target(out_dir)
-    _swap_into_place(built, out_dir)
+    swap_dir(built, out_dir)
     return out_dir
 
 

@@ -8,7 +8,6 @@ grid the model was trained on, the training ROI and the size divisor.
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,8 +15,10 @@ from pathlib import Path
 import torch
 
 from neurotriage.errors import UserError
-from neurotriage.imaging.naming import LABEL_NAMES, SEQUENCES
-from neurotriage.segmentation.losses import LABEL_MODES, REGION_LABELS, out_channels
+from neurotriage.files import atomic_path
+from neurotriage.imaging.labels import LABEL_NAMES, TUMOUR_REGIONS
+from neurotriage.imaging.naming import SEQUENCES
+from neurotriage.segmentation.losses import LABEL_MODES, out_channels
 from neurotriage.segmentation.models import ARCHS
 
 RUN_BEST = "best.pt"  # the checkpoint a training run folder stands for
@@ -40,7 +41,7 @@ def label_scheme() -> dict:
     """The internal label scheme and the regions, as stored in checkpoints."""
     return {
         "internal": {str(k): v for k, v in LABEL_NAMES.items()},
-        "regions": {k: list(v) for k, v in REGION_LABELS.items()},
+        "regions": {k: list(v) for k, v in TUMOUR_REGIONS.items()},
         "files": "written back in the input's naming: enhancing 4 for BraTS 2020, 3 for BraTS 2023",
     }
 
@@ -48,13 +49,8 @@ def label_scheme() -> dict:
 def save_checkpoint(path: Path, config: dict, state_dict: dict, **extra) -> Path:
     """Write a checkpoint atomically (temp file + rename)."""
     payload = {"format": FORMAT, "version": VERSION, "config": config, "state_dict": state_dict, **extra}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

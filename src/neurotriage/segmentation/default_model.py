@@ -7,7 +7,6 @@ export to `src/neurotriage/models/default.pt` with its SHA-256 recorded beside i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -15,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from neurotriage.errors import UserError
+from neurotriage.files import sha256_file, write_text_atomic
 
 MODEL_ID = "neurotriage-default-fastunet-v8"
 SHA_SUFFIX = ".sha256"
@@ -57,18 +57,13 @@ def package_models_dir() -> Path:
     return Path(str(resources.files("neurotriage") / "models"))
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def verify_sha256(path: Path) -> None:
     """Refuse weights whose SHA-256 differs from the one recorded beside them."""
     record = path.with_name(path.name + SHA_SUFFIX)
     if not record.is_file():
         raise UserError(f"{path}: no recorded checksum ({record.name} is missing); reinstall neurotriage")
     expected = record.read_text().split()[0]
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise UserError(
             f"{path}: SHA-256 {actual[:12]}... does not match the recorded {expected[:12]}...; "
@@ -86,7 +81,7 @@ def export(best: Path, target: Path, training: dict) -> Path:
     half = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     config = payload["config"] | {"model_id": MODEL_ID}
     save_checkpoint(target, config, half, training=training)
-    target.with_name(target.name + SHA_SUFFIX).write_text(f"{sha256_of(target)}  {target.name}\n")
+    write_text_atomic(target.with_name(target.name + SHA_SUFFIX), f"{sha256_file(target)}  {target.name}\n")
     torch.load(target, map_location="cpu", weights_only=True)  # the exported file must load back
     return target
 
@@ -99,7 +94,7 @@ def _init_record(init: str | None, recorded_sha256: str | None) -> dict | None:
     if not init:
         return None
     path = checkpoint_file(init)
-    sha = recorded_sha256 or (sha256_of(path) if path.is_file() else None)
+    sha = recorded_sha256 or (sha256_file(path) if path.is_file() else None)
     return {"path": str(path), "sha256": sha}
 
 

@@ -5,13 +5,15 @@ Launched plainly, everything here degrades to a single process with no process g
 
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from neurotriage.files import sha256_chunks
 
 
 @dataclass
@@ -74,11 +76,13 @@ def all_sum(values: list[float], d: Dist) -> list[float]:
 
 def weights_sha256(module: torch.nn.Module) -> str:
     """Hash of every parameter and buffer, to compare ranks bit for bit."""
-    digest = hashlib.sha256()
+    return sha256_chunks(_weight_bytes(module))
+
+
+def _weight_bytes(module: torch.nn.Module) -> Iterator[bytes]:
     for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+        yield name.encode()
+        yield tensor.detach().cpu().contiguous().numpy().tobytes()
 
 
 def gather_strings(value: str, d: Dist) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from tqdm import tqdm
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
+from neurotriage.files import write_json_atomic
 from neurotriage.imaging.io import discover_cases, load_case, read_nifti, same_grid
 from neurotriage.imaging.naming import naming_from_values, to_internal
 from neurotriage.segmentation.figures import case_montage
@@ -40,15 +39,6 @@ def compare_files(pred_path: Path, ref_path: Path) -> dict:
         raise UserError(f"{pred_path}: grid {pred.shape} / affine differ from the reference {ref_path} {ref.shape}")
     spacing = tuple(float(s) for s in np.sqrt((ref_affine[:3, :3] ** 2).sum(axis=0)))
     return {**case_metrics(pred, ref, spacing), "notice": NOTICE}
-
-
-def write_json(path: Path, payload: dict) -> Path:
-    """Write JSON atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def evaluate_dataset(
@@ -86,5 +76,5 @@ def evaluate_dataset(
         "cases": per_case,
         "montages": str(montages),
     }
-    write_json(out, result)
+    write_json_atomic(out, result)
     return result

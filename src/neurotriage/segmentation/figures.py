@@ -6,13 +6,14 @@ orientation from the affine and shown in radiological convention, never from raw
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from neurotriage import NOTICE
-from neurotriage.imaging.preview import LABEL_COLOURS, VIEWS, radiological, to_ras
+from neurotriage.files import atomic_path
+from neurotriage.imaging.labels import ENHANCING, OVERLAY_COLOURS
+from neurotriage.imaging.preview import VIEWS, radiological, to_ras
 
 
 def _figure(width: float, height: float):
@@ -25,14 +26,9 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.text(0.5, 0.005, NOTICE, ha="center", va="bottom", fontsize=7, color="0.4")
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, facecolor=fig.get_facecolor())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -80,7 +76,7 @@ def case_montage(
     brain = image > 0
     slices = _slice_indices(reference if reference.any() else prediction, brain)
     vmax = float(np.percentile(image[brain], 99.5)) if brain.any() else 1.0
-    colours = ListedColormap(["none", *LABEL_COLOURS.values()])
+    colours = ListedColormap(OVERLAY_COLOURS)
     fig = _figure(9, 6.6)
     fig.set_facecolor("black")
     axes = fig.subplots(len(VIEWS), 3)
@@ -91,7 +87,7 @@ def case_montage(
             if labels is not None:
                 overlay = radiological(labels, view, slices[view]).astype(float)
                 overlay[overlay == 0] = np.nan
-                ax.imshow(overlay, cmap=colours, vmin=0, vmax=3, alpha=0.55, interpolation="nearest")
+                ax.imshow(overlay, cmap=colours, vmin=0, vmax=ENHANCING, alpha=0.55, interpolation="nearest")
             ax.set_axis_off()
             ax.text(0.02, 0.5, "R", color="white", fontsize=10, transform=ax.transAxes, va="center")
             ax.set_title(f"{name}, {view}", color="white", fontsize=10)

@@ -12,20 +12,19 @@ import torch
 from torch import nn
 
 from neurotriage.errors import UserError
+from neurotriage.imaging.labels import LABEL_NAMES, TUMOUR_REGIONS
 
 LABEL_MODES = ("labels", "regions")
-# Internal labels making up each evaluated region (enhancing = 3 inside the project).
-REGION_LABELS = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
 
 
 def out_channels(mode: str) -> int:
     """Network outputs for a label mode: 4 classes, or 3 regions."""
-    return 4 if mode == "labels" else len(REGION_LABELS)
+    return len(LABEL_NAMES) if mode == "labels" else len(TUMOUR_REGIONS)
 
 
 def regions_from_labels(labels: torch.Tensor) -> torch.Tensor:
     """(B, 1, ...) internal labels -> (B, 3, ...) float WT/TC/ET masks."""
-    masks = [torch.isin(labels, torch.tensor(v, device=labels.device)) for v in REGION_LABELS.values()]
+    masks = [torch.isin(labels, torch.tensor(v, device=labels.device)) for v in TUMOUR_REGIONS.values()]
     return torch.cat(masks, 1).float()
 
 

@@ -14,16 +14,15 @@ import warnings
 
 import numpy as np
 
-from neurotriage.imaging.naming import LABEL_NAMES
-from neurotriage.segmentation.losses import REGION_LABELS
+from neurotriage.imaging.labels import LABEL_NAMES, TUMOUR_REGIONS
 
-REGIONS = tuple(REGION_LABELS)
+REGIONS = tuple(TUMOUR_REGIONS)
 SCORES = ("dice", "iou", "hd95", "sensitivity", "specificity")
 
 
 def region_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
     """Internal labels -> boolean WT, TC, ET masks."""
-    return {name: np.isin(labels, values) for name, values in REGION_LABELS.items()}
+    return {name: np.isin(labels, values) for name, values in TUMOUR_REGIONS.items()}
 
 
 def _ratio(num: int, den: int) -> float | None:

@@ -38,10 +38,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from neurotriage.errors import UserError
-from neurotriage.imaging.naming import ENHANCING
+from neurotriage.imaging.labels import EDEMA, ENHANCING, NECROTIC_CORE
 
-NECROTIC_CORE = 1  # internal label of the necrotic / non-enhancing tumour core
-EDEMA = 2
 CUBE = np.ones((3, 3, 3), bool)  # 26-connectivity
 DEFAULT_MIN_COMPONENT_ML = 0.5
 DEFAULT_MIN_ENHANCING_ML = 1.0

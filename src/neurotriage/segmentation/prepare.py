@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neurotriage.errors import UserError
+from neurotriage.files import atomic_path, write_json_atomic
 from neurotriage.imaging.io import Case, CaseFiles, discover_cases, load_case
 from neurotriage.parallel import run_jobs
 from neurotriage.segmentation.preprocess import Recipe, prepare_training
@@ -39,15 +40,10 @@ def grid_of(case: Case) -> dict:
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     """Write arrays and a JSON meta entry into one .npz (deflate level 1), atomically."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
-            for name, array in {**arrays, "meta": np.array(json.dumps(meta))}.items():
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+        for name, array in {**arrays, "meta": np.array(json.dumps(meta))}.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, array, allow_pickle=False)
 
 
 def read_meta(path: Path) -> dict:
@@ -123,9 +119,7 @@ def write_manifest(out_dir: Path, recipe: Recipe, excluded: dict[str, str]) -> d
         meta = read_meta(path)
         cases[meta["case_id"]] = {"file": path.name, **{k: meta[k] for k in ("grid", "box", "tumour_fraction")}}
     manifest = {"format": FORMAT, "version": VERSION, "recipe": recipe.to_dict(), "cases": cases, "excluded": excluded}
-    tmp = out_dir / f".{MANIFEST}.partial"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, out_dir / MANIFEST)
+    write_json_atomic(out_dir / MANIFEST, manifest)
     return manifest
 
 

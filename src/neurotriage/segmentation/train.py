@@ -9,9 +9,7 @@ The process-group plumbing lives in `distributed.py`.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,9 +21,9 @@ from tqdm import tqdm
 
 from neurotriage import NOTICE, __version__
 from neurotriage.errors import UserError
+from neurotriage.files import sha256_file, write_json_atomic
 from neurotriage.segmentation import data as data_mod
 from neurotriage.segmentation.checkpoint import checkpoint_file, label_scheme, read_checkpoint, save_checkpoint
-from neurotriage.segmentation.default_model import sha256_of
 from neurotriage.segmentation.distributed import (
     Dist,
     all_sum,
@@ -187,12 +185,6 @@ def _score(entry: dict) -> float:
     return -entry["train"]["loss"]
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def _epoch_line(entry: dict, epochs: int, best: bool) -> str:
     text = f"epoch {entry['epoch'] + 1}/{epochs}: train loss {entry['train']['loss']:.4f}"
     if entry.get("val"):
@@ -323,7 +315,7 @@ def _session(config: TrainConfig, last: Path | None, d: Dist) -> tuple[_Session,
     network = build_model(model_cfg["arch"], n_in, n_out, model_cfg["arch_kwargs"]).to(d.device)
     if weights is None and config.init:
         weights = _init_weights(config.init, model_cfg)
-        state.init_sha256 = sha256_of(checkpoint_file(config.init))
+        state.init_sha256 = sha256_file(checkpoint_file(config.init))
     if weights is not None:
         network.load_state_dict(weights)
     model = torch.nn.parallel.DistributedDataParallel(network) if d.world > 1 else network
@@ -387,7 +379,7 @@ def _save_epoch(run_dir: Path, session: _Session, epoch: int, improved: bool, dr
     save_checkpoint(run_dir / "last.pt", session.model_cfg, weights, training=training, optimizer=optimizer)
     if improved:
         save_checkpoint(run_dir / "best.pt", session.model_cfg, weights, training=training)
-    _write_json(run_dir / "history.json", _history(session.config, state))
+    write_json_atomic(run_dir / "history.json", _history(session.config, state))
     if draw:
         training_curves(state.history, run_dir / "curves.png")
 
@@ -402,7 +394,7 @@ def _finish(run_dir, config, network, state: RunState, d: Dist, train_ids, val_i
     ranks = {"world_size": d.world, "weights_sha256": digests}
     history = _history(config, state, cases={"train": train_ids, "val": val_ids}, ranks=ranks)
     if d.main:
-        _write_json(run_dir / "history.json", history)
+        write_json_atomic(run_dir / "history.json", history)
         best = state.best or {}
         tqdm.write(
             f"trained {len(state.history)} epochs in {seconds:.0f} s on {d.world} process(es); "

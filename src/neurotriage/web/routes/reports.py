@@ -12,8 +12,8 @@ from neurotriage.clinical.crosscheck import VERDICTS
 from neurotriage.clinical.models import Finding, Study
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
-from neurotriage.imaging.naming import LABEL_NAMES, SEQUENCE_TITLES, SEQUENCES
-from neurotriage.report.figures import LABEL_COLOURS
+from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOURS, LABEL_NAMES, rgb
+from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.render import page
@@ -22,20 +22,16 @@ from neurotriage.web.views import finding_view, get_finding
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
-# Segmentation files keep their naming's labels: BraTS 2020 writes enhancing as 4, 2023 as 3.
-FILE_LABELS = {1: 1, 2: 2, 3: 3, 4: 3}
 # The report iframe shows a stored, self-contained HTML file: no scripts, nothing from outside.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
-def _rgb(hex_colour: str) -> list[int]:
-    return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
-
-
 def label_lut() -> dict[str, Any]:
     """NiiVue label colour map of the segmentation file's values, in the PNG reports' colours."""
-    rows = [(0, [0, 0, 0], 0, "")] + [
-        (value, _rgb(LABEL_COLOURS[label]), 255, LABEL_NAMES[label]) for value, label in FILE_LABELS.items()
+    rows = [(BACKGROUND, (0, 0, 0), 0, "")] + [
+        (value, rgb(LABEL_COLOURS[label]), 255, LABEL_NAMES[label])
+        for value, label in sorted(ANY_FILE_LABELS.items())
+        if label != BACKGROUND
     ]
     return {
         "I": [r[0] for r in rows],
@@ -49,7 +45,7 @@ def label_lut() -> dict[str, Any]:
 
 def legend() -> list[dict[str, Any]]:
     """The overlay's labels and colours, for the page legend."""
-    return [{"name": LABEL_NAMES[k], "rgb": _rgb(c)} for k, c in sorted(LABEL_COLOURS.items())]
+    return [{"name": LABEL_NAMES[k], "rgb": list(rgb(c))} for k, c in sorted(LABEL_COLOURS.items())]
 
 
 def viewer_config(finding_id: int, centroid: list[float] | None) -> dict[str, Any]:

