@@ -84,3 +84,17 @@ def deepest():
 def make_ball():
     """ball(centre, radius, seg=None): a glioma-like ball on the BraTS grid."""
     return ball
+
+
+def locate_doc(*args, **kwargs) -> dict:
+    """locate() as the JSON document `locate --json` prints (the keys these tests check)."""
+    from neurotriage.anatomy.locate import locate
+
+    return locate(*args, **kwargs).model_dump(mode="json")
+
+
+def locate_file_doc(*args, **kwargs) -> dict:
+    """locate_file() as its JSON document."""
+    from neurotriage.anatomy.locate import locate_file
+
+    return locate_file(*args, **kwargs).model_dump(mode="json")

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from neurotriage.anatomy import atlas as anatomy_atlas
-from neurotriage.anatomy.locate import locate
 from neurotriage.anatomy.neighbourhood import Rules
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import BRATS2020, from_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE, GRID_SHAPE
+
+from .conftest import locate_doc as locate
 
 # Index along the first BraTS axis of the voxel plane holding the atlas midline (x = -i).
 MID_I = int(round(-float(anatomy_atlas.region_atlas()["midline_x"])))

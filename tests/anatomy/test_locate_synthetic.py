@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neurotriage.anatomy.locate import locate
+from .conftest import locate_doc as locate
 
 synth = pytest.importorskip("neurotriage.imaging.synth", reason="the synthetic cohort module is not there yet")
 

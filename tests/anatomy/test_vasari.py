@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from neurotriage.anatomy import atlas as anatomy_atlas
-from neurotriage.anatomy.locate import locate
 from neurotriage.anatomy.vasari import proportion_code
 from neurotriage.imaging.sri24 import BRATS_AFFINE
+
+from .conftest import locate_doc as locate
 
 MID_I = int(round(-float(anatomy_atlas.region_atlas()["midline_x"])))
 
