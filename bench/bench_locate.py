@@ -82,7 +82,7 @@ def run() -> dict:
             result = warm[-1][1]
             row = {
                 "truth": f"{truth['hemisphere']} {truth['lobe']}",
-                "locate": f"{result['hemisphere']} {result['primary_region']}",
+                "locate": f"{result.hemisphere} {result.primary_region}",
                 "locate_warm_s": round(statistics.median(t for t, _ in warm), 3),
                 "cli_cold_s": round(statistics.median(_cold_cli(path) for _ in range(REPEATS)), 2),
             }

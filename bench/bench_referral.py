@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
 from neurotriage.clinical import db, decisions, intake
-from neurotriage.clinical.location import parse_location
+from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical.referral import ReferralRequest, needs_for_location, recommend, targets_for_location
 from neurotriage.clinical.sample import CITIES, add_hospitals_and_doctors
 
@@ -63,7 +63,7 @@ def _populate(url: str) -> list[int]:
             intake.add_symptom(session, patient.id, "headache")
             ids.append(patient.id)
     for pid in ids[::2]:
-        decisions.record_diagnosis(pid, "BENCH_CASE", LOCATE, "bench", url=url)
+        decisions.record_diagnosis(pid, "BENCH_CASE", parse_location(LOCATE), "bench", url=url)
     return ids
 
 
@@ -102,7 +102,7 @@ def _measure(url: str, label: str) -> dict[str, Any]:
         for pid, city in zip(ids, PATIENT_CITIES, strict=True)
     }
     with db.transaction(url) as session:
-        candidates = [recommend(session, r)["candidates"] for r in requests.values()]
+        candidates = [recommend(session, r).candidates for r in requests.values()]
         ranking = _time(f"{label} recommend", lambda pid: recommend(session, requests[pid]), ids)
     refer = _time(f"{label} refer", full, ids)
     return {
