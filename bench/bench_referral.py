@@ -24,8 +24,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
-from neurotriage.clinical import db, decisions, intake
 from neurotriage.anatomy.location import parse_location
+from neurotriage.clinical import db, decisions, intake
 from neurotriage.clinical.referral import ReferralRequest, needs_for_location, recommend, targets_for_location
 from neurotriage.clinical.sample import CITIES, add_hospitals_and_doctors
 
