@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from neurotriage.errors import UserError
+from neurotriage.files import sha256_file
 from neurotriage.segmentation import default_model, infer
 from neurotriage.segmentation.checkpoint import read_checkpoint
 from neurotriage.segmentation.data import train_dataset
@@ -16,7 +17,7 @@ from neurotriage.segmentation.data import train_dataset
 
 @pytest.fixture
 def exported(tiny_run, tmp_path):
-    target = tmp_path / "models" / "default.pt"
+    target = tmp_path / "weights" / "default.pt"
     default_model.export(tiny_run / "best.pt", target, {"cohort": {"cases": 4}})
     return target
 
@@ -25,10 +26,10 @@ def test_export_writes_half_precision_weights_and_checksum(exported, tiny_run):
     payload = read_checkpoint(exported)
     floats = [v for v in payload["state_dict"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
-    assert payload["config"]["model_id"] == default_model.MODEL_ID
+    assert payload["config"].model_id == default_model.MODEL_ID
     assert payload["training"] == {"cohort": {"cases": 4}}
     recorded = exported.with_name("default.pt.sha256").read_text().split()[0]
-    assert recorded == default_model.sha256_of(exported)
+    assert recorded == sha256_file(exported)
     # fp16 weights predict like the fp32 run they came from.
     original = read_checkpoint(tiny_run / "best.pt")["state_dict"]
     for key, value in payload["state_dict"].items():
@@ -37,7 +38,7 @@ def test_export_writes_half_precision_weights_and_checksum(exported, tiny_run):
 
 def test_default_model_is_checked_against_its_sha256(exported, monkeypatch):
     monkeypatch.setattr(infer, "default_model_path", lambda: exported)
-    assert infer.load_model(None).config["model_id"] == default_model.MODEL_ID
+    assert infer.load_model(None).config.model_id == default_model.MODEL_ID
     exported.write_bytes(exported.read_bytes() + b"tampered")
     with pytest.raises(UserError, match="does not match the recorded"):
         infer.load_model(None)
@@ -63,7 +64,7 @@ def test_train_default_fine_tunes_and_records_where_it_started(tmp_path):
     shipped = tmp_path / "init.pt"
     shutil.copy(infer.default_model_path(), shipped)
     shutil.copy(infer.default_model_path().with_name("default.pt.sha256"), tmp_path / "init.pt.sha256")
-    started_from = default_model.sha256_of(shipped)
+    started_from = sha256_file(shipped)
     recipe = default_model.DefaultRecipe(cases=3, epochs=1, lr=1e-4, init=str(shipped))
     record = default_model.train_default(tmp_path / "work", recipe, tmp_path / "out.pt")
     assert record["init"] == {"path": str(shipped), "sha256": started_from}

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from neurotriage.errors import UserError
+from neurotriage.segmentation.train_config import LABEL_MODES
 
-LABEL_MODES = ("labels", "regions")
 # Internal labels making up each evaluated region (enhancing = 3 inside the project).
 REGION_LABELS = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
 
