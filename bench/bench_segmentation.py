@@ -44,24 +44,25 @@ def _random_checkpoint(arch: str, path: Path) -> Path:
     import torch
 
     from neurotriage.imaging.sri24 import GRID_SHAPE
-    from neurotriage.segmentation.checkpoint import label_scheme, save_checkpoint
-    from neurotriage.segmentation.models import arch_kwargs, build_model, size_divisor
+    from neurotriage.segmentation.checkpoint import save_checkpoint
+    from neurotriage.segmentation.model_config import ModelConfig, label_scheme
+    from neurotriage.segmentation.networks import arch_kwargs, build_model, size_divisor
     from neurotriage.segmentation.preprocess import RECIPES
 
     torch.manual_seed(0)
     kwargs = arch_kwargs(arch)
     recipe = RECIPES["standard"]
-    config = {
-        "arch": arch,
-        "arch_kwargs": kwargs,
-        "channels": list(recipe.channels),
-        "label_mode": "labels",
-        "label_scheme": label_scheme(),
-        "recipe": recipe.to_dict(),
-        "grid": {"shape": list(GRID_SHAPE), "spacing": [1.0, 1.0, 1.0], "axcodes": ["L", "P", "S"]},
-        "roi": [128] * 3,
-        "divisor": size_divisor(arch, kwargs),
-    }
+    config = ModelConfig(
+        arch=arch,
+        arch_kwargs=kwargs,
+        channels=list(recipe.channels),
+        label_mode="labels",
+        label_scheme=label_scheme(),
+        recipe=recipe,
+        grid={"shape": list(GRID_SHAPE), "spacing": [1.0, 1.0, 1.0], "axcodes": ["L", "P", "S"]},
+        roi=[128] * 3,
+        divisor=size_divisor(arch, kwargs),
+    )
     return save_checkpoint(path, config, build_model(arch, 4, 4, kwargs).state_dict())
 
 
@@ -98,7 +99,7 @@ def _in_subprocess(*args: str) -> dict:
 
 def bench_inference(case_dir: Path, work: Path) -> dict:
     """Per architecture and precision: full-case inference time and peak RSS in a fresh process."""
-    from neurotriage.segmentation.models import ARCHS
+    from neurotriage.segmentation.networks import ARCHS
 
     results = {}
     for arch in ARCHS:
@@ -152,7 +153,7 @@ def bench_train_steps(steps: int = 2) -> dict:
     import torch
 
     from neurotriage.segmentation.losses import SegLoss
-    from neurotriage.segmentation.models import ARCHS, arch_kwargs, build_model
+    from neurotriage.segmentation.networks import ARCHS, arch_kwargs, build_model
 
     results = {}
     generator = torch.Generator().manual_seed(0)
@@ -225,7 +226,7 @@ def bench_prepare(src: Path, case_dirs: list[Path], work: Path) -> dict:
 def run() -> dict:
     """Run every segmentation benchmark and return the numbers with their conditions."""
     from neurotriage.segmentation.infer import default_model_path, native_bf16, resolve_precision
-    from neurotriage.segmentation.models import DEFAULT_ARCH
+    from neurotriage.segmentation.networks import DEFAULT_ARCH
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_seg_") as tmp:

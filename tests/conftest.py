@@ -13,6 +13,7 @@ import pytest
 from neurotriage.imaging.io import Case, load_seg, write_nifti
 from neurotriage.imaging.naming import BRATS2020, SEQUENCES, Naming, from_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE
+from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,6 +57,16 @@ def make_case(tmp_path: Path) -> Callable[..., Path]:
     return _make
 
 
+@dataclass(frozen=True)
+class OracleConfig:
+    """The parts of a ModelConfig the diagnosis reads: id, architecture and the saved settings."""
+
+    model_id: str = "oracle-test"
+    arch: str = "oracle"
+    postprocess: PostProcess = DEFAULT_POST
+    tta: bool = DEFAULT_TTA
+
+
 @dataclass
 class OracleModel:
     """Stands in for a SegmentationModel: predicts the case's reference segmentation.
@@ -64,7 +75,8 @@ class OracleModel:
     depend on a model's quality; the shipped model has tests of its own."""
 
     source: Path
-    config: dict
+    config: OracleConfig
+    sha256: str
 
     def check_case(self, case: Case) -> None:
         """Any grid is fine for the oracle."""
@@ -79,6 +91,6 @@ def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
     """Replace the segmentation model loader with an OracleModel for this test."""
     weights = tmp_path / "oracle.pt"
     weights.write_bytes(b"oracle weights")
-    model = OracleModel(weights, {"arch": "oracle", "model_id": "oracle-test"})
+    model = OracleModel(weights, OracleConfig(), "0" * 64)
     monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: model)
     return model

@@ -87,7 +87,8 @@ def prepared_tiny(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def tiny_run(prepared_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 4-epoch run of a tiny fastunet on the tiny cohort; its folder holds best.pt and last.pt."""
-    from neurotriage.segmentation.train import TrainConfig, train
+    from neurotriage.segmentation.train import train
+    from neurotriage.segmentation.train_config import TrainConfig
 
     out = tmp_path_factory.mktemp("run") / "run"
     config = TrainConfig(str(prepared_tiny), str(out), width=4, epochs=4, batch_size=2, lr=1e-2, roi=32,

@@ -17,7 +17,7 @@ from neurotriage.segmentation.data import train_dataset
 
 @pytest.fixture
 def exported(tiny_run, tmp_path):
-    target = tmp_path / "models" / "default.pt"
+    target = tmp_path / "weights" / "default.pt"
     default_model.export(tiny_run / "best.pt", target, {"cohort": {"cases": 4}})
     return target
 
@@ -26,7 +26,7 @@ def test_export_writes_half_precision_weights_and_checksum(exported, tiny_run):
     payload = read_checkpoint(exported)
     floats = [v for v in payload["state_dict"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
-    assert payload["config"]["model_id"] == default_model.MODEL_ID
+    assert payload["config"].model_id == default_model.MODEL_ID
     assert payload["training"] == {"cohort": {"cases": 4}}
     recorded = exported.with_name("default.pt.sha256").read_text().split()[0]
     assert recorded == sha256_file(exported)
@@ -38,7 +38,7 @@ def test_export_writes_half_precision_weights_and_checksum(exported, tiny_run):
 
 def test_default_model_is_checked_against_its_sha256(exported, monkeypatch):
     monkeypatch.setattr(infer, "default_model_path", lambda: exported)
-    assert infer.load_model(None).config["model_id"] == default_model.MODEL_ID
+    assert infer.load_model(None).config.model_id == default_model.MODEL_ID
     exported.write_bytes(exported.read_bytes() + b"tampered")
     with pytest.raises(UserError, match="does not match the recorded"):
         infer.load_model(None)

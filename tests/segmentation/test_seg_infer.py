@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from neurotriage.imaging.io import load_case
 from neurotriage.imaging.naming import BRATS2023
 from neurotriage.segmentation import infer
 from neurotriage.segmentation.checkpoint import read_checkpoint, save_checkpoint
-from neurotriage.segmentation.postprocess import PostProcess
+from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,57 @@ def test_segment_writes_an_aligned_nifti_in_the_input_naming(tiny_cohort, tiny_r
     assert set(np.unique(values)) <= {0, 1, 2, 4} and 4 in values  # BraTS 2020: enhancing written as 4
     expected = model.predict(load_case(case_dir), tta=False)
     assert np.array_equal(values, np.where(expected == 3, 4, expected))
+
+
+def test_the_models_saved_settings_apply_unless_overridden(tiny_cohort, tiny_run, tmp_path):
+    payload = read_checkpoint(tiny_run / "best.pt")
+    saved = PostProcess(min_component_ml=1e6)  # drops every tumour
+    config = payload["config"].model_copy(update={"postprocess": saved, "tta": False})
+    path = save_checkpoint(tmp_path / "tuned.pt", config, payload["state_dict"])
+    tuned = infer.load_model(path)
+    assert tuned.config.postprocess == saved and tuned.config.tta is False
+    case_dir = tiny_cohort / "TINY_003"
+    case = load_case(case_dir)
+    assert not tuned.predict(case).any()
+    keep_all = replace(saved, min_component_ml=0)
+    kept = tuned.predict(case, post=keep_all)
+    # Flip averaging changes this case, so equality with tta=False shows the saved setting was used.
+    assert np.array_equal(kept, tuned.predict(case, tta=False, post=keep_all))
+    assert not np.array_equal(kept, tuned.predict(case, tta=True, post=keep_all))
+    # The CLI: flags left unset take the model's settings, given ones override them one by one.
+    out = tmp_path / "seg.nii.gz"
+    assert main(["segment", str(case_dir), "--model", str(path), "--out", str(out)]) == 0
+    assert not np.asarray(nib.load(out).dataobj).any()
+    assert main(["segment", str(case_dir), "--model", str(path), "--out", str(out), "--min-component-ml", "0"]) == 0
+    assert np.array_equal(np.asarray(nib.load(out).dataobj), np.where(kept == 3, 4, kept))
+
+
+def test_a_checkpoint_saved_without_post_processing_gets_the_defaults(tiny_run, tmp_path):
+    payload = torch.load(tiny_run / "best.pt", weights_only=True)
+    for key in ("postprocess", "tta", "loss", "model_id", "neurotriage_version"):
+        payload["config"].pop(key, None)
+    torch.save(payload, tmp_path / "older.pt")
+    config = infer.load_model(tmp_path / "older.pt").config
+    assert config.postprocess == DEFAULT_POST and config.tta is DEFAULT_TTA and config.model_id is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (lambda c: c.pop("grid"), "config.grid", "checkpoint config.grid: missing"),
+        (lambda c: c.update(arch="vnet"), "config.arch", "unknown architecture 'vnet'"),
+        (lambda c: c.update(channels=["flair", "flair"]), "config.channels", "not distinct BraTS sequences"),
+        (lambda c: c["grid"].update(shape="big"), "config.grid.shape", "config.grid.shape: Input should be"),
+    ],
+    ids=["missing", "arch", "channels", "grid-shape"],
+)
+def test_a_bad_checkpoint_config_names_its_field(tiny_run, tmp_path, edit, field, message):
+    payload = torch.load(tiny_run / "best.pt", weights_only=True)
+    edit(payload["config"])
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match=message) as caught:
+        read_checkpoint(tmp_path / "bad.pt")
+    assert caught.value.field == field and str(tmp_path / "bad.pt") in str(caught.value)
 
 
 def test_segment_folder_mode_names_outputs_per_naming(tiny_run, blob_case, tmp_path, capsys):
@@ -89,7 +142,7 @@ def test_bf16_tta_tiling_and_half_weights_agree_with_fp32(model, tiny_cohort, ti
 
 
 def _edited_checkpoint(tiny_run, tmp_path, edit) -> str:
-    payload = read_checkpoint(tiny_run / "best.pt")
+    payload = torch.load(tiny_run / "best.pt", weights_only=True)
     edit(payload)
     path = tmp_path / "edited.pt"
     torch.save(payload, path)

@@ -13,7 +13,8 @@ from neurotriage.errors import UserError
 from neurotriage.imaging.io import load_case
 from neurotriage.segmentation.checkpoint import read_checkpoint
 from neurotriage.segmentation.infer import load_model
-from neurotriage.segmentation.train import TrainConfig, train
+from neurotriage.segmentation.train import train
+from neurotriage.segmentation.train_config import TrainConfig
 
 
 def test_short_training_lowers_the_loss_and_writes_its_records(tiny_run):
@@ -28,9 +29,9 @@ def test_short_training_lowers_the_loss_and_writes_its_records(tiny_run):
     best = read_checkpoint(tiny_run / "best.pt")
     assert best["training"]["epoch"] == history["best"]["epoch"]
     config = best["config"]
-    assert config["arch"] == "fastunet" and config["channels"] == ["flair", "t1", "t1ce", "t2"]
-    assert config["recipe"]["name"] == "standard" and config["grid"]["shape"] == [40, 44, 36]
-    assert config["label_scheme"]["regions"]["ET"] == [3]
+    assert config.arch == "fastunet" and config.channels == ["flair", "t1", "t1ce", "t2"]
+    assert config.recipe.name == "standard" and config.grid.shape == [40, 44, 36]
+    assert config.label_scheme.regions["ET"] == [3]
     assert "optimizer" in read_checkpoint(tiny_run / "last.pt") and "optimizer" not in best
 
 
@@ -65,7 +66,7 @@ def test_region_outputs_train_and_decode_to_labels(prepared_tiny, tiny_cohort, t
                          workers=0)  # fmt: skip
     train(config)
     model = load_model(out)
-    assert model.label_mode == "regions" and model.config["loss"]["weights"] == pytest.approx([1 / 3] * 3)
+    assert model.label_mode == "regions" and model.config.loss.weights == pytest.approx([1 / 3] * 3)
     labels = model.predict(load_case(tiny_cohort / "TINY_000"))
     assert labels.shape == (40, 44, 36) and set(np.unique(labels)) <= {0, 1, 2, 3}
 

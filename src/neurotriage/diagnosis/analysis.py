@@ -18,7 +18,6 @@ from neurotriage.diagnosis.provenance import Provenance, provenance
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.imaging.io import CaseFiles, find_case, load_case
 from neurotriage.imaging.naming import NAMINGS
-from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA
 
 if TYPE_CHECKING:  # torch and MONAI load only when a model is (start-up time)
     from neurotriage.segmentation.infer import SegmentationModel
@@ -46,7 +45,7 @@ class Analysis(BaseModel):
 
 def model_id(model: SegmentationModel) -> str:
     """The model's recorded id, or its file name and architecture."""
-    return str(model.config.get("model_id") or f"{model.source.name} ({model.config['arch']})")
+    return model.config.model_id or f"{model.source.name} ({model.config.arch})"
 
 
 def analyse(
@@ -54,7 +53,7 @@ def analyse(
     model: SegmentationModel | Path | str | None = None,
     timer: StageTimer | None = None,
 ) -> Analysis:
-    """Segment (default flip averaging and post-processing), locate, and record provenance."""
+    """Segment (with the model's saved flip averaging and post-processing), locate, record provenance."""
     from neurotriage.segmentation.infer import load_model  # torch: imported only when a case is analysed
 
     files = case if isinstance(case, CaseFiles) else find_case(case)
@@ -65,11 +64,11 @@ def analyse(
         with timer.stage("load model"):
             model = load_model(model)
     with timer.stage("segment"):
-        labels = model.predict(loaded, tta=DEFAULT_TTA, post=DEFAULT_POST)
+        labels = model.predict(loaded)
     with timer.stage("locate"):
         location = locate(labels, loaded.affine)
     with timer.stage("provenance"):
-        prov = provenance(files, model_id(model), model.sha256, DEFAULT_POST.to_dict(), DEFAULT_TTA)
+        prov = provenance(files, model_id(model), model.sha256, model.config.postprocess.to_dict(), model.config.tta)
     return Analysis(
         case_id=files.case_id,
         folder=files.folder.resolve(),

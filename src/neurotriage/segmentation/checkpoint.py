@@ -1,9 +1,8 @@
 """Self-contained checkpoints: weights plus everything inference needs (nnU-Net's discipline).
 
 A checkpoint is a `torch.save` dict of plain data and tensors, so it loads with
-`weights_only=True` (no code runs on load). Its `config` holds the architecture and its exact
-keyword arguments, the sequence order, the label scheme and mode, the preprocessing recipe, the
-grid the model was trained on, the training ROI and the size divisor.
+`weights_only=True` (no code runs on load). Its `config` is a `ModelConfig` saved as plain data;
+reading validates it back into one.
 """
 
 from __future__ import annotations
@@ -13,13 +12,11 @@ import zipfile
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from neurotriage.errors import UserError
 from neurotriage.files import atomic_path
-from neurotriage.imaging.labels import LABEL_NAMES, TUMOUR_REGIONS
-from neurotriage.imaging.naming import SEQUENCES
-from neurotriage.segmentation.losses import LABEL_MODES, out_channels
-from neurotriage.segmentation.models import ARCHS
+from neurotriage.segmentation.model_config import ModelConfig
 
 RUN_BEST = "best.pt"  # the checkpoint a training run folder stands for
 
@@ -32,30 +29,20 @@ def checkpoint_file(path: Path | str) -> Path:
 
 FORMAT = "neurotriage-segmentation-checkpoint"
 VERSION = 1
-CONFIG_KEYS = (
-    "arch", "arch_kwargs", "channels", "label_mode", "label_scheme", "recipe", "grid", "roi", "divisor",
-)  # fmt: skip
 
 
-def label_scheme() -> dict:
-    """The internal label scheme and the regions, as stored in checkpoints."""
-    return {
-        "internal": {str(k): v for k, v in LABEL_NAMES.items()},
-        "regions": {k: list(v) for k, v in TUMOUR_REGIONS.items()},
-        "files": "written back in the input's naming: enhancing 4 for BraTS 2020, 3 for BraTS 2023",
-    }
-
-
-def save_checkpoint(path: Path, config: dict, state_dict: dict, **extra) -> Path:
+def save_checkpoint(path: Path, config: ModelConfig, state_dict: dict, **extra) -> Path:
     """Write a checkpoint atomically (temp file + rename)."""
-    payload = {"format": FORMAT, "version": VERSION, "config": config, "state_dict": state_dict, **extra}
+    payload = {"format": FORMAT, "version": VERSION, "config": config.to_payload(), "state_dict": state_dict, **extra}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
 
 
 def read_checkpoint(path: Path) -> dict:
-    """Load and validate a checkpoint; every fault is a one-line UserError naming the file."""
+    """Load and validate a checkpoint: its payload, with the config as a `ModelConfig`.
+
+    Every fault is a one-line UserError naming the file."""
     if not path.is_file():
         raise UserError(f"{path}: model checkpoint not found")
     try:
@@ -66,27 +53,18 @@ def read_checkpoint(path: Path) -> dict:
         raise UserError(f"{path}: not a neurotriage segmentation checkpoint")
     if payload.get("version") != VERSION:
         raise UserError(f"{path}: checkpoint version {payload.get('version')} is not supported (expected {VERSION})")
-    config = payload.get("config")
-    missing = [k for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
-    if missing or not isinstance(payload.get("state_dict"), dict):
-        raise UserError(f"{path}: checkpoint is incomplete (missing {', '.join(missing) or 'state_dict'})")
-    _check_config(path, config)
-    return payload
+    missing = next((key for key in ("config", "state_dict") if not isinstance(payload.get(key), dict)), None)
+    if missing:
+        raise UserError(f"{path}: checkpoint is incomplete (missing {missing})", field=missing)
+    return payload | {"config": _model_config(path, payload["config"])}
 
 
-def _check_config(path: Path, config: dict) -> None:
-    if config["arch"] not in ARCHS:
-        raise UserError(f"{path}: unknown architecture '{config['arch']}' (known: {', '.join(ARCHS)})")
-    unknown = [c for c in config["channels"] if c not in SEQUENCES]
-    if unknown or len(set(config["channels"])) != len(config["channels"]):
-        raise UserError(
-            f"{path}: checkpoint input channels {config['channels']} are not distinct BraTS sequences "
-            f"({', '.join(SEQUENCES)})"
-        )
-    if config["label_mode"] not in LABEL_MODES:
-        raise UserError(f"{path}: unknown label mode '{config['label_mode']}'")
-
-
-def expected_io(config: dict) -> tuple[int, int]:
-    """(input channels, output channels) the checkpoint's network must have."""
-    return len(config["channels"]), out_channels(config["label_mode"])
+def _model_config(path: Path, config: dict) -> ModelConfig:
+    """The checkpoint's config validated; the first fault is a UserError naming its field."""
+    try:
+        return ModelConfig.model_validate(config)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = "config." + ".".join(str(part) for part in error["loc"])
+        reason = "missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+        raise UserError(f"{path}: checkpoint {field}: {reason}", field=field) from None

@@ -1,6 +1,7 @@
 """CLI subcommands for segmentation: prepare, train, segment, evaluate, metrics.
 
-Handlers import torch, MONAI and the heavy modules lazily so `neurotriage --help` stays fast.
+Handlers import torch, MONAI and the heavy modules lazily so `neurotriage --help` stays fast; the
+choices and defaults come from modules that load without torch.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
+from neurotriage.segmentation.networks import ARCHS
+from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
+from neurotriage.segmentation.preprocess import RECIPES
+from neurotriage.segmentation.train_config import AUGMENTS, LABEL_MODES, PRECISIONS, TrainConfig
 
-ARCH_CHOICES = ("fastunet", "unet3d", "segresnet", "dynunet")  # models.ARCHS, without importing torch
-PRECISION_CHOICES = ("auto", "fp32", "bf16")
+TRAIN_DEFAULTS = TrainConfig(data_dir="", out="")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,8 +59,6 @@ def _add_train_default(sub) -> None:
 
 
 def _train_default(args) -> int:
-    import json
-
     from neurotriage.segmentation.default_model import DefaultRecipe, train_default
 
     init = None if args.init is None else str(args.init)
@@ -75,7 +78,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("out_dir", type=Path, help="output folder (re-running skips finished cases)")
     p.add_argument(
         "--recipe",
-        choices=("classic", "standard"),
+        choices=tuple(RECIPES),
         default="standard",
         help="classic: FLAIR/T1ce/T2 min-max, 128³ crop, cases with >=1%% tumour; "
         "standard: 4 sequences z-scored in the brain, brain bounding box (default)",
@@ -85,27 +88,29 @@ def _add_prepare(sub) -> None:
 
 
 def _add_train(sub) -> None:
+    d = TRAIN_DEFAULTS
     p = sub.add_parser("train", help="train a 3D segmentation network (torchrun for several processes)")
     p.add_argument("data_dir", type=Path, help="a `prepare` output folder, or a raw BraTS folder (prepared first)")
     p.add_argument("--out", type=Path, required=True, help="run folder: best.pt, last.pt, history.json, curves.png")
-    p.add_argument("--arch", choices=ARCH_CHOICES, default="fastunet", help="network (default fastunet)")
-    p.add_argument("--width", type=int, default=None, help="filters at the top level (default: the arch's own)")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
-    p.add_argument("--roi", type=int, default=128, help="edge of the random training crops, in voxels")
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--label-mode", choices=("labels", "regions"), default="labels",
+    p.add_argument("--arch", choices=tuple(ARCHS), default=d.arch, help=f"network (default {d.arch})")
+    p.add_argument("--width", type=int, default=d.width, help="filters at the top level (default: the arch's own)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--roi", type=int, default=d.roi, help="edge of the random training crops, in voxels")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--label-mode", choices=LABEL_MODES, default=d.label_mode,
                    help="labels: softmax over 4 classes; regions: sigmoid WT/TC/ET")  # fmt: skip
-    p.add_argument("--class-weights", type=_floats, default=None, help="comma-separated Dice/focal class weights")
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+    p.add_argument("--class-weights", type=_floats, default=d.class_weights,
+                   help="comma-separated Dice/focal class weights")  # fmt: skip
+    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="auto: mixed precision on GPU, fp32 on CPU")  # fmt: skip
     p.add_argument(
         "--augment",
-        choices=("basic", "strong"),
-        default="basic",
+        choices=AUGMENTS,
+        default=d.augment,
         help="basic: flips + intensity jitter; strong: also affine, bias field, noise, blur, gamma, "
         "low resolution, thick slices (for synthetic-to-real transfer)",
     )
@@ -126,56 +131,54 @@ def _add_segment(sub) -> None:
 
 
 def _add_predict_options(p) -> None:
-    from neurotriage.segmentation.postprocess import DEFAULT_POST as d
-    from neurotriage.segmentation.postprocess import DEFAULT_TTA
-
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=DEFAULT_TTA,
-                   help="average over flips: 4 passes, about 2 s more per case (default on)")  # fmt: skip
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+    """Flip averaging, precision and post-processing; unset ones take the settings saved with the model."""
+    d = DEFAULT_POST
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average over flips: 4 passes, about 2 s more per case (default: the model's setting, "
+                   f"{'on' if DEFAULT_TTA else 'off'} if it has none)")  # fmt: skip
+    p.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
                    help="auto: bfloat16 on CPUs with native support, else fp32")  # fmt: skip
     p.add_argument(
         "--min-component-ml",
         type=float,
-        default=d.min_component_ml,
-        help=f"drop tumour components under this many ml (default {d.min_component_ml}; 0 keeps all)",
+        help=f"drop tumour components under this many ml ({_model_default(d.min_component_ml)}; 0 keeps all)",
     )
     p.add_argument(
         "--min-enhancing-ml",
         type=float,
-        default=d.min_enhancing_ml,
-        help=f"enhancing tumour totalling less becomes non-enhancing core (default {d.min_enhancing_ml} ml)",
+        help=f"enhancing tumour totalling less becomes non-enhancing core ({_model_default(d.min_enhancing_ml, 'ml')})",
     )
     p.add_argument(
         "--core-contact-mm",
         type=float,
-        default=d.core_contact_mm,
         help="in an enhancing tumour, non-enhancing core farther from the enhancement, and not enclosed "
-        f"by it, becomes oedema (default {d.core_contact_mm} mm; 0 keeps it)",
+        f"by it, becomes oedema ({_model_default(d.core_contact_mm, 'mm')}; 0 keeps it)",
     )
     p.add_argument(
         "--ring-growth-mm",
         type=float,
-        default=d.ring_growth_mm,
         help="enhancement grows over connected tissue as bright on T1ce, up to this far "
-        f"(default {d.ring_growth_mm} mm; 0 turns it off)",
+        f"({_model_default(d.ring_growth_mm, 'mm')}; 0 turns it off)",
     )
     p.add_argument(
         "--enclosed-core-mm",
         type=float,
-        default=d.enclosed_core_mm,
         help="what an enhancing tumour's core surrounds within this distance becomes necrotic core, "
-        f"and the reach for what its enhancement encloses (default {d.enclosed_core_mm} mm; 0 turns "
-        "both off)",
+        f"and the reach for what its enhancement encloses ({_model_default(d.enclosed_core_mm, 'mm')}; "
+        "0 turns both off)",
     )
 
 
-def _predict_options(args) -> dict:
-    from neurotriage.segmentation.postprocess import PostProcess
+def _model_default(value: float, unit: str = "") -> str:
+    return f"default: the model's setting, {value:g}{' ' + unit if unit else ''} if it has none"
 
-    post = PostProcess(
-        args.min_component_ml, args.min_enhancing_ml, args.core_contact_mm, args.ring_growth_mm, args.enclosed_core_mm
-    )
-    return {"tta": args.tta, "precision": args.precision, "post": post}
+
+def _predict_options(args, model) -> dict:
+    """`model.predict` options: the model's saved flip averaging and post-processing, with the flags given."""
+    given = {f.name: getattr(args, f.name) for f in fields(PostProcess) if getattr(args, f.name) is not None}
+    post = replace(model.config.postprocess, **given)
+    tta = model.config.tta if args.tta is None else args.tta
+    return {"tta": tta, "precision": args.precision, "post": post}
 
 
 def _add_evaluate(sub) -> None:
@@ -216,7 +219,7 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    from neurotriage.segmentation.train import TrainConfig, train
+    from neurotriage.segmentation.train import train
 
     config = TrainConfig(
         data_dir=str(args.data_dir),
@@ -256,8 +259,8 @@ def _segment(args) -> int:
         raise UserError(f"--out {args.out}: for one case give a .nii.gz (or .nii) file name, or a folder")
     if not single and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: several cases need an output folder, and this is a file")
-    options = _predict_options(args)
     model = load_model(args.model)
+    options = _predict_options(args, model)
     rank, world, _ = launched_rank()
     if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
         share_cores()
@@ -288,8 +291,8 @@ def _evaluate(args) -> int:
     from neurotriage.segmentation.evaluate import evaluate_dataset
     from neurotriage.segmentation.infer import load_model
 
-    options = _predict_options(args)
     model = load_model(args.model)
+    options = _predict_options(args, model)
     result = evaluate_dataset(model, args.data_dir, args.out, **options)
     print(_table(result["mean"], key="mean", title=f"mean over {result['n_cases']} cases"))
     print(f"wrote {args.out} and {result['montages']}/<ID>.png")

@@ -2,7 +2,8 @@
 
 `neurotriage train-default` reproduces it: a synthetic cohort (no real data can be downloaded
 here), the standard recipe, strong augmentation for synthetic-to-real transfer, then an fp16
-export to `src/neurotriage/models/default.pt` with its SHA-256 recorded beside it.
+export to `src/neurotriage/weights/default.pt` with its SHA-256 recorded beside it. The export
+saves the post-processing and flip-averaging settings the model was tuned with in its config.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 from neurotriage.errors import UserError
-from neurotriage.files import sha256_file, write_text_atomic
+from neurotriage.files import sha256_file
+from neurotriage.segmentation.shipped import DEFAULT_NAME, package_weights_dir, record_sha256
 
 MODEL_ID = "neurotriage-default-fastunet-v8"
-SHA_SUFFIX = ".sha256"
 # DefaultRecipe fields that the training run records in its history.json config.
 RUN_FIELDS = (
     "seed",
@@ -52,37 +52,20 @@ class DefaultRecipe:
     workers: int = 0  # data-loading processes: they change the augmentation draws
 
 
-def package_models_dir() -> Path:
-    """The folder the shipped weights live in (inside the installed package)."""
-    return Path(str(resources.files("neurotriage") / "models"))
-
-
-def verify_sha256(path: Path) -> None:
-    """Refuse weights whose SHA-256 differs from the one recorded beside them."""
-    record = path.with_name(path.name + SHA_SUFFIX)
-    if not record.is_file():
-        raise UserError(f"{path}: no recorded checksum ({record.name} is missing); reinstall neurotriage")
-    expected = record.read_text().split()[0]
-    actual = sha256_file(path)
-    if actual != expected:
-        raise UserError(
-            f"{path}: SHA-256 {actual[:12]}... does not match the recorded {expected[:12]}...; "
-            "the file is damaged or was replaced: reinstall neurotriage"
-        )
-
-
 def export(best: Path, target: Path, training: dict) -> Path:
-    """Write the run's best checkpoint as half-precision weights with its training record and SHA-256."""
-    import torch
+    """Write a checkpoint as half-precision weights with its training record and SHA-256.
 
+    Its config keeps the post-processing and flip averaging the checkpoint carries (the library's
+    defaults when it carries none). Exporting the shipped weights onto themselves keeps the weights
+    bit for bit (they are half precision already) and rewrites the config in the current form."""
     from neurotriage.segmentation.checkpoint import read_checkpoint, save_checkpoint
 
     payload = read_checkpoint(best)
     half = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-    config = payload["config"] | {"model_id": MODEL_ID}
+    config = payload["config"].model_copy(update={"model_id": MODEL_ID})
     save_checkpoint(target, config, half, training=training)
-    write_text_atomic(target.with_name(target.name + SHA_SUFFIX), f"{sha256_file(target)}  {target.name}\n")
-    torch.load(target, map_location="cpu", weights_only=True)  # the exported file must load back
+    record_sha256(target)
+    read_checkpoint(target)  # the exported file must load back
     return target
 
 
@@ -146,6 +129,6 @@ def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None,
     if not (run / "best.pt").is_file():
         raise UserError(f"{run}: no best.pt to export (train first)")
     record = training_record(work, recipe)
-    target = target or package_models_dir() / "default.pt"
+    target = target or package_weights_dir() / DEFAULT_NAME
     export(run / "best.pt", target, record)
     return record | {"exported": str(target)}

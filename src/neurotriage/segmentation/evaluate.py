@@ -16,7 +16,7 @@ from neurotriage.imaging.naming import naming_from_values, to_internal
 from neurotriage.segmentation.figures import case_montage
 from neurotriage.segmentation.infer import SegmentationModel
 from neurotriage.segmentation.metrics import case_metrics, mean_metrics
-from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
+from neurotriage.segmentation.postprocess import PostProcess
 
 
 def _labels_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -47,12 +47,14 @@ def evaluate_dataset(
     out: Path,
     *,
     progress: bool = True,
-    tta: bool = DEFAULT_TTA,
+    tta: bool | None = None,
     precision: str = "auto",
-    post: PostProcess = DEFAULT_POST,
+    post: PostProcess | None = None,
 ) -> dict:
     """Segment every labelled case (options as for `model.predict`), score it, draw its montage; write `out`
     (JSON) and return it."""
+    tta = model.config.tta if tta is None else tta
+    post = model.config.postprocess if post is None else post
     predict_options = {"tta": tta, "precision": precision, "post": post}
     cases = [c for c in discover_cases(data_dir) if c.seg is not None]
     if not cases:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -17,27 +16,23 @@ import torch
 from torch import nn
 
 from neurotriage.errors import UserError
+from neurotriage.files import sha256_file
 from neurotriage.imaging.io import Case, CaseFiles, write_nifti
 from neurotriage.imaging.naming import from_internal
-from neurotriage.segmentation.checkpoint import checkpoint_file, expected_io, read_checkpoint
-from neurotriage.segmentation.default_model import verify_sha256
+from neurotriage.segmentation.checkpoint import checkpoint_file, read_checkpoint
 from neurotriage.segmentation.losses import labels_from_probabilities
 from neurotriage.segmentation.losses import probabilities as to_probabilities
-from neurotriage.segmentation.models import build_model
-from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
+from neurotriage.segmentation.model_config import ModelConfig
+from neurotriage.segmentation.networks import build_model
+from neurotriage.segmentation.postprocess import PostProcess
 from neurotriage.segmentation.preprocess import Recipe, prepare_inference
+from neurotriage.segmentation.shipped import default_model_path, verify_sha256
+from neurotriage.segmentation.train_config import PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "bf16")
 # Above this many voxels (after padding) the box is tiled with the training ROI instead of one
 # pass; a BraTS brain box (about 144×192×144 = 4M) stays below it and needs no overlap at all.
 MAX_WHOLE_VOXELS = 256 * 256 * 192
 SPACING_TOLERANCE = 1e-3  # mm
-
-
-def default_model_path() -> Path | None:
-    """The model shipped inside the package, if one is installed."""
-    path = Path(str(resources.files("neurotriage") / "models" / "default.pt"))
-    return path if path.is_file() else None
 
 
 def native_bf16() -> bool:
@@ -57,22 +52,23 @@ class SegmentationModel:
     """A network with the config it was trained under; `predict` turns a Case into internal labels."""
 
     network: nn.Module
-    config: dict
+    config: ModelConfig
     source: Path
+    sha256: str  # of the checkpoint file, computed once when it was loaded
 
     @property
     def recipe(self) -> Recipe:
         """The preprocessing recipe the model was trained with."""
-        return Recipe.from_dict(self.config["recipe"])
+        return self.config.recipe
 
     @property
     def label_mode(self) -> str:
         """'labels' (softmax over 4 classes) or 'regions' (sigmoid WT/TC/ET)."""
-        return self.config["label_mode"]
+        return self.config.label_mode
 
     def check_case(self, case: Case) -> None:
         """Refuse a case that is not on the grid the model was trained on."""
-        grid = self.config["grid"]
+        grid = self.config.grid.model_dump()
         shape_ok = list(case.shape) == list(grid["shape"])
         spacing_ok = np.allclose(case.spacing, grid["spacing"], atol=SPACING_TOLERANCE)
         if not (shape_ok and spacing_ok and list(case.axcodes) == list(grid["axcodes"])):
@@ -83,9 +79,13 @@ class SegmentationModel:
             )
 
     def predict(
-        self, case: Case, *, tta: bool = DEFAULT_TTA, precision: str = "auto", post: PostProcess = DEFAULT_POST
+        self, case: Case, *, tta: bool | None = None, precision: str = "auto", post: PostProcess | None = None
     ) -> np.ndarray:
-        """Internal labels (uint8) on the case's full grid, cleaned up by `post`."""
+        """Internal labels (uint8) on the case's full grid, cleaned up by `post`.
+
+        `tta` (flip averaging) and `post` default to the settings saved with the model."""
+        tta = self.config.tta if tta is None else tta
+        post = self.config.postprocess if post is None else post
         self.check_case(case)
         prepared = prepare_inference(case, self.recipe)
         probs = self.probabilities(prepared.image, tta=tta, precision=precision)
@@ -110,7 +110,7 @@ class SegmentationModel:
 
     def logits(self, x: torch.Tensor, precision: str = "auto") -> torch.Tensor:
         """Network logits for a (1, C, X, Y, Z) input of any size (see `predict_logits`)."""
-        return predict_logits(self.network, x, int(self.config["divisor"]), self.config["roi"], precision)
+        return predict_logits(self.network, x, self.config.divisor, self.config.roi, precision)
 
 
 def predict_logits(network: nn.Module, x: torch.Tensor, divisor: int, roi, precision: str = "auto") -> torch.Tensor:
@@ -156,19 +156,19 @@ def resolve_precision(precision: str, device_type: str = "cpu") -> str:
     return "bf16" if native_bf16() else "fp32"
 
 
-def _load_weights(network: nn.Module, state_dict: dict, path: Path, config: dict) -> None:
+def _load_weights(network: nn.Module, state_dict: dict, path: Path, config: ModelConfig) -> None:
     first = next((v for v in state_dict.values() if torch.is_tensor(v) and v.ndim == 5), None)
-    n_in = len(config["channels"])
+    n_in = len(config.channels)
     if first is not None and first.shape[1] != n_in:
         raise UserError(
             f"{path}: wrong channel count: the network takes {first.shape[1]} input channels "
-            f"but the checkpoint lists {n_in} sequences ({', '.join(config['channels'])})"
+            f"but the checkpoint lists {n_in} sequences ({', '.join(config.channels)})"
         )
     try:
         network.load_state_dict(state_dict)  # half-precision weights are cast to float32 here
     except RuntimeError as exc:
         reason = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise UserError(f"{path}: weights do not fit the '{config['arch']}' network in its config ({reason})") from None
+        raise UserError(f"{path}: weights do not fit the '{config.arch}' network in its config ({reason})") from None
 
 
 def load_model(path: Path | str | None = None) -> SegmentationModel:
@@ -181,15 +181,17 @@ def load_model(path: Path | str | None = None) -> SegmentationModel:
                 "train one and give its run folder or best.pt",
                 field="model",
             )
-        verify_sha256(path)
-    path = checkpoint_file(path)
+        sha256 = verify_sha256(path)
+    else:
+        path = checkpoint_file(path)
+        sha256 = sha256_file(path) if path.is_file() else None
     payload = read_checkpoint(path)
     config = payload["config"]
-    network = build_model(config["arch"], *expected_io(config), config["arch_kwargs"])
+    network = build_model(config.arch, *config.io, config.arch_kwargs)
     _load_weights(network, payload["state_dict"], path, config)
     network.eval()
     network.to(memory_format=torch.channels_last_3d)
-    return SegmentationModel(network, config, path)
+    return SegmentationModel(network, config, path, sha256)
 
 
 def output_path(files: CaseFiles, out_dir: Path) -> Path:

@@ -13,8 +13,7 @@ from torch import nn
 
 from neurotriage.errors import UserError
 from neurotriage.imaging.labels import LABEL_NAMES, TUMOUR_REGIONS
-
-LABEL_MODES = ("labels", "regions")
+from neurotriage.segmentation.train_config import LABEL_MODES
 
 
 def out_channels(mode: str) -> int:

@@ -1,33 +1,30 @@
-"""Clean-up after the network: drop specks too small to be a lesion, and enhancement too small to trust.
+"""Clean-up after the network: drop specks too small to be a lesion, trust only enough enhancement,
+and finish the enhancing ring the way an annotator would.
 
-Also the default for averaging the network over flips (test-time augmentation), kept here, away
-from torch, so the command line can show it without loading the model code.
+Also the default for averaging the network over flips (test-time augmentation), kept here beside
+the other inference defaults. A model saves the settings it was tuned with in its config
+(`ModelConfig.postprocess` and `.tta`); these defaults are what a model saved without them gets.
 
-A model trained on synthetic data leaves scattered false positives on real scans (bright cortex,
-vessels, the posterior fossa); they are small, and they mislead the localisation ("crosses the
-midline"). Dropping connected components below a volume is the usual BraTS post-processing, and
-so is relabelling a tiny total of enhancing tumour as non-enhancing core: a few enhancing voxels
-in a non-enhancing tumour cost the whole ET score, and the tumour core is unchanged either way.
-The defaults were chosen on a synthetic tuning set (seed 555 plus five cases of forced kinds), not on
-the held-out set.
-
-In a tumour that enhances, the core is the enhancement and what it encloses (BraTS 2023 calls the
-rest, oedema and infiltrated tissue alike, surrounding non-enhancing FLAIR hyperintensity). So a
-non-enhancing core component that nowhere comes near the enhancement is relabelled oedema: on the
-shared real case the synthetic-trained model called an 11 ml dense patch of oedema, 13 mm from the ring,
-core. Necrosis, however large, touches its ring, so this step cannot erase it.
-
-The model also traces a real ring only in part: on the shared real case it labelled the upper arc
-of a closed T1ce-bright ring enhancing and the rest oedema or background, and the necrosis inside it
-oedema. Two steps, which need the T1ce image, finish the ring the way an annotator would: the
-enhancement grows along connected tissue at least as bright on T1ce as most of what the model
-called enhancing (a few mm at most, never fainter than a floor above normal brain), and then what
-the core of an enhancing tumour encloses, on all sides or through gaps in nearly every direction,
-becomes necrotic core. Between the two, non-enhancing core that the finished ring neither touches nor
-encloses becomes oedema: model v8, trained to be steadier under thick slices, called a dense patch of
-oedema that touches the real case's ring from outside core (52.0 ml of core; 29.9 ml after this step),
-so the component-wise step above could not remove it. On 33 synthetic cases (both v5-generator tuning and
-held-out sets and 8 multifocal cases) it changed no case's TC Dice by more than 0.003, for v5 or v8.
+The steps, in order:
+- whole-tumour components below a volume are dropped (the usual BraTS post-processing): scattered
+  false positives on bright cortex, vessels or the posterior fossa are small, and they mislead the
+  localisation ("crosses the midline");
+- a tiny total of enhancing tumour becomes non-enhancing core: a few enhancing voxels in a
+  non-enhancing tumour cost the whole ET score, and the tumour core is the same either way;
+- in a tumour that enhances, a non-enhancing core component that nowhere comes near the
+  enhancement becomes oedema. The core of an enhancing tumour is the enhancement and what it
+  encloses (BraTS 2023 calls the rest, oedema and infiltrated tissue alike, surrounding
+  non-enhancing FLAIR hyperintensity); necrosis touches its ring however large it is, so this
+  step cannot erase it.
+Given the T1ce image, three more steps finish a ring the network traced only in part:
+- the enhancement grows along connected tissue at least as bright on T1ce as most of what the
+  network called enhancing (a few mm at most, never fainter than a floor above normal brain);
+- non-enhancing core that the finished ring neither touches nor encloses, and that is not joined
+  to core it encloses, becomes oedema (this catches core that touches the ring from outside,
+  which the component-wise step keeps);
+- what the core of an enhancing tumour encloses, on all sides or through gaps in nearly every
+  direction, becomes necrotic core.
+How the thresholds were chosen and what they change is in MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -44,13 +41,8 @@ CUBE = np.ones((3, 3, 3), bool)  # 26-connectivity
 DEFAULT_MIN_COMPONENT_ML = 0.5
 DEFAULT_MIN_ENHANCING_ML = 1.0
 # Non-enhancing core separated from enhancement by a gap no wider than this touches it (slack for a ring
-# traced in patches). Model v5 on 53 synthetic cases (two tuning sets, two held-out sets, and eight
-# multifocal cases with non-enhancing satellites): TC Dice unchanged on the four sets, 0.868 -> 0.869
-# on the multifocal ones; real case TC Dice against the heuristic ring reference 0.30 -> 0.55.
+# traced in patches).
 DEFAULT_CORE_CONTACT_MM = 2.0
-# Ring completion, chosen by eye on the shared real case (its core went from 6.0 to 21.5 ml, the ring
-# traced all round) and checked on 33 synthetic cases with model v5: mean Dice WT 0.913 -> 0.913, TC
-# 0.884 -> 0.886, ET 0.913 -> 0.920 (ET lower by 0.01-0.07 in five cases, higher in 14).
 DEFAULT_RING_GROWTH_MM = 12.0
 DEFAULT_ENCLOSED_CORE_MM = 20.0
 GROWTH_PERCENTILE = 10  # grown tissue is at least as T1ce-bright as 90 % of the predicted enhancement
@@ -60,9 +52,7 @@ NORMAL_MIN_SHARE = 0.2  # of the brain, for the box-based estimate of normal bra
 GROWTH_SEED_ML = 0.1  # enhancing pieces (26-connected) at least this large seed the growth
 ENCLOSED_DIRECTIONS = 22  # of the 26 neighbour directions, how many must meet the core: gaps allowed
 ENCLOSURE_ROUNDS = 4  # fills a necrosis several reaches across: each round reaches about one more
-# Flip averaging (4 passes) is on by default: for model v4 on the tuning set it raised Dice WT / TC /
-# ET from 0.894 / 0.900 / 0.899 to 0.899 / 0.907 / 0.959, and the cold real-case `segment` call
-# from 5.8-6.6 s to 7.5-7.8 s (2 CPU threads), inside the 15 s target.
+# Flip averaging: 4 passes instead of 1, a few seconds more per case on CPU.
 DEFAULT_TTA = True
 
 
@@ -115,8 +105,8 @@ def grow_enhancement(
     if reach_mm <= 0 or not enhancing.any():
         return labels
     parts, count = ndi.label(enhancing, structure=CUBE)
-    # Only what joins a real piece of ring grows: from specks the size of a vessel, growth crept into
-    # the choroid plexus on the real case.
+    # Only what joins a real piece of ring grows: from specks the size of a vessel it would creep into
+    # bright neighbours such as the choroid plexus.
     seeded = (np.bincount(parts.ravel(), minlength=count + 1) * _voxel_ml(spacing) >= GROWTH_SEED_ML)[parts] & enhancing
     if not seeded.any():
         return labels

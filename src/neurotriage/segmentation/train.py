@@ -23,7 +23,7 @@ from neurotriage import NOTICE, __version__
 from neurotriage.errors import UserError
 from neurotriage.files import sha256_file, write_json_atomic
 from neurotriage.segmentation import data as data_mod
-from neurotriage.segmentation.checkpoint import checkpoint_file, label_scheme, read_checkpoint, save_checkpoint
+from neurotriage.segmentation.checkpoint import checkpoint_file, read_checkpoint, save_checkpoint
 from neurotriage.segmentation.distributed import (
     Dist,
     all_sum,
@@ -38,38 +38,16 @@ from neurotriage.segmentation.losses import (
     LossConfig,
     SegLoss,
     labels_from_probabilities,
-    out_channels,
     probabilities,
 )
 from neurotriage.segmentation.metrics import REGIONS, overlap_scores, region_masks
-from neurotriage.segmentation.models import DEFAULT_ARCH, arch_kwargs, build_model, size_divisor
+from neurotriage.segmentation.model_config import Grid, ModelConfig, label_scheme
+from neurotriage.segmentation.networks import arch_kwargs, build_model, size_divisor
 from neurotriage.segmentation.prepare import prepare_dataset
 from neurotriage.segmentation.preprocess import RECIPES
+from neurotriage.segmentation.train_config import TrainConfig
 
 CURVES_EVERY_S = 60  # redraw curves.png at most this often (drawing costs about a second), and at the end
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on; saved in every checkpoint and in history.json."""
-
-    data_dir: str
-    out: str
-    arch: str = DEFAULT_ARCH
-    width: int | None = None
-    epochs: int = 100
-    batch_size: int = 2
-    lr: float = 1e-4
-    roi: int = 128
-    val_fraction: float = 0.2
-    seed: int = 0
-    label_mode: str = "labels"
-    class_weights: tuple[float, ...] | None = None
-    workers: int = 2
-    precision: str = "auto"
-    augment: str = "basic"  # "strong" adds scanner/anatomy variation (see data.strong_augmentation)
-    cache: bool = False  # keep decoded cases in memory
-    init: str | None = None  # start from these weights (fine-tuning) instead of random ones
 
 
 def _resolve_data(config: TrainConfig, d: Dist) -> data_mod.PreparedData:
@@ -87,7 +65,7 @@ def _resolve_data(config: TrainConfig, d: Dist) -> data_mod.PreparedData:
     return data_mod.open_prepared(target)
 
 
-def model_config(config: TrainConfig, prepared: data_mod.PreparedData) -> dict:
+def model_config(config: TrainConfig, prepared: data_mod.PreparedData) -> ModelConfig:
     """The checkpoint's self-contained model config (what inference needs, nothing else)."""
     kwargs = arch_kwargs(config.arch, config.width)
     divisor = size_divisor(config.arch, kwargs)
@@ -96,19 +74,20 @@ def model_config(config: TrainConfig, prepared: data_mod.PreparedData) -> dict:
             f"roi {config.roi} must be a multiple of {divisor}, at least {2 * divisor}, for the {config.arch} network",
             field="roi",
         )
-    return {
-        "arch": config.arch,
-        "arch_kwargs": kwargs,
-        "channels": list(prepared.recipe.channels),
-        "label_mode": config.label_mode,
-        "label_scheme": label_scheme(),
-        "recipe": prepared.recipe.to_dict(),
-        "grid": prepared.grid,
-        "roi": [config.roi] * 3,
-        "divisor": divisor,
-        "loss": LossConfig(config.label_mode, config.class_weights).to_dict(),
-        "neurotriage_version": __version__,
-    }
+    loss = LossConfig(config.label_mode, config.class_weights)
+    return ModelConfig(
+        arch=config.arch,
+        arch_kwargs=kwargs,
+        channels=list(prepared.recipe.channels),
+        label_mode=config.label_mode,
+        label_scheme=label_scheme(),
+        recipe=prepared.recipe,
+        grid=Grid.model_validate(prepared.grid),
+        roi=[config.roi] * 3,
+        divisor=divisor,
+        loss=replace(loss, weights=tuple(loss.resolved_weights())),  # saved as the weights it trains with
+        neurotriage_version=__version__,
+    )
 
 
 @dataclass
@@ -133,7 +112,7 @@ def _check_run_dir(config: TrainConfig, resume: bool) -> Path | None:
     return last if resume else None
 
 
-def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, dict, RunState, dict]:
+def _load_resume(last: Path, config: TrainConfig) -> tuple[TrainConfig, ModelConfig, RunState, dict]:
     payload = read_checkpoint(last)
     training = payload["training"]
     saved = TrainConfig(**{**training["config"], "class_weights": _tuple(training["config"]["class_weights"])})
@@ -156,13 +135,13 @@ def check_init(source: str | None) -> None:
         raise UserError(f"{source}: no such checkpoint (a .pt file, or a run folder holding best.pt)", field="init")
 
 
-def _init_weights(source: str, model_cfg: dict) -> dict:
+def _init_weights(source: str, model_cfg: ModelConfig) -> dict:
     """Weights of a checkpoint to fine-tune from; it must be the same network on the same inputs and outputs."""
     init = load_model(Path(source))  # upcasts half-precision weights
     keys = ("arch", "arch_kwargs", "channels", "label_mode")
-    if any(init.config[k] != model_cfg[k] for k in keys):
-        theirs = ", ".join(f"{k}={init.config[k]}" for k in keys)
-        ours = ", ".join(f"{k}={model_cfg[k]}" for k in keys)
+    if any(getattr(init.config, k) != getattr(model_cfg, k) for k in keys):
+        theirs = ", ".join(f"{k}={getattr(init.config, k)}" for k in keys)
+        ours = ", ".join(f"{k}={getattr(model_cfg, k)}" for k in keys)
         raise UserError(f"{source}: a different network ({theirs}) from this run's ({ours})", field="init")
     return init.network.state_dict()
 
@@ -210,7 +189,7 @@ class _Session:
 
     config: TrainConfig
     d: Dist
-    model_cfg: dict
+    model_cfg: ModelConfig
     network: torch.nn.Module  # the bare network (what is saved and validated)
     model: torch.nn.Module  # the network, wrapped in DistributedDataParallel when there are several ranks
     optimizer: torch.optim.Optimizer
@@ -272,7 +251,7 @@ class _Session:
         for path in self.val_paths[d.rank :: d.world]:
             item = data_mod.load_prepared({"path": path})
             label = item["label"][None]
-            logits = predict_logits(self.network, item["image"][None], cfg["divisor"], cfg["roi"], precision)
+            logits = predict_logits(self.network, item["image"][None], cfg.divisor, cfg.roi, precision)
             with torch.no_grad():
                 loss = self.loss_fn(logits, label.to(logits.device)).item()
             pred = labels_from_probabilities(probabilities(logits, mode), mode)[0].cpu().numpy()
@@ -311,8 +290,7 @@ def _session(config: TrainConfig, last: Path | None, d: Dist) -> tuple[_Session,
     prepared = _resolve_data(config, d)
     model_cfg = model_cfg or model_config(config, prepared)
     train_ids, val_ids = data_mod.split_cases(list(prepared.files), config.val_fraction, config.seed)
-    n_in, n_out = len(model_cfg["channels"]), out_channels(config.label_mode)
-    network = build_model(model_cfg["arch"], n_in, n_out, model_cfg["arch_kwargs"]).to(d.device)
+    network = build_model(model_cfg.arch, *model_cfg.io, model_cfg.arch_kwargs).to(d.device)
     if weights is None and config.init:
         weights = _init_weights(config.init, model_cfg)
         state.init_sha256 = sha256_file(checkpoint_file(config.init))
