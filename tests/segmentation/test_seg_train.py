@@ -89,5 +89,5 @@ def test_init_fine_tunes_from_given_weights_and_refuses_another_network(prepared
     assert not (tmp_path / "typo").exists()
     with pytest.raises(UserError, match="no such checkpoint .*a run folder holding best.pt"):
         train(TrainConfig(str(prepared_tiny), str(tmp_path / "typo"), init=str(tmp_path), **base))
-    with pytest.raises(UserError, match="started from .*best.pt; resume without it"):
+    with pytest.raises(UserError, match="started from .*best.pt; resume without an init checkpoint"):
         train(TrainConfig(str(prepared_tiny), str(tmp_path / "tuned"), init=str(tiny_run), **base), resume=True)

@@ -55,8 +55,10 @@ def _check_patient(patient_id: int, url: str | None) -> PatientSnapshot:
 def _prepare(patient: PatientSnapshot, analysis: Analysis, options: DiagnoseOptions, timer: StageTimer) -> Draft:
     key = new_finding_key()
     out_dir = Path(options.out_dir) if options.out_dir else default_report_dir(patient.id, key)
-    with timer.stage("cross-check + referral + report"), transaction(options.url) as session:
-        return prepare(session, patient, analysis, out_dir, key=key, limit=options.limit, fhir=options.fhir)
+    with transaction(options.url) as session:
+        return prepare(
+            session, patient, analysis, out_dir, key=key, limit=options.limit, fhir=options.fhir, timer=timer
+        )
 
 
 def store(draft: Draft, url: str | None, case_ref: str | None = None, write_lock: WriteLock = nullcontext) -> dict:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from neurotriage.clinical.decisions import Decision, decide, store_decision, store_finding, stored_summary
 from neurotriage.clinical.snapshot import PatientSnapshot
 from neurotriage.diagnosis.analysis import Analysis
+from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.report.folder import build_report, discard_report, publish_report
 from neurotriage.report.inputs import ReportInput
 
@@ -78,10 +79,14 @@ def prepare(
     key: str,
     limit: int = 10,
     fhir: bool = False,
+    timer: StageTimer | None = None,
 ) -> Draft:
     """Cross-check, rank referrals (database reads only) and render the report for `out_dir`."""
-    decision = decide(session, patient, analysis.location, limit)
-    built = build_report(out_dir, report_input(patient, analysis, decision, key), fhir=fhir)
+    timer = timer or StageTimer(quiet=True)
+    with timer.stage("cross-check + referral"):
+        decision = decide(session, patient, analysis.location, limit)
+    with timer.stage("report"):
+        built = build_report(out_dir, report_input(patient, analysis, decision, key), fhir=fhir)
     return Draft(key, patient, analysis, decision, Path(out_dir), built)
 
 
@@ -104,5 +109,3 @@ def record(session: Session, draft: Draft, case_ref: str | None = None) -> dict[
     check, referral = store_decision(session, draft.decision, finding.id)
     publish_report(draft.built, draft.out_dir)
     return stored_summary(finding, check, referral) | {"finding_key": draft.key}
-
-
