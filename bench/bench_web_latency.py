@@ -97,7 +97,9 @@ def _measure(base: str, patient: str, case_zip: bytes) -> dict:
             data={"csrf_token": token},
             files={"case_zip": ("case.zip", case_zip, "application/zip")},
         )
-        job_id = int(str(upload.url).rstrip("/").split("/")[-1])
+        if upload.status_code != 303:
+            raise RuntimeError(f"upload refused: {upload.status_code} {upload.text[:200]}")
+        job_id = int(upload.headers["location"].rstrip("/").split("/")[-1])
         state: dict = {"stage": "queued"}
         watcher = threading.Thread(target=_stage_of, args=(poller, job_id, state))
         watcher.start()
@@ -114,6 +116,7 @@ def _measure(base: str, patient: str, case_zip: bytes) -> dict:
             name: {
                 "requests": len(ms),
                 "median_ms": round(statistics.median(ms), 1),
+                "p95_ms": round(statistics.quantiles(ms, n=20)[-1], 1) if len(ms) > 1 else round(ms[0], 1),
                 "max_ms": round(max(ms), 1),
                 "max_over_idle_median": round(max(ms) / idle_median, 2),
             }
