@@ -8,6 +8,7 @@ saves the post-processing and flip-averaging settings the model was tuned with i
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from neurotriage.errors import UserError
 from neurotriage.files import sha256_file
-from neurotriage.segmentation.shipped import DEFAULT_NAME, package_weights_dir, record_sha256
+from neurotriage.segmentation.shipped import DEFAULT_NAME, SCRIPTED_SUFFIX, package_weights_dir, record_sha256
 
 MODEL_ID = "neurotriage-default-fastunet-v8"
 # DefaultRecipe fields that the training run records in its history.json config.
@@ -66,6 +67,29 @@ def export(best: Path, target: Path, training: dict) -> Path:
     save_checkpoint(target, config, half, training=training)
     record_sha256(target)
     read_checkpoint(target)  # the exported file must load back
+    export_scripted(target, target.with_suffix(SCRIPTED_SUFFIX))
+    return target
+
+
+def export_scripted(checkpoint: Path, target: Path) -> Path:
+    """Save a checkpoint's network as TorchScript at `target` with its SHA-256 beside it, after checking
+    that it gives the checkpoint's exact logits on two input sizes, in float32 and bfloat16."""
+    import torch  # torch: only when exporting (keeps `neurotriage --help` light)
+
+    from neurotriage.segmentation.infer import load_model, predict_logits  # torch, as above
+    from neurotriage.segmentation.scripted import save_scripted  # torch, as above
+
+    model = load_model(checkpoint)
+    save_scripted(model.network, model.config, target, {"file": checkpoint.name, "sha256": model.sha256})
+    scripted = load_model(target)
+    generator = torch.Generator().manual_seed(0)
+    sizes = (model.config.roi, [s + model.config.divisor for s in model.config.roi[::-1]])
+    for size, precision in itertools.product(sizes, ("fp32", "bf16")):
+        x = torch.randn(1, model.config.io[0], *size, generator=generator)
+        want, got = (predict_logits(m.network, x, m.config.divisor, m.config.roi, precision) for m in (model, scripted))
+        if not torch.equal(want, got):
+            raise RuntimeError(f"{target}: TorchScript logits differ from {checkpoint} ({list(size)}, {precision})")
+    record_sha256(target)
     return target
 
 

@@ -26,7 +26,8 @@ from neurotriage.segmentation.model_config import ModelConfig
 from neurotriage.segmentation.networks import build_model
 from neurotriage.segmentation.postprocess import PostProcess
 from neurotriage.segmentation.preprocess import Recipe, prepare_inference
-from neurotriage.segmentation.shipped import default_model_path, verify_sha256
+from neurotriage.segmentation.scripted import is_scripted, load_scripted
+from neurotriage.segmentation.shipped import default_model_path, default_scripted_path, verify_sha256
 from neurotriage.segmentation.train_config import PRECISIONS
 
 # Above this many voxels (after padding) the box is tiled with the training ROI instead of one
@@ -126,7 +127,9 @@ def predict_logits(network: nn.Module, x: torch.Tensor, divisor: int, roi, preci
     x = torch.nn.functional.pad(x.to(device), pad)
     if device.type == "cpu":
         x = x.contiguous(memory_format=torch.channels_last_3d)  # oneDNN's fastest 3D conv layout
-    with torch.inference_mode(), autocast(device, precision):
+    # A TorchScript network runs in the plain interpreter: the optimising executor spends its first
+    # calls profiling, and its fused graphs round bfloat16 differently from the Python network.
+    with torch.inference_mode(), autocast(device, precision), torch.jit.optimized_execution(False):
         out = network(x) if int(np.prod(padded)) <= MAX_WHOLE_VOXELS else _tiled(network, x, roi)
     return out[(..., *(slice(0, s) for s in size))].float()
 
@@ -172,9 +175,10 @@ def _load_weights(network: nn.Module, state_dict: dict, path: Path, config: Mode
 
 
 def load_model(path: Path | str | None = None) -> SegmentationModel:
-    """Load a checkpoint (a file, or a training run folder's best.pt); None means the packaged default."""
+    """Load a model: a checkpoint (a file, or a training run folder's best.pt) or a TorchScript `.ts`
+    file; None means the packaged default, as TorchScript when it is installed (no MONAI import)."""
     if path is None:
-        path = default_model_path()
+        path = default_scripted_path() or default_model_path()
         if path is None:
             raise UserError(
                 "no model given and no default model is installed with this package; "
@@ -185,13 +189,24 @@ def load_model(path: Path | str | None = None) -> SegmentationModel:
     else:
         path = checkpoint_file(path)
         sha256 = sha256_file(path) if path.is_file() else None
+    network, config = _scripted(path) if is_scripted(path) else _from_checkpoint(path)
+    network.to(memory_format=torch.channels_last_3d)
+    return SegmentationModel(network, config, path, sha256)
+
+
+def _scripted(path: Path) -> tuple[nn.Module, ModelConfig]:
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found", field="model")
+    network, config, _ = load_scripted(path)
+    return network, config
+
+
+def _from_checkpoint(path: Path) -> tuple[nn.Module, ModelConfig]:
     payload = read_checkpoint(path)
     config = payload["config"]
     network = build_model(config.arch, *config.io, config.arch_kwargs)
     _load_weights(network, payload["state_dict"], path, config)
-    network.eval()
-    network.to(memory_format=torch.channels_last_3d)
-    return SegmentationModel(network, config, path, sha256)
+    return network.eval(), config
 
 
 def output_path(files: CaseFiles, out_dir: Path) -> Path:

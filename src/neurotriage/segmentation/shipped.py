@@ -11,6 +11,8 @@ from neurotriage.files import sha256_file, write_text_atomic
 
 SHA_SUFFIX = ".sha256"
 DEFAULT_NAME = "default.pt"
+SCRIPTED_SUFFIX = ".ts"  # a network saved as TorchScript (segmentation.scripted)
+SCRIPTED_NAME = "default" + SCRIPTED_SUFFIX
 
 
 def package_weights_dir() -> Path:
@@ -19,8 +21,14 @@ def package_weights_dir() -> Path:
 
 
 def default_model_path() -> Path | None:
-    """The model shipped inside the package, if one is installed."""
+    """The checkpoint shipped inside the package (for fine-tuning and evaluation), if one is installed."""
     path = package_weights_dir() / DEFAULT_NAME
+    return path if path.is_file() else None
+
+
+def default_scripted_path() -> Path | None:
+    """The shipped network as TorchScript (what inference loads by default), if one is installed."""
+    path = package_weights_dir() / SCRIPTED_NAME
     return path if path.is_file() else None
 
 

@@ -39,6 +39,7 @@ from neurotriage.segmentation.losses import (
     SegLoss,
     labels_from_probabilities,
     probabilities,
+    voxel_accuracy,
 )
 from neurotriage.segmentation.metrics import REGIONS, overlap_scores, region_masks
 from neurotriage.segmentation.model_config import Grid, ModelConfig, label_scheme
@@ -232,8 +233,7 @@ class _Session:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             with torch.no_grad():
-                pred = labels_from_probabilities(probabilities(logits.detach(), mode), mode)
-                acc_sum += (pred == label[:, 0]).float().mean().item()
+                acc_sum += voxel_accuracy(logits.detach(), label[:, 0], mode)
             loss_sum += loss.item()
             steps += 1
             bar.set_postfix(loss=f"{loss.item():.4f}")
