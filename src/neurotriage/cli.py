@@ -1,8 +1,9 @@
 """The `neurotriage` command: argument handling only, the work lives in the library.
 
 Each area of the package registers its own subcommands through a `register(subparsers)`
-function in its `commands` module. Those modules import heavy libraries (torch, MONAI)
-lazily inside the handlers, so `--help` and light commands stay fast.
+function in its `commands` module (and `demo`). Every one of them is imported for `--help`, so
+their handlers import what they use (torch, MONAI, SQLAlchemy, the pipeline) inside themselves:
+`--help` stays fast and each subcommand loads only its own code.
 """
 
 from __future__ import annotations

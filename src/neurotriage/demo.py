@@ -11,6 +11,13 @@ import argparse
 import shutil
 from pathlib import Path
 
+from neurotriage import NOTICE
+from neurotriage.diagnosis.commands import print_result
+from neurotriage.errors import UserError
+from neurotriage.imaging.naming import BRATS2020
+
+# Handlers import rich, the database, the generator and the pipeline themselves (see cli.py).
+
 # (name, symptoms as (code, side)): left weakness fits a right frontal tumour, right weakness does not.
 DEMO_PATIENTS = (
     ("Demo Patient A (fictional)", (("hemiparesis", "left"), ("headache", None))),
@@ -43,7 +50,6 @@ def _setup_database(url: str) -> list[int]:
 
 
 def _demo_case(root: Path) -> Path:
-    from neurotriage.imaging.naming import BRATS2020
     from neurotriage.imaging.synth import generate_case, write_case
 
     spec = dict(DEMO_CASE)
@@ -56,8 +62,6 @@ MARKER = ".neurotriage-demo"
 
 def _fresh_folder(out: Path) -> Path:
     """Empty the demo's own folder from an earlier run; never touch a folder that is not one."""
-    from neurotriage.errors import UserError
-
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise UserError(f"{out}: folder exists and is not a neurotriage demo folder; choose another", field="out")
@@ -70,8 +74,6 @@ def _fresh_folder(out: Path) -> Path:
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from neurotriage import NOTICE
-    from neurotriage.diagnosis.commands import print_result
     from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
     from neurotriage.diagnosis.stages import StageTimer
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from tqdm import tqdm
 
+from neurotriage.anatomy.registration import MATRIX_FILE, recorded_mni_to_sri24
 from neurotriage.cache import cache_path, cached_arrays
 from neurotriage.files import sha256_file
 from neurotriage.imaging import sri24
@@ -105,13 +107,11 @@ def matching_indices(source: Source) -> list[int]:
 
 def brats_voxels_to(mni_affine: np.ndarray) -> np.ndarray:
     """4x4 taking BraTS grid voxels to voxels of an MNI-space image with affine `mni_affine`."""
-    from neurotriage.anatomy.registration import recorded_mni_to_sri24
-
     return np.linalg.inv(mni_affine) @ np.linalg.inv(recorded_mni_to_sri24()) @ sri24.BRATS_AFFINE
 
 
 def _resample(data: np.ndarray, mni_affine: np.ndarray, order: int) -> np.ndarray:
-    from scipy import ndimage
+    from scipy import ndimage  # scipy: only when the atlas is built (start-up time)
 
     matrix = brats_voxels_to(mni_affine)
     return ndimage.affine_transform(data, matrix, output_shape=sri24.GRID_SHAPE, order=order)
@@ -135,8 +135,6 @@ def source_mask(source: Source, data: np.ndarray, affine: np.ndarray) -> np.ndar
 
 def mni_masks() -> dict[str, np.ndarray]:
     """Every MNI-sourced region and eloquent area as a boolean mask on the BraTS grid."""
-    from tqdm import tqdm
-
     pairs = [(name, s) for name, s in MNI_REGION_SOURCES.items()]
     pairs += [(name, s) for name, sources in ELOQUENT_SOURCES.items() for s in sources]
     masks = {name: np.zeros(sri24.GRID_SHAPE, bool) for name, _ in pairs}
@@ -179,7 +177,7 @@ def _fill_white_matter(regions: np.ndarray, brain: np.ndarray) -> None:
 
     Gliomas live in white matter; without this a deep tumour would belong to no region.
     """
-    from scipy import ndimage
+    from scipy import ndimage  # scipy: only when the atlas is built (start-up time)
 
     sources = np.isin(regions, [REGION_VALUES[name] for name in FILL_FROM])
     nearest = ndimage.distance_transform_edt(~sources, return_distances=False, return_indices=True)
@@ -203,8 +201,6 @@ def build_region_atlas() -> dict[str, np.ndarray]:
 
 
 def _cache_name() -> str:
-    from neurotriage.anatomy.registration import MATRIX_FILE
-
     # The matrix is part of the key so re-recording it rebuilds the atlas.
     digest = sha256_file(MATRIX_FILE)[:12]
     return f"anatomy_atlas_v{CACHE_VERSION}_{digest}"

@@ -245,7 +245,7 @@ def _distance_boxes(scene: Scene, lesions: np.ndarray, margin_mm: float) -> list
 
     One small box per lesion beats one box around scattered lesions; many specks do not.
     """
-    from scipy import ndimage
+    from scipy import ndimage  # scipy: only when a tumour is located (start-up time)
 
     pairs = [
         (box, lesions[box] == n)

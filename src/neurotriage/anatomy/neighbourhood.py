@@ -79,7 +79,7 @@ class Scene:
 
     def distance_to(self, mask: np.ndarray) -> np.ndarray:
         """Distance (mm) from every voxel of the crop to the nearest voxel of `mask`."""
-        from scipy import ndimage
+        from scipy import ndimage  # scipy: only when a tumour is located (start-up time)
 
         return ndimage.distance_transform_edt(~mask, sampling=self.spacing)
 
@@ -123,7 +123,7 @@ def make_scene(seg: np.ndarray, box: tuple[slice, slice, slice], affine: np.ndar
 
 def touching(a: np.ndarray, b: np.ndarray) -> bool:
     """True when two masks overlap or share a voxel face."""
-    from scipy import ndimage
+    from scipy import ndimage  # scipy: only when a tumour is located (start-up time)
 
     boxes = [tumour_box(mask, np.eye(4), 0.0) for mask in (a, b)]  # each box one voxel wider
     if None in boxes:
@@ -159,9 +159,9 @@ def crosses(scene: Scene, mask: np.ndarray, rules: Rules) -> bool:
 
 def close_pieces(mask: np.ndarray, spacing: tuple[float, ...], gap_mm: float) -> np.ndarray:
     """Labels of the mask's 26-connected pieces, those whose nearest voxels are under `gap_mm` apart sharing one."""
-    from scipy import ndimage
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from scipy import ndimage  # scipy: only when a tumour is located (start-up time)
+    from scipy.sparse import coo_matrix  # scipy: only when a tumour is located (start-up time)
+    from scipy.sparse.csgraph import connected_components  # scipy: only when a tumour is located (start-up time)
 
     pieces, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
     if count < 2:

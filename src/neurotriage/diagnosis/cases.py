@@ -23,7 +23,7 @@ def case_folder(case_ref: str, synthetic_seed: int | None) -> Path:
         raise UserError(f"study {case_ref}: case folder not found")
     folder = synthetic_cases_dir() / case_ref
     if not folder.is_dir():
-        from neurotriage.imaging.synth import generate_case, write_case
+        from neurotriage.imaging.synth import generate_case, write_case  # scipy: only for a new case (start-up time)
 
         write_case(generate_case(synthetic_seed, case_ref), synthetic_cases_dir(), BRATS2020)
     return folder

@@ -223,7 +223,7 @@ def _diagnostic_report(report: ReportInput, patient: str, study: str, results: l
 
 def build_fhir_bundle(report: ReportInput) -> dict[str, Any]:
     """An R4 collection Bundle of the report, validated by fhir.resources.R4B; returns JSON-ready dict."""
-    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.bundle import Bundle  # fhir.resources: only when a bundle is built (start-up time)
 
     case_id = report.imaging.case_id if report.imaging else ""
     study_key = "|".join([report.patient.id, case_id, *(f.sha256 for f in report.provenance.inputs)])

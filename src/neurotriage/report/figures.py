@@ -128,7 +128,7 @@ def _window(image: np.ndarray) -> tuple[float, float]:
 
 
 def _draw_plane(ax, vol: DisplayVolume, view: View, index: int, window: tuple[float, float], small: bool) -> None:
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap  # matplotlib: only when drawing (start-up time)
 
     row_mm, col_mm = vol.spacing[view.row_axis], vol.spacing[view.col_axis]
     ax.imshow(
@@ -179,15 +179,15 @@ def _edge_letters(ax, view: View, small: bool) -> None:
 
 
 def _legend(fig) -> None:
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch  # matplotlib: only when drawing (start-up time)
 
     handles = [Patch(facecolor=LABEL_COLOURS[k], label=LEGEND_NAMES[k]) for k in sorted(LABEL_COLOURS)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9, labelcolor="white")
 
 
 def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: only when drawing (start-up time)
+    from matplotlib.figure import Figure  # matplotlib: only when drawing (start-up time)
 
     fig = Figure(figsize=(width, height), facecolor="black")
     FigureCanvasAgg(fig)

@@ -18,6 +18,9 @@ from neurotriage.errors import UserError
 from neurotriage.files import partial_dir, swap_dir
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import NAMINGS, from_internal
+from neurotriage.report import html
+from neurotriage.report.fhir import build_fhir_bundle
+from neurotriage.report.figures import render_figures
 from neurotriage.report.inputs import ReportInput
 
 REPORT_JSON = "report.json"
@@ -49,18 +52,13 @@ def _write_segmentation(folder: Path, report: ReportInput) -> Path | None:
 
 
 def _fill(folder: Path, report: ReportInput, fhir: bool) -> None:
-    from neurotriage.report.figures import render_figures
-    from neurotriage.report.html import render_html
-
     figures = render_figures(report, folder)
     seg = _write_segmentation(folder, report)
     (folder / REPORT_HTML).write_text(
-        render_html(report, {name: path.read_bytes() for name, path in figures.items()}), encoding="utf-8"
+        html.render_html(report, {name: path.read_bytes() for name, path in figures.items()}), encoding="utf-8"
     )
     files = [REPORT_HTML, *(p.name for p in figures.values()), *([seg.name] if seg else [])]
     if fhir:
-        from neurotriage.report.fhir import build_fhir_bundle
-
         _write_json(folder / FHIR_JSON, build_fhir_bundle(report))
         files.append(FHIR_JSON)
     # report.json last: its presence marks a complete report folder.

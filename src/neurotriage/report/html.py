@@ -198,7 +198,7 @@ def report_view(report: ReportInput, figures: dict[str, bytes]) -> dict[str, Any
 
 @functools.lru_cache(maxsize=1)
 def _template():
-    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from jinja2 import Environment, PackageLoader, StrictUndefined  # jinja2: only when rendering (start-up time)
 
     # StrictUndefined: a template typo fails loudly instead of printing an empty cell.
     env = Environment(

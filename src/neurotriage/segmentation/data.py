@@ -81,9 +81,9 @@ def strong_augmentation() -> list:
     (often of one sequence only);
     randomising each per channel keeps the network from relying on one generator's exact look.
     """
-    from monai import transforms as T
+    from monai import transforms as T  # MONAI: only when a dataset is built (start-up time)
 
-    from neurotriage.segmentation.augment import RandChannelBiasFieldd, RandThickSlicesd
+    from neurotriage.segmentation.augment import RandChannelBiasFieldd, RandThickSlicesd  # MONAI (start-up time)
 
     keys = ["image", "label"]
     return [
@@ -105,7 +105,7 @@ def strong_augmentation() -> list:
 def train_transforms(roi: tuple[int, int, int], augment: str = "basic"):
     """Random crops (half centred on tumour), flips on every axis, per-channel intensity jitter;
     `augment="strong"` adds `strong_augmentation()`."""
-    from monai import transforms as T
+    from monai import transforms as T  # MONAI: only when a dataset is built (start-up time)
 
     keys = ["image", "label"]
     extra = strong_augmentation() if augment == "strong" else []
@@ -127,7 +127,7 @@ def train_transforms(roi: tuple[int, int, int], augment: str = "basic"):
 def train_dataset(paths: list[Path], roi, augment: str = "basic", cache: bool = False, workers: int = 1):
     """Random crops of the given prepared cases; with `cache` the decoded cases stay in memory,
     decoded by `workers` threads."""
-    from monai.data import CacheDataset, Dataset
+    from monai.data import CacheDataset, Dataset  # MONAI: only when a dataset is built (start-up time)
 
     # A tumour-free case has no foreground to centre half the crops on; MONAI then samples background
     # only, which is right, but warns on every crop. Forked loader workers inherit this filter.
@@ -142,7 +142,7 @@ def train_dataset(paths: list[Path], roi, augment: str = "basic", cache: bool = 
 
 def train_loader(dataset, batch_size: int, workers: int, sampler=None):
     """A MONAI DataLoader over a `train_dataset`."""
-    from monai.data import DataLoader
+    from monai.data import DataLoader  # MONAI: only when a dataset is built (start-up time)
 
     return DataLoader(
         dataset,

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from neurotriage.errors import UserError
 from neurotriage.files import sha256_file
+from neurotriage.segmentation.prepare import prepare_dataset
+from neurotriage.segmentation.preprocess import RECIPES
 from neurotriage.segmentation.shipped import DEFAULT_NAME, SCRIPTED_SUFFIX, package_weights_dir, record_sha256
 
 MODEL_ID = "neurotriage-default-fastunet-v8"
@@ -59,7 +61,7 @@ def export(best: Path, target: Path, training: dict) -> Path:
     Its config keeps the post-processing and flip averaging the checkpoint carries (the library's
     defaults when it carries none). Exporting the shipped weights onto themselves keeps the weights
     bit for bit (they are half precision already) and rewrites the config in the current form."""
-    from neurotriage.segmentation.checkpoint import read_checkpoint, save_checkpoint
+    from neurotriage.segmentation.checkpoint import read_checkpoint, save_checkpoint  # torch (start-up time)
 
     payload = read_checkpoint(best)
     half = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
@@ -96,7 +98,7 @@ def export_scripted(checkpoint: Path, target: Path) -> Path:
 def _init_record(init: str | None, recorded_sha256: str | None) -> dict | None:
     """The weights a fine-tuned run started from, as the run itself recorded them when it started
     (runs from before that was recorded: the file as it is now)."""
-    from neurotriage.segmentation.checkpoint import checkpoint_file
+    from neurotriage.segmentation.checkpoint import checkpoint_file  # torch (start-up time)
 
     if not init:
         return None
@@ -131,10 +133,8 @@ def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None,
     `export_only` exports the best checkpoint of the run in `work` as it stands (e.g. after stopping it).
     `recipe.workers` processes generate and prepare the cohort and feed training (0: generation and
     loading in this process, preparation on every core); on a GPU they keep the network fed."""
-    from neurotriage.imaging.synth import write_cohort
-    from neurotriage.segmentation.prepare import prepare_dataset
-    from neurotriage.segmentation.preprocess import RECIPES
-    from neurotriage.segmentation.train import TrainConfig, check_init, train
+    from neurotriage.imaging.synth import write_cohort  # only when training (`--help` start-up time)
+    from neurotriage.segmentation.train import TrainConfig, check_init, train  # torch: only when training (start-up)
 
     check_init(recipe.init)
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"

@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from neurotriage import NOTICE
 from neurotriage.files import atomic_path
@@ -17,9 +21,6 @@ from neurotriage.imaging.preview import VIEWS, radiological, to_ras
 
 
 def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
@@ -34,8 +35,6 @@ def _save(fig, path: Path) -> Path:
 
 def training_curves(epochs: list[dict], path: Path) -> Path:
     """Loss, voxel accuracy, and validation IoU and Dice per region over epochs, in four panels."""
-    from matplotlib.ticker import MaxNLocator
-
     fig = _figure(16, 3.8)
     axes = fig.subplots(1, 4)
     x = [e["epoch"] + 1 for e in epochs]
@@ -70,8 +69,6 @@ def case_montage(
     image: np.ndarray, reference: np.ndarray, prediction: np.ndarray, affine: np.ndarray, path: Path, title: str
 ) -> Path:
     """Axial and coronal views through the tumour: the image, the reference on it, the prediction on it."""
-    from matplotlib.colors import ListedColormap
-
     image, reference, prediction = (to_ras(np.asarray(v), affine) for v in (image, reference, prediction))
     brain = image > 0
     slices = _slice_indices(reference if reference.any() else prediction, brain)

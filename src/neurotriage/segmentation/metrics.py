@@ -33,7 +33,7 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> float
     """95th-percentile symmetric Hausdorff distance in mm (MONAI convention); None if a mask is empty."""
     if not pred.any() or not ref.any():
         return None
-    from monai.metrics import compute_hausdorff_distance
+    from monai.metrics import compute_hausdorff_distance  # MONAI: only for distances (start-up time)
 
     with warnings.catch_warnings():  # MONAI 1.6 warns about its own internal use of a deprecated argument
         warnings.simplefilter("ignore", FutureWarning)
