@@ -87,10 +87,16 @@ def partial_dir(path: Path, mode: int = 0o755) -> Path:
 
 
 def swap_dir(built: Path, path: Path) -> None:
-    """Rename `built` to `path`; an existing `path` is set aside first and put back if that fails."""
+    """Rename `built` to `path`, replacing a folder there (put back if the rename fails)."""
+    drop_set_aside(move_into_place(built, path))
+
+
+def move_into_place(built: Path, path: Path) -> Path | None:
+    """Rename `built` to `path`. A folder already at `path` is first renamed to a hidden sibling, which
+    is returned (None when there was none) for `drop_set_aside` or `undo_move`."""
     if not path.exists():
         os.rename(built, path)
-        return
+        return None
     old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
     os.rename(path, old)
     try:
@@ -98,4 +104,17 @@ def swap_dir(built: Path, path: Path) -> None:
     except OSError:
         os.rename(old, path)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    return old
+
+
+def undo_move(path: Path, set_aside: Path | None) -> None:
+    """Undo `move_into_place`: remove the folder at `path` and put the set-aside one back."""
+    shutil.rmtree(path, ignore_errors=True)
+    if set_aside is not None:
+        os.rename(set_aside, path)
+
+
+def drop_set_aside(set_aside: Path | None) -> None:
+    """Delete the folder `move_into_place` set aside, once the new one is final."""
+    if set_aside is not None:
+        shutil.rmtree(set_aside, ignore_errors=True)

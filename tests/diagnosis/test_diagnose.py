@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from neurotriage.cli import main
 from neurotriage.clinical import db, intake
 from neurotriage.clinical.models import Finding, Study
+from neurotriage.diagnosis import pipeline
 from neurotriage.imaging.naming import BRATS2020
 from neurotriage.imaging.synth import generate_case, write_case
 
@@ -151,3 +153,59 @@ def test_all_pending_records_failures_and_goes_on(database, oracle, tmp_path, ca
         assert "case folder not found" in failed.last_error
     assert main(["diagnose", "--all-pending", "--json"]) == 1  # the failed one is still pending
     assert json.loads(capsys.readouterr().out)["done"] == 0
+
+
+@contextmanager
+def failing_commit(url=None):
+    """A transaction that raises where it would commit once a finding was recorded in it, as a full
+    disk or a lost connection would."""
+    with db.transaction(url) as session:
+        yield session
+        if session.info.get("recorded"):
+            raise OSError("disk I/O error (simulated at commit)")
+
+
+def marking_record(session, *args, **kwargs):
+    """`record`, marking its session for `failing_commit`."""
+    session.info["recorded"] = True
+    return RECORD(session, *args, **kwargs)
+
+
+RECORD = pipeline.record
+
+
+@pytest.mark.slow
+def test_failed_commit_leaves_no_report_and_restores_the_earlier_one(
+    database, oracle, right_frontal, tmp_path, capsys, monkeypatch
+):
+    pid = new_patient(database, "left")
+    out = tmp_path / "report"
+    first = run_json(["diagnose", str(right_frontal), "--patient", str(pid), "--out", str(out)], capsys)
+    before = counts(database)
+    monkeypatch.setattr(pipeline, "transaction", failing_commit)
+    monkeypatch.setattr(pipeline, "record", marking_record)
+    with pytest.raises(OSError, match="simulated at commit"):
+        pipeline.diagnose(right_frontal, pid, pipeline.DiagnoseOptions(out_dir=out))
+    assert counts(database) == before
+    assert json.loads((out / "report.json").read_text())["finding_key"] == first["finding_key"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_region_names_are_data_not_format_strings(database, tmp_path, capsys):
+    pid = new_patient(database, "left")
+    doc = {"hemisphere": "right", "primary_region": "frontal_lobe {anterior}", "volumes_ml": {"whole_tumour": 5.0}}
+    doc["regions"] = [{"name": "frontal_lobe", "side": "right", "ml": 5.0, "fraction_of_tumour": 1.0}]
+    (tmp_path / "loc.json").write_text(json.dumps(doc))
+    args = ["finding", "add", "--patient", str(pid), "--case", "C1", "--locate", str(tmp_path / "loc.json")]
+    note = run_json(args, capsys)["referral"]["note"]
+    assert "right frontal_lobe {anterior}, finding " in note
+
+
+@pytest.mark.slow
+def test_relative_out_is_stored_as_an_absolute_folder(database, oracle, right_frontal, tmp_path, capsys, monkeypatch):
+    pid = new_patient(database, "left")
+    monkeypatch.chdir(tmp_path)
+    result = run_json(["diagnose", str(right_frontal), "--patient", str(pid), "--out", "rel"], capsys)
+    with db.transaction(database) as session:
+        finding = session.get(Finding, result["finding_id"])
+        assert finding.report_dir == str(tmp_path / "rel") and Path(finding.segmentation_path).is_absolute()

@@ -1,8 +1,9 @@
 """`Location`: what the anatomy stage says about where a tumour lies (the `locate --json` document).
 
 Every later stage (cross-check, referral, report, database) takes this object as it is. A document
-read back from a file or the database is validated once, here, and a malformed one is a user error
-naming the field.
+read back from a file or the database for a decision is validated here (`parse_location`), and a
+malformed one is a user error naming the field. `source` (the label map file) is left out of the
+JSON when there is none, as before the document was typed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
@@ -86,6 +87,13 @@ class Location(BaseModel):
     vasari: dict[str, Any] | None = None
     summary: str = ""
     notice: str = NOTICE
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_source(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("source") is None:
+            data.pop("source", None)
+        return data
 
     @property
     def has_tumour(self) -> bool:

@@ -42,8 +42,17 @@ class Decision:
     crosscheck_inputs: dict[str, Any] | None
     request: ReferralRequest
     ranking: Ranking
-    # Where the ranking came from, without the finding's id (known only once stored).
-    basis_note: str
+    # For symptom-based rankings: the regions the symptoms predict, as text.
+    predicted: str = ""
+
+    def note(self, finding_id: int | None) -> str:
+        """Why the ranking is for what it is for, naming the finding once it has an id."""
+        location, check = self.location, self.crosscheck
+        if location is not None and location.has_tumour:
+            review = f"; symptoms are {check.verdict}: flagged for clinician review" if check.needs_review else ""
+            return f"ranked for the imaging location ({location.site()}, finding {finding_id}){review}"
+        why = "no imaging finding yet" if location is None else f"imaging (finding {finding_id}) found no tumour"
+        return f"{why}: ranked for the regions the symptoms predict ({self.predicted})"
 
 
 def _rules_used(symptoms: list[ReportedSymptom], knowledge: dict[str, SymptomDef]) -> dict[str, Any]:
@@ -65,26 +74,24 @@ def _check(
     return crosscheck(symptoms, patient.language_dominance, location, knowledge), inputs
 
 
-def _imaging_request(patient: PatientSnapshot, location: Location, check: CrossCheck, limit: int):
-    request = ReferralRequest(
+def _imaging_request(patient: PatientSnapshot, location: Location, limit: int) -> ReferralRequest:
+    return ReferralRequest(
         "imaging",
         targets_for_location(location),
         needs_for_location(location, patient.language_dominance),
         patient.home,
         limit,
     )
-    note = f"ranked for the imaging location ({location.site()}"
-    review = f"; symptoms are {check.verdict}: flagged for clinician review" if check.needs_review else ""
-    return request, note, review
 
 
-def _symptom_request(patient: PatientSnapshot, knowledge: dict[str, SymptomDef], limit: int):
+def _symptom_request(
+    patient: PatientSnapshot, knowledge: dict[str, SymptomDef], limit: int
+) -> tuple[ReferralRequest, str]:
     predicted = predicted_regions(patient.reported(), patient.language_dominance, knowledge)
     request = ReferralRequest(
         "symptoms", targets_for_prediction(predicted), needs_for_prediction(predicted), patient.home, limit
     )
-    where = ", ".join(f"{p.side} {p.name}" for p in predicted) or "no region (non-localising symptoms)"
-    return request, f"ranked for the regions the symptoms predict ({where})"
+    return request, ", ".join(f"{p.side} {p.name}" for p in predicted) or "no region (non-localising symptoms)"
 
 
 def decide(session: Session, patient: PatientSnapshot, location: Location | None, limit: int = 10) -> Decision:
@@ -94,15 +101,13 @@ def decide(session: Session, patient: PatientSnapshot, location: Location | None
     predict."""
     knowledge = knowledge_from_db(session)
     check, inputs = _check(patient, location, knowledge) if location is not None else (None, None)
+    predicted = ""
     if location is not None and location.has_tumour:
-        request, note, review = _imaging_request(patient, location, check, limit)
-        basis_note = f"{note}, finding {{finding}}){review}"
+        request = _imaging_request(patient, location, limit)
     else:
-        request, predicted_note = _symptom_request(patient, knowledge, limit)
-        why = "no imaging finding yet" if location is None else "imaging (finding {finding}) found no tumour"
-        basis_note = f"{why}: {predicted_note}"
+        request, predicted = _symptom_request(patient, knowledge, limit)
     ranking = recommend(session, request)
-    return Decision(patient, location, check, inputs, request, ranking, basis_note)
+    return Decision(patient, location, check, inputs, request, ranking, predicted)
 
 
 def store_crosscheck(
@@ -139,7 +144,7 @@ def store_decision(
         crosscheck_id=check.id if check else None,
         basis=decision.request.basis,
         inputs=decision.request.to_json() | {"patient": patient},
-        result=decision.ranking.model_dump(mode="json") | {"note": decision.basis_note.format(finding=finding_id)},
+        result=decision.ranking.model_dump(mode="json") | {"note": decision.note(finding_id)},
     )
     session.add(record)
     session.flush()

@@ -1,7 +1,8 @@
 """`analyse`: segment, locate and record provenance for one case. It touches no database.
 
 Usable from a notebook: `analyse("BraTS-GLI-00001-000/")` returns an `Analysis` with the labels,
-the `Location` and the `Provenance`; `record` (diagnosis.record) stores it for a patient.
+the `Location` and the `Provenance`; `diagnosis.pipeline.diagnose` goes on to decide, report and
+store it for a patient (`diagnosis.record`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """`diagnose`: one study from MRI to referral, stored and reported.
 
-The flow is `analyse` (no database) -> `prepare` (database reads, report rendered aside) ->
-`record` (one write transaction that stores the finding, cross-check and referral and moves the
-report into place). Everything that can fail on the user's input (case folder, patient, model)
-is checked before any work is stored, and a failure leaves neither rows nor a report.
+The flow is `analyse` (no database) -> `decide` (one read transaction) -> `draft` (the report
+rendered aside, no transaction open) -> `record` (one write transaction that stores the finding,
+cross-check and referral and moves the report into place, then commits). Everything that can fail
+on the user's input (case folder, patient, model) is checked before any work is stored, and a
+failure at any step leaves neither rows nor a report (an earlier report it replaced is put back).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from rich.console import Console
 from sqlalchemy import exists, select
 
 from neurotriage.clinical.db import transaction
+from neurotriage.clinical.decisions import decide
 from neurotriage.clinical.models import Finding, Study
 from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.analysis import Analysis, analyse
 from neurotriage.diagnosis.cases import case_folder
-from neurotriage.diagnosis.record import Draft, new_finding_key, prepare, record
+from neurotriage.diagnosis.record import Draft, draft, new_finding_key, record
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
@@ -52,23 +54,25 @@ def _check_patient(patient_id: int, url: str | None) -> PatientSnapshot:
         return load_patient(session, patient_id)
 
 
-def _prepare(patient: PatientSnapshot, analysis: Analysis, options: DiagnoseOptions, timer: StageTimer) -> Draft:
+def _draft(patient: PatientSnapshot, analysis: Analysis, options: DiagnoseOptions, timer: StageTimer) -> Draft:
     key = new_finding_key()
-    out_dir = Path(options.out_dir) if options.out_dir else default_report_dir(patient.id, key)
-    with transaction(options.url) as session:
-        return prepare(
-            session, patient, analysis, out_dir, key=key, limit=options.limit, fhir=options.fhir, timer=timer
-        )
+    out_dir = Path(options.out_dir).resolve() if options.out_dir else default_report_dir(patient.id, key)
+    with timer.stage("cross-check + referral"), transaction(options.url) as session:
+        decision = decide(session, patient, analysis.location, options.limit)
+    return draft(analysis, decision, out_dir, key=key, fhir=options.fhir, timer=timer)
 
 
-def store(draft: Draft, url: str | None, case_ref: str | None = None, write_lock: WriteLock = nullcontext) -> dict:
-    """`record` a draft in one write transaction held under `write_lock`; on failure its report is removed."""
+def store(drafted: Draft, url: str | None, case_ref: str | None = None, write_lock: WriteLock = nullcontext) -> dict:
+    """`record` a draft in one write transaction held under `write_lock` and commit it; on any failure
+    the report is removed again (an earlier report it replaced is put back)."""
     try:
         with write_lock(), transaction(url) as session:
-            return record(session, draft, case_ref)
+            stored = record(session, drafted, case_ref)
     except BaseException:
-        draft.discard()
+        drafted.discard()
         raise
+    drafted.settle()
+    return stored
 
 
 def diagnose(
@@ -89,13 +93,13 @@ def diagnose(
         files = find_case(case_dir)
         patient = _check_patient(patient_id, options.url)
     analysis = analyse(files, options.model, timer)
-    draft = _prepare(patient, analysis, options, timer)
+    drafted = _draft(patient, analysis, options, timer)
     with timer.stage("store"):
-        stored = store(draft, options.url, case_ref, write_lock)
+        stored = store(drafted, options.url, case_ref, write_lock)
     return {
         "patient_id": patient_id,
         "case_id": analysis.case_id,
-        "report_dir": str(draft.out_dir),
+        "report_dir": str(drafted.out_dir),
         "locate": analysis.location.model_dump(mode="json"),
         "provenance": analysis.provenance.model_dump(mode="json"),
         "timings_s": timer.timings,

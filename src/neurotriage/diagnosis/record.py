@@ -1,30 +1,32 @@
-"""Recording an analysis for a patient: `prepare` reads and renders, `record` stores.
+"""Recording an analysis for a patient: `draft` renders the report aside, `record` stores it.
 
-`prepare` only reads the database (symptoms, knowledge base, referral candidates) and renders the
-report into a hidden folder, so the slow part holds no write lock. `record` then stores the
-finding, cross-check and referral in the caller's transaction and moves the report into place as
-its last step: a failure before that leaves neither rows nor a report. The finding's key (a UUID)
-is allocated in `prepare`, so the report names its finding before the finding is stored.
+The caller decides first (`clinical.decisions.decide`, database reads only), then `draft` renders
+the report into a hidden folder with no transaction open, so the slow part holds no lock. `record`
+stores the finding, cross-check and referral in the caller's transaction and moves the report into
+place as its last step; the caller commits, then `settle`s the draft, or `discard`s it on any
+failure, which removes the report again and puts back an earlier one it replaced. The finding's
+key (a UUID) is allocated first, so the report names its finding before the finding is stored.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from neurotriage.clinical.decisions import Decision, decide, store_decision, store_finding, stored_summary
+from neurotriage.clinical.decisions import Decision, store_decision, store_finding, stored_summary
 from neurotriage.clinical.snapshot import PatientSnapshot
 from neurotriage.diagnosis.analysis import Analysis
 from neurotriage.diagnosis.stages import StageTimer
+from neurotriage.files import drop_set_aside, undo_move
 from neurotriage.report.folder import build_report, discard_report, publish_report
 from neurotriage.report.inputs import ReportInput
 
 
-@dataclass(frozen=True)
+@dataclass
 class Draft:
     """An analysis with its decision and rendered report, ready to be stored for one patient."""
 
@@ -34,15 +36,29 @@ class Draft:
     decision: Decision
     out_dir: Path
     built: Path
+    published: bool = field(default=False, init=False)
+    replaced: Path | None = field(default=None, init=False)
 
     @property
     def segmentation_path(self) -> Path:
         """Where the report folder holds the segmentation once published."""
         return self.out_dir / self.analysis.segmentation_name
 
+    def publish(self) -> None:
+        """Move the report into place, setting aside an earlier report there until `settle`."""
+        self.replaced = publish_report(self.built, self.out_dir)
+        self.published = True
+
+    def settle(self) -> None:
+        """Once stored for good: drop the earlier report this one replaced."""
+        drop_set_aside(self.replaced)
+
     def discard(self) -> None:
-        """Remove the rendered report (after a failure to store it)."""
-        discard_report(self.built)
+        """After a failure to store: remove the report and put back the one it replaced."""
+        if self.published:
+            undo_move(self.out_dir, self.replaced)
+        else:
+            discard_report(self.built)
 
 
 def new_finding_key() -> str:
@@ -70,24 +86,20 @@ def report_input(patient: PatientSnapshot, analysis: Analysis, decision: Decisio
     )
 
 
-def prepare(
-    session: Session,
-    patient: PatientSnapshot,
+def draft(
     analysis: Analysis,
+    decision: Decision,
     out_dir: Path,
     *,
     key: str,
-    limit: int = 10,
     fhir: bool = False,
     timer: StageTimer | None = None,
 ) -> Draft:
-    """Cross-check, rank referrals (database reads only) and render the report for `out_dir`."""
+    """Render the report of `analysis` and `decision` for `out_dir` into a hidden folder beside it."""
     timer = timer or StageTimer(quiet=True)
-    with timer.stage("cross-check + referral"):
-        decision = decide(session, patient, analysis.location, limit)
     with timer.stage("report"):
-        built = build_report(out_dir, report_input(patient, analysis, decision, key), fhir=fhir)
-    return Draft(key, patient, analysis, decision, Path(out_dir), built)
+        built = build_report(out_dir, report_input(decision.patient, analysis, decision, key), fhir=fhir)
+    return Draft(key, decision.patient, analysis, decision, Path(out_dir), built)
 
 
 def record(session: Session, draft: Draft, case_ref: str | None = None) -> dict[str, Any]:
@@ -107,5 +119,5 @@ def record(session: Session, draft: Draft, case_ref: str | None = None) -> dict[
         provenance=analysis.provenance.model_dump(mode="json"),
     )
     check, referral = store_decision(session, draft.decision, finding.id)
-    publish_report(draft.built, draft.out_dir)
+    draft.publish()
     return stored_summary(finding, check, referral) | {"finding_key": draft.key}

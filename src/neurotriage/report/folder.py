@@ -15,7 +15,7 @@ from typing import Any
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
-from neurotriage.files import partial_dir, swap_dir
+from neurotriage.files import drop_set_aside, move_into_place, partial_dir
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import NAMINGS, from_internal
 from neurotriage.report import html
@@ -80,16 +80,16 @@ def build_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False
     return built
 
 
-def publish_report(built: Path, out_dir: Path | str) -> Path:
-    """Move a built report folder into place, replacing an earlier report there; returns `out_dir`."""
+def publish_report(built: Path, out_dir: Path | str) -> Path | None:
+    """Move a built report folder into place. An earlier report there is set aside and returned, to be
+    dropped (`files.drop_set_aside`) once the new one is final or restored (`files.undo_move`)."""
     out_dir = Path(out_dir)
     _check_target(out_dir)
-    swap_dir(built, out_dir)
-    return out_dir
+    return move_into_place(built, out_dir)
 
 
 def discard_report(built: Path) -> None:
-    """Remove a built report folder that will not be published (nothing happens once it is)."""
+    """Remove a built report folder that will not be published."""
     shutil.rmtree(built, ignore_errors=True)
 
 
@@ -97,7 +97,8 @@ def write_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False
     """Write the report folder `out_dir` atomically (replacing an earlier report there); returns it."""
     built = build_report(out_dir, report, fhir=fhir)
     try:
-        return publish_report(built, out_dir)
+        drop_set_aside(publish_report(built, out_dir))
     except BaseException:
         discard_report(built)
         raise
+    return Path(out_dir)

@@ -1,6 +1,6 @@
 """What a report is built from: one `ReportInput` made of the stages' own objects.
 
-The report layer never calls the earlier stages; `diagnose` gathers their results (the anatomy
+The report layer never calls the earlier stages; `diagnosis.record.report_input` gathers their results (the anatomy
 stage's `Location`, the clinical stage's `CrossCheck` and `Recommendation`s, the diagnosis
 stage's `Provenance`) and hands them over here. A missing part is shown as "not available",
 never guessed.

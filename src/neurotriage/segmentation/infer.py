@@ -135,7 +135,7 @@ def predict_logits(network: nn.Module, x: torch.Tensor, divisor: int, roi, preci
 
 
 def _tiled(network: nn.Module, x: torch.Tensor, roi) -> torch.Tensor:
-    from monai.inferers import sliding_window_inference
+    from monai.inferers import sliding_window_inference  # MONAI: only for boxes too large for one pass
 
     return sliding_window_inference(x, roi_size=list(roi), sw_batch_size=1, predictor=network, overlap=0.25)
 

@@ -57,7 +57,7 @@ class SegLoss(nn.Module):
 
     def __init__(self, config: LossConfig = LossConfig()) -> None:
         super().__init__()
-        from monai.losses import DiceFocalLoss
+        from monai.losses import DiceFocalLoss  # MONAI: only when training (inference imports this module)
 
         if config.mode not in LABEL_MODES:
             raise UserError(f"label mode '{config.mode}' is not one of {', '.join(LABEL_MODES)}")

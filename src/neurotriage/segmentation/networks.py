@@ -27,19 +27,19 @@ def _widths(width: int, levels: int = 5) -> list[int]:
 
 
 def _build_unet3d(cin: int, cout: int, kw: dict) -> nn.Module:
-    from neurotriage.segmentation.unet3d import UNet3D
+    from neurotriage.segmentation.unet3d import UNet3D  # torch: only when a network is built (start-up time)
 
     return UNet3D(cin, cout, tuple(kw["filters"]), tuple(kw["dropout"]))
 
 
 def _build_fastunet(cin: int, cout: int, kw: dict) -> nn.Module:
-    from monai.networks.nets import UNet
+    from monai.networks.nets import UNet  # MONAI: only when this network is built (start-up time)
 
     return UNet(3, cin, cout, channels=kw["channels"], strides=kw["strides"], num_res_units=kw["num_res_units"])
 
 
 def _build_segresnet(cin: int, cout: int, kw: dict) -> nn.Module:
-    from monai.networks.nets import SegResNet
+    from monai.networks.nets import SegResNet  # MONAI: only when this network is built (start-up time)
 
     return SegResNet(
         spatial_dims=3,
@@ -54,7 +54,7 @@ def _build_segresnet(cin: int, cout: int, kw: dict) -> nn.Module:
 
 
 def _build_dynunet(cin: int, cout: int, kw: dict) -> nn.Module:
-    from monai.networks.nets import DynUNet
+    from monai.networks.nets import DynUNet  # MONAI: only when this network is built (start-up time)
 
     return DynUNet(
         3,

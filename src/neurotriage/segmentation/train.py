@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from neurotriage import NOTICE, __version__
@@ -33,7 +34,7 @@ from neurotriage.segmentation.distributed import (
     shutdown,
     weights_sha256,
 )
-from neurotriage.segmentation.infer import autocast, load_model, predict_logits
+from neurotriage.segmentation.infer import autocast, load_model, predict_logits, resolve_precision
 from neurotriage.segmentation.losses import (
     LossConfig,
     SegLoss,
@@ -333,21 +334,17 @@ def _train(config: TrainConfig, last: Path | None, d: Dist) -> dict:
 
 
 def _uses_fp16(d: Dist, config: TrainConfig) -> bool:
-    from neurotriage.segmentation.infer import resolve_precision
-
     return resolve_precision(config.precision, d.device.type) == "fp16"
 
 
 def _sampler(paths: list[Path], d: Dist, seed: int):
     if d.world == 1:
         return None
-    from torch.utils.data.distributed import DistributedSampler
-
     return DistributedSampler(paths, num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed)
 
 
 def _save_epoch(run_dir: Path, session: _Session, epoch: int, improved: bool, draw: bool) -> None:
-    from neurotriage.segmentation.figures import training_curves
+    from neurotriage.segmentation.figures import training_curves  # matplotlib: only when curves are drawn
 
     state = session.state
     training = {"epoch": epoch, "config": asdict(session.config), "history": state.history, "best": state.best,
