@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -12,7 +14,7 @@ from neurotriage.imaging.io import load_case
 from neurotriage.imaging.naming import BRATS2020
 from neurotriage.imaging.synth import generate_case, write_case
 from neurotriage.segmentation.default_model import MODEL_ID
-from neurotriage.segmentation.infer import default_model_path, load_model
+from neurotriage.segmentation.infer import default_model_path, load_model, predict_logits
 from neurotriage.segmentation.metrics import overlap_scores, region_masks
 from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA
 
@@ -32,10 +34,31 @@ def shipped():
 
 def test_shipped_model_identifies_itself(shipped):
     assert shipped.config.model_id == MODEL_ID
-    # The post-processing and flip averaging it was tuned with are saved in the file itself.
-    saved = torch.load(shipped.source, weights_only=True)["config"]
+    assert shipped.source.name == "default.ts"  # inference loads the TorchScript copy
+    # The post-processing and flip averaging it was tuned with are saved in the checkpoint itself,
+    # and the TorchScript copy carries the checkpoint's config unchanged.
+    saved = torch.load(default_model_path(), weights_only=True)["config"]
     assert saved["postprocess"] == asdict(DEFAULT_POST) and saved["tta"] is DEFAULT_TTA
-    assert shipped.source.stat().st_size <= 20 * 1024 * 1024
+    assert shipped.config.to_payload() == saved
+    for path in (shipped.source, default_model_path()):
+        assert path.stat().st_size <= 20 * 1024 * 1024
+
+
+def test_torchscript_copy_gives_the_checkpoints_logits(shipped):
+    checkpoint = load_model(default_model_path())
+    x = torch.randn(1, 4, 64, 80, 96, generator=torch.Generator().manual_seed(3))
+    for precision in ("fp32", "bf16"):
+        want, got = (predict_logits(m.network, x, 16, m.config.roi, precision) for m in (checkpoint, shipped))
+        assert torch.equal(want, got), precision
+
+
+def test_inference_imports_no_monai():
+    code = (
+        "import sys; from neurotriage.segmentation.infer import load_model; load_model(None); "
+        "found = sorted(m for m in sys.modules if m.split('.')[0] == 'monai'); print(found); assert not found"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.slow

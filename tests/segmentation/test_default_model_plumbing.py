@@ -36,13 +36,19 @@ def test_export_writes_half_precision_weights_and_checksum(exported, tiny_run):
         assert torch.allclose(value.float(), original[key].float(), atol=1e-2)
 
 
-def test_default_model_is_checked_against_its_sha256(exported, monkeypatch):
+@pytest.mark.parametrize("shipped_as", ["torchscript", "checkpoint"])
+def test_default_model_is_checked_against_its_sha256(exported, monkeypatch, shipped_as):
+    scripted = exported.with_suffix(".ts")
+    path = scripted if shipped_as == "torchscript" else exported
+    monkeypatch.setattr(infer, "default_scripted_path", lambda: scripted if shipped_as == "torchscript" else None)
     monkeypatch.setattr(infer, "default_model_path", lambda: exported)
-    assert infer.load_model(None).config.model_id == default_model.MODEL_ID
-    exported.write_bytes(exported.read_bytes() + b"tampered")
+    model = infer.load_model(None)
+    assert model.config.model_id == default_model.MODEL_ID and model.source == path
+    assert model.sha256 == sha256_file(path)
+    path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(UserError, match="does not match the recorded"):
         infer.load_model(None)
-    exported.with_name("default.pt.sha256").unlink()
+    path.with_name(path.name + ".sha256").unlink()
     with pytest.raises(UserError, match="no recorded checksum"):
         infer.load_model(None)
 

@@ -199,6 +199,7 @@ def test_case_off_the_model_grid_is_refused(tiny_run, blob_case, tmp_path, capsy
 
 def test_no_model_and_no_packaged_default_is_a_user_error(monkeypatch):
     monkeypatch.setattr(infer, "default_model_path", lambda: None)
+    monkeypatch.setattr(infer, "default_scripted_path", lambda: None)
     with pytest.raises(UserError, match="no default model is installed"):
         infer.load_model(None)
 
