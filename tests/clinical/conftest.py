@@ -160,8 +160,7 @@ class Run:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
-    """Run `neurotriage ARGS...` in-process with only the clinical commands registered."""
-    monkeypatch.setattr(neurotriage.cli, "COMMAND_MODULES", ("neurotriage.clinical.commands",))
+    """Run `neurotriage ARGS...` in-process (each run registers only its own command module)."""
 
     def run(*args: object) -> Run:
         capsys.readouterr()
