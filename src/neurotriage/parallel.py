@@ -1,10 +1,10 @@
-"""Independent jobs (one per case) in worker processes, with a progress bar."""
+"""Independent jobs (one per case) in worker processes with a progress bar, and reading ahead in a thread."""
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
 from tqdm import tqdm
 
@@ -33,3 +33,17 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], workers: int, desc: str, progr
             pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
+
+
+def read_ahead(items: Iterable, load: Callable) -> Iterator[tuple[object, Future]]:
+    """Yield (item, future of `load(item)`) in order, the next item loading in a thread meanwhile.
+
+    For a loop that reads a case and then computes on it: the read of case i + 1 (mostly gzip, which
+    releases the GIL) overlaps the computation on case i. `future.result()` re-raises a failed load."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(load, items[0]) if items else None
+        for i, item in enumerate(items):
+            current = pending
+            pending = pool.submit(load, items[i + 1]) if i + 1 < len(items) else None
+            yield item, current

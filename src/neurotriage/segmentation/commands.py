@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 
 from neurotriage import NOTICE
@@ -248,6 +249,7 @@ def _segment(args) -> int:
     from tqdm import tqdm
 
     from neurotriage.imaging.io import discover_cases, load_case
+    from neurotriage.parallel import read_ahead
     from neurotriage.segmentation.distributed import launched_rank, share_cores
     from neurotriage.segmentation.infer import load_model, output_path, write_segmentation
 
@@ -269,10 +271,11 @@ def _segment(args) -> int:
     failed = len(reported)
     for reason in reported.values():
         print(f"neurotriage: error: {reason}", file=sys.stderr)
-    for files in tqdm(mine, desc="segment", unit="case", disable=single or rank > 0):
+    loaded = read_ahead(mine, partial(load_case, with_seg=False))
+    for files, case_load in tqdm(loaded, total=len(mine), desc="segment", unit="case", disable=single or rank > 0):
         target = output_path(files, args.out) if (not single or args.out.is_dir()) else args.out
         try:
-            case = load_case(files, with_seg=False)
+            case = case_load.result()
             write_segmentation(model.predict(case, **options), case, target)
         except UserError as exc:
             if single:
