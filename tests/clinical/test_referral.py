@@ -10,11 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from neurotriage.anatomy.location import parse_location
-from neurotriage.clinical import db
+from neurotriage.clinical import db, referral
 from neurotriage.clinical.decisions import record_diagnosis
 from neurotriage.clinical.geo import bounding_box, haversine_km
 from neurotriage.clinical.models import CrossCheckRecord, Doctor, Finding, Hospital, ReferralRecord, Study
-from neurotriage.clinical.referral import needs_for_location
+from neurotriage.clinical.prefilter import EXPERTISE
+from neurotriage.clinical.referral import ReferralRequest, needs_for_location, recommend, targets_for_location
+from neurotriage.clinical.sample import CITIES, add_hospitals_and_doctors
+from neurotriage.clinical.scoring import Candidate, Scorer
 from neurotriage.errors import UserError
 
 from .locates import healthy, locate
@@ -230,3 +233,38 @@ def test_symptom_list_shows_codes_and_rules(db_url: str, cli) -> None:
     assert hemiparesis["snomed_code"] == "20022000"
     assert {r["region"] for r in hemiparesis["rules"]} == {"primary_motor", "corticospinal_tract", "internal_capsule"}
     assert all(r["source"] for s in listed for r in s["rules"])
+
+
+def _every_candidate_ranked(session, request: ReferralRequest, radius_km) -> list[tuple[int, float]]:
+    """The ranking by scoring every candidate of the box in Python: the reference for `recommend`."""
+    scorer = Scorer(request.basis, request.targets, request.needs)
+    columns = (Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, EXPERTISE)
+    rows = session.connection().execute(referral._box(request, radius_km).add_columns(*columns)).all()
+    candidates = [Candidate(*row) for row in rows]
+    sites = referral._sites(session, request, {c.hospital_id for c in candidates})
+    scored = sorted(
+        ((scorer.components(c, sites[c.hospital_id]), c) for c in candidates), key=lambda pc: referral._order(pc, sites)
+    )
+    return [(c.id, round(sum(parts.values()), 1)) for parts, c in scored[: request.limit]]
+
+
+def test_reading_best_first_ranks_exactly_as_scoring_every_candidate(db_url: str) -> None:
+    rng = random.Random(5)
+    with db.transaction() as session:
+        add_hospitals_and_doctors(session, 300, 4000, rng, prefix="EQ-H")
+        db.refresh_statistics(session)
+    homes = [(c[2], c[3]) for c in CITIES[::7]] + [None]
+    motor = parse_location(locate("right"))
+    stem = parse_location(locate("left", regions=(("brainstem", 5.0),), eloquent=(), enhancing=0))
+    requests = [
+        ReferralRequest("imaging", targets_for_location(loc), needs_for_location(loc, "left"), home, limit)
+        for loc in (motor, stem)
+        for home in homes
+        for limit in (1, 10, 40)
+    ]
+    requests += [ReferralRequest("symptoms", (), (), home, 10) for home in homes[:3]]
+    with db.transaction() as session:
+        for request in requests:
+            ranking = recommend(session, request)
+            got = [(r.doctor.id, r.score) for r in ranking.recommendations]
+            assert got == _every_candidate_ranked(session, request, ranking.search_radius_km), request

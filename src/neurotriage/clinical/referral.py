@@ -1,18 +1,20 @@
 """Rank doctors (with their hospitals) for a located tumour or for symptom-predicted regions.
 
 SQL does the filtering (specialty, accepting new patients, a latitude/longitude box around the
-patient's home, widened until enough candidates are found); Python ranks only that filtered set
-(see `scoring`). Each recommendation carries the reasons behind every part of its score.
+patient's home, widened until enough candidates are found) and orders the candidates by every part
+of the score but distance (`prefilter`); Python scores them exactly (`scoring`), reading best first
+until no unread candidate could still enter the ranking. Each recommendation carries the reasons
+behind every part of its score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, Text, cast, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from neurotriage.anatomy.location import Location
@@ -20,11 +22,16 @@ from neurotriage.clinical.crosscheck import PredictedRegion
 from neurotriage.clinical.geo import bounding_box, haversine_km
 from neurotriage.clinical.knowledge import ELOQUENT, LANGUAGE_AREAS
 from neurotriage.clinical.models import Doctor, Hospital
+from neurotriage.clinical.prefilter import EXPERTISE, meets_all, points_without_distance
 from neurotriage.clinical.scoring import POINTS, SPECIALTY_FIT, Candidate, Need, Recommendation, Scorer, Site, Target
 
 # Search boxes tried in turn, nearest first, until there are `limit` candidates and at least one
 # of them meets every need of the case; None = no distance filter.
 SEARCH_RADII_KM: tuple[float | None, ...] = (150.0, 400.0, 1000.0, 2500.0, None)
+# Candidates read per round, best first; None reads the rest.
+BATCHES: tuple[int | None, ...] = (64, 512, None)
+# SQL and Python add the same points in another order; this covers their rounding differences.
+BOUND_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -120,18 +127,49 @@ def _in_box(query: Select, home: tuple[float, float] | None, radius_km: float | 
     return query if lon_min is None else query.where(Hospital.lon.between(lon_min, lon_max))
 
 
-def _candidates(session: Session, request: ReferralRequest, radius_km: float | None) -> list[Candidate]:
-    """Accepting doctors of a fitting specialty whose hospital lies in the search box."""
+def _box(request: ReferralRequest, radius_km: float | None) -> Select:
+    """Accepting doctors of a fitting specialty whose hospital lies in the search box (no columns yet)."""
     query = (
-        select(
-            Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, cast(Doctor.expertise, Text)
-        )
+        select()
+        .select_from(Doctor)
         .join(Hospital, Hospital.id == Doctor.hospital_id)
         .where(Doctor.specialty.in_(SPECIALTY_FIT[request.basis]), Doctor.accepting.is_(True))
     )
-    # Core execution on the session's connection: these are plain columns, no ORM entities.
-    rows = session.connection().execute(_in_box(query, request.home, radius_km)).all()
-    return [Candidate(*row) for row in rows]
+    return _in_box(query, request.home, radius_km)
+
+
+def _counts(session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None) -> tuple[int, int]:
+    """How many candidates the box holds, and how many of them meet every need."""
+    query = _box(request, radius_km).add_columns(func.count(), func.count(case((meets_all(scorer), 1))))
+    total, meeting = session.connection().execute(query).one()
+    return total, meeting
+
+
+def _radius(session: Session, request: ReferralRequest, scorer: Scorer) -> tuple[float | None, int]:
+    """The smallest search box holding `limit` candidates, one of whom meets every need; and its count."""
+    radii = SEARCH_RADII_KM if request.home else (None,)
+    for radius in radii[:-1]:
+        total, meeting = _counts(session, request, scorer, radius)
+        if total >= request.limit and meeting:
+            return radius, total
+    return radii[-1], _counts(session, request, scorer, radii[-1])[0]
+
+
+def _best_first(
+    session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None
+) -> Iterator[list[tuple[Candidate, float]]]:
+    """The box's candidates in batches, by their points without distance, best first."""
+    points = points_without_distance(scorer)
+    columns = (Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, EXPERTISE, points)
+    query = _box(request, radius_km).add_columns(*columns).order_by(points.desc(), Doctor.id)
+    offset = 0
+    for size in BATCHES:
+        # Core execution on the session's connection: these are plain columns, no ORM entities.
+        rows = session.connection().execute(query.offset(offset).limit(size)).all()
+        yield [(Candidate(*row[:-1]), row[-1]) for row in rows]
+        if size is None or len(rows) < size:
+            return
+        offset += size
 
 
 def _sites(session: Session, request: ReferralRequest, hospital_ids: set[int]) -> dict[int, Site]:
@@ -146,33 +184,37 @@ def _sites(session: Session, request: ReferralRequest, hospital_ids: set[int]) -
     }
 
 
-def _search(
-    session: Session, request: ReferralRequest, scorer: Scorer
-) -> tuple[float | None, list[Candidate], dict[int, Site]]:
-    """Candidates and their hospitals from the smallest search box that is enough."""
-    radii = SEARCH_RADII_KM if request.home else (None,)
-    for radius in radii[:-1]:
-        candidates = _candidates(session, request, radius)
-        if len(candidates) >= request.limit:
-            sites = _sites(session, request, {c.hospital_id for c in candidates})
-            if any(scorer.meets_all(c, sites[c.hospital_id]) for c in candidates):
-                return radius, candidates, sites
-    candidates = _candidates(session, request, radii[-1])
-    return radii[-1], candidates, _sites(session, request, {c.hospital_id for c in candidates})
+def _order(scored: tuple[dict[str, float], Candidate], sites: dict[int, Site]) -> tuple[float, float, int]:
+    # Best score first; ties go to the nearer hospital, then the lower doctor id (stable output).
+    parts, candidate = scored
+    return -sum(parts.values()), sites[candidate.hospital_id].distance_km or 0.0, candidate.id
 
 
 def recommend(session: Session, request: ReferralRequest) -> Ranking:
-    """Filter in SQL, widening the search box until it is enough, then rank in Python."""
+    """Rank the candidates of the smallest search box that is enough, reading them best first.
+
+    The database orders candidates by every part of the score but distance; a candidate's distance
+    is worth at most the full distance points. Once `limit` candidates score more than the next
+    unread one could even at the door, nobody unread can enter the ranking, and reading stops."""
     scorer = Scorer(request.basis, request.targets, request.needs)
-    radius, candidates, sites = _search(session, request, scorer)
-    scored = [(scorer.components(c, sites[c.hospital_id]), c) for c in candidates]
-    # Best score first; ties go to the nearer hospital, then the lower doctor id (stable output).
-    scored.sort(key=lambda pc: (-sum(pc[0].values()), sites[pc[1].hospital_id].distance_km or 0.0, pc[1].id))
+    radius, total = _radius(session, request, scorer)
+    best_distance = POINTS["distance"] if request.home else 0.0
+    scored: list[tuple[dict[str, float], Candidate]] = []
+    sites: dict[int, Site] = {}
+    for batch in _best_first(session, request, scorer, radius):
+        sites |= _sites(session, request, {c.hospital_id for c, _ in batch} - sites.keys())
+        scored += [(scorer.components(c, sites[c.hospital_id]), c) for c, _ in batch]
+        scored.sort(key=lambda pc: _order(pc, sites))
+        del scored[request.limit :]
+        if batch and len(scored) == request.limit:
+            kth = sum(scored[-1][0].values())
+            if kth > batch[-1][1] + best_distance + BOUND_SLACK:
+                break
     return Ranking(
         search_radius_km=radius,
-        candidates=len(candidates),
+        candidates=total,
         recommendations=[
             scorer.recommendation(rank, c, sites[c.hospital_id], parts)
-            for rank, (parts, c) in enumerate(scored[: request.limit], start=1)
+            for rank, (parts, c) in enumerate(scored, start=1)
         ],
     )
