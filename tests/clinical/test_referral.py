@@ -17,7 +17,7 @@ from neurotriage.clinical.models import CrossCheckRecord, Doctor, Finding, Hospi
 from neurotriage.clinical.prefilter import EXPERTISE
 from neurotriage.clinical.referral import ReferralRequest, needs_for_location, recommend, targets_for_location
 from neurotriage.clinical.sample import CITIES, add_hospitals_and_doctors
-from neurotriage.clinical.scoring import Candidate, Scorer
+from neurotriage.clinical.scoring import SPECIALTY_FIT, Candidate, Scorer
 from neurotriage.errors import UserError
 
 from .locates import healthy, locate
@@ -239,12 +239,18 @@ def _every_candidate_ranked(session, request: ReferralRequest, radius_km) -> lis
     """The ranking by scoring every candidate of the box in Python: the reference for `recommend`."""
     scorer = Scorer(request.basis, request.targets, request.needs)
     columns = (Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, EXPERTISE)
-    rows = session.connection().execute(referral._box(request, radius_km).add_columns(*columns)).all()
-    candidates = [Candidate(*row) for row in rows]
-    sites = referral._sites(session, request, {c.hospital_id for c in candidates})
-    scored = sorted(
-        ((scorer.components(c, sites[c.hospital_id]), c) for c in candidates), key=lambda pc: referral._order(pc, sites)
+    query = (
+        select(*columns)
+        .join(Hospital, Hospital.id == Doctor.hospital_id)
+        .where(Doctor.specialty.in_(SPECIALTY_FIT[request.basis]), Doctor.accepting.is_(True))
     )
+    if request.home and radius_km:
+        lat_min, lat_max, lon_min, lon_max = bounding_box(*request.home, radius_km)
+        query = query.where(Hospital.lat.between(lat_min, lat_max), Hospital.lon.between(lon_min, lon_max))
+    candidates = [Candidate(*row) for row in session.execute(query)]
+    sites = referral._sites(session, request, {c.hospital_id for c in candidates})
+    scored = [(scorer.components(c, sites[c.hospital_id]), c) for c in candidates]
+    scored.sort(key=lambda pc: referral._order(pc, sites))
     return [(c.id, round(sum(parts.values()), 1)) for parts, c in scored[: request.limit]]
 
 

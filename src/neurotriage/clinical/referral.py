@@ -140,7 +140,8 @@ def _box(request: ReferralRequest, radius_km: float | None) -> Select:
 
 def _counts(session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None) -> tuple[int, int]:
     """How many candidates the box holds, and how many of them meet every need."""
-    query = _box(request, radius_km).add_columns(func.count(), func.count(case((meets_all(scorer), 1))))
+    meeting = func.count(case((meets_all(scorer, session.get_bind().dialect.name), 1)))
+    query = _box(request, radius_km).add_columns(func.count(), meeting)
     total, meeting = session.connection().execute(query).one()
     return total, meeting
 
@@ -159,7 +160,7 @@ def _best_first(
     session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None
 ) -> Iterator[list[tuple[Candidate, float]]]:
     """The box's candidates in batches, by their points without distance, best first."""
-    points = points_without_distance(scorer)
+    points = points_without_distance(scorer, session.get_bind().dialect.name)
     columns = (Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, EXPERTISE, points)
     query = _box(request, radius_km).add_columns(*columns).order_by(points.desc(), Doctor.id)
     offset = 0
