@@ -39,21 +39,25 @@ def _neurotriage_epochs(prepared: Path, out: Path) -> list[float]:
 
 
 def _bare_epochs(prepared: Path) -> list[float]:
-    """Seconds per epoch of a bare MONAI loop over the same crops, network and loss."""
+    """Seconds per epoch of a bare MONAI loop over the same crops, network and loss (on the GPU when
+    torch sees one, as `neurotriage train` is)."""
     torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     paths = sorted(prepared.glob("*.npz"))
     loader = train_loader(train_dataset(paths, (ROI,) * 3, "basic", cache=True), BATCH, 0)
-    model = build_model(DEFAULT_ARCH, 4, 4, arch_kwargs(DEFAULT_ARCH)).train()
+    model = build_model(DEFAULT_ARCH, 4, 4, arch_kwargs(DEFAULT_ARCH)).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = SegLoss(LossConfig())
     seconds = []
     for _ in range(EPOCHS):
         started = time.time()
         for batch in loader:
+            image = batch["image"].as_subclass(torch.Tensor).to(device)
+            label = batch["label"].as_subclass(torch.Tensor).to(device)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(batch["image"].as_subclass(torch.Tensor))
-            loss = loss_fn(logits, batch["label"].as_subclass(torch.Tensor))
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                logits = model(image)
+            loss = loss_fn(logits, label)
             loss.backward()
             optimizer.step()
         seconds.append(time.time() - started)
@@ -80,6 +84,7 @@ def run() -> dict:
         "roi": ROI,
         "batch": BATCH,
         "precision": "bf16",
+        "device": "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "epochs_timed_per_run": EPOCHS - 1,
         "rounds": ROUNDS,
         "neurotriage_s_per_epoch": [round(s, 2) for s in ours],

@@ -90,7 +90,7 @@ class SegmentationModel:
         self.check_case(case)
         prepared = prepare_inference(case, self.recipe)
         probs = self.probabilities(prepared.image, tta=tta, precision=precision)
-        labels = labels_from_probabilities(probs[None], self.label_mode)[0].numpy()
+        labels = labels_from_probabilities(probs[None], self.label_mode)[0].cpu().numpy()
         out = np.zeros(case.shape, np.uint8)
         # Cleaned on the brain box: outside it is background, and the box is a third of the grid.
         box = tuple(slice(a, b) for a, b in prepared.box)
@@ -190,7 +190,8 @@ def load_model(path: Path | str | None = None) -> SegmentationModel:
         path = checkpoint_file(path)
         sha256 = sha256_file(path) if path.is_file() else None
     network, config = _scripted(path) if is_scripted(path) else _from_checkpoint(path)
-    network.to(memory_format=torch.channels_last_3d)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # inference follows the GPU
+    network.to(device, memory_format=torch.channels_last_3d)
     return SegmentationModel(network, config, path, sha256)
 
 
