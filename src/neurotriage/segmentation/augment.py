@@ -40,9 +40,8 @@ class RandThickSlicesd(_RandPerChannel):
     """Per channel, average `factor` slices along one random axis and interpolate back.
 
     BraTS resamples every sequence to 1 mm, but a sequence acquired with 4-6 mm slices stays blurred
-    along one axis only, often in just one of the four sequences (the real shared case's T1 looks
-    like that). MONAI's RandSimulateLowResolution treats all channels and axes alike, so it cannot
-    teach this.
+    along one axis only, often in just one of the four sequences. MONAI's RandSimulateLowResolution
+    treats all channels and axes alike, so it cannot teach this.
     """
 
     def __init__(
@@ -71,10 +70,10 @@ class RandThickSlicesd(_RandPerChannel):
 class RandChannelBiasFieldd(_RandPerChannel):
     """Per channel, an independent smooth multiplicative shading of the raw intensities.
 
-    Each sequence is a separate acquisition, and BraTS does not correct their shading: the shared real
-    case's FLAIR is about 1.45x white matter along the brain's edge where its T1 is not. MONAI's
-    RandBiasField draws one field for all channels, and multiplies values that are z-scores here, so
-    it cannot teach that a FLAIR-only brightening is not oedema.
+    Each sequence is a separate acquisition, and BraTS does not correct their shading, so one sequence
+    can be bright along the brain's edge where the others are not. MONAI's RandBiasField draws one
+    field for all channels, and multiplies values that are z-scores here, so it cannot teach that a
+    FLAIR-only brightening is not oedema.
     """
 
     def __init__(
