@@ -41,9 +41,13 @@ def read_ahead(items: Iterable, load: Callable) -> Iterator[tuple[object, Future
     For a loop that reads a case and then computes on it: the read of case i + 1 (mostly gzip, which
     releases the GIL) overlaps the computation on case i. `future.result()` re-raises a failed load."""
     items = list(items)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+    try:
         pending = pool.submit(load, items[0]) if items else None
         for i, item in enumerate(items):
             current = pending
             pending = pool.submit(load, items[i + 1]) if i + 1 < len(items) else None
             yield item, current
+    finally:
+        # On Ctrl-C or an early stop, do not wait for the next item's read.
+        pool.shutdown(wait=False, cancel_futures=True)

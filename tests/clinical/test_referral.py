@@ -274,3 +274,9 @@ def test_reading_best_first_ranks_exactly_as_scoring_every_candidate(db_url: str
             ranking = recommend(session, request)
             got = [(r.doctor.id, r.score) for r in ranking.recommendations]
             assert got == _every_candidate_ranked(session, request, ranking.search_radius_km), request
+
+
+def test_a_ranking_of_nobody_is_a_user_error(db_url: str) -> None:
+    with db.transaction() as session, pytest.raises(UserError, match="limit 0") as caught:
+        recommend(session, ReferralRequest("symptoms", (), (), LEEDS, 0))
+    assert caught.value.field == "limit"

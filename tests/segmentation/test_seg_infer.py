@@ -208,3 +208,34 @@ def test_segment_refuses_a_non_nifti_output_name(tiny_cohort, tiny_run, tmp_path
     args = ["segment", str(tiny_cohort / "TINY_000"), "--model", str(tiny_run), "--out", str(tmp_path / "x.png")]
     assert main(args) == 2
     assert ".nii.gz" in capsys.readouterr().err
+
+
+def _torchscript_file(path, network, config_text):
+    import torch
+
+    torch.jit.save(torch.jit.script(network), str(path), _extra_files={"config.json": config_text})
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(
+    ("channels_in", "config_text", "message"),
+    [
+        (4, "{not json", "config is not valid JSON"),
+        (4, '{"arch": "nonesuch"}', "checkpoint config."),
+        (2, None, "wrong channel count: the network takes 2 input channels"),
+    ],
+)
+def test_a_broken_torchscript_model_is_one_user_error(tmp_path, channels_in, config_text, message):
+    import json
+
+    import torch
+
+    from neurotriage.segmentation.shipped import default_scripted_path
+
+    shipped = infer.load_model(default_scripted_path())
+    text = config_text or json.dumps(shipped.config.to_payload())
+    path = _torchscript_file(tmp_path / "bad.ts", torch.nn.Conv3d(channels_in, 4, 3), text)
+    with pytest.raises(UserError, match=message) as caught:
+        infer.load_model(path)
+    assert caught.value.field is not None and "\n" not in str(caught.value)

@@ -72,9 +72,7 @@ def locate_file(path: Path | str, rules: Rules = DEFAULT_RULES) -> Location:
     return locate(labels, affine, rules, source=str(path)).model_copy(update={"source": str(path)})
 
 
-def locate(
-    labels: np.ndarray, affine: np.ndarray, rules: Rules = DEFAULT_RULES, source: str = "label map"
-) -> Location:
+def locate(labels: np.ndarray, affine: np.ndarray, rules: Rules = DEFAULT_RULES, source: str = "label map") -> Location:
     """Describe where the tumour in a BraTS-space label map (either scheme, any axis order) lies."""
     grid = to_brats_grid(np.asarray(labels), affine, source)
     box = tumour_box(grid != 0, sri24.BRATS_AFFINE, rules.eloquent_margin_mm)

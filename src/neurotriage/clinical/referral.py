@@ -9,7 +9,7 @@ behind every part of its score.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,12 +24,13 @@ from neurotriage.clinical.knowledge import ELOQUENT, LANGUAGE_AREAS
 from neurotriage.clinical.models import Doctor, Hospital
 from neurotriage.clinical.prefilter import EXPERTISE, meets_all, points_without_distance
 from neurotriage.clinical.scoring import POINTS, SPECIALTY_FIT, Candidate, Need, Recommendation, Scorer, Site, Target
+from neurotriage.errors import UserError
 
 # Search boxes tried in turn, nearest first, until there are `limit` candidates and at least one
 # of them meets every need of the case; None = no distance filter.
 SEARCH_RADII_KM: tuple[float | None, ...] = (150.0, 400.0, 1000.0, 2500.0, None)
-# Candidates read per round, best first; None reads the rest.
-BATCHES: tuple[int | None, ...] = (64, 512, None)
+# How many of the best candidates each round reads; None reads them all.
+READS: tuple[int | None, ...] = (64, 576, None)
 # SQL and Python add the same points in another order; this covers their rounding differences.
 BOUND_SLACK = 1e-6
 
@@ -156,21 +157,15 @@ def _radius(session: Session, request: ReferralRequest, scorer: Scorer) -> tuple
     return radii[-1], _counts(session, request, scorer, radii[-1])[0]
 
 
-def _best_first(
-    session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None
-) -> Iterator[list[tuple[Candidate, float]]]:
-    """The box's candidates in batches, by their points without distance, best first."""
+def _best(
+    session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None, size: int | None
+) -> list[tuple[Candidate, float]]:
+    """The box's `size` best candidates by their points without distance (all when None), best first."""
     points = points_without_distance(scorer, session.get_bind().dialect.name)
     columns = (Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, EXPERTISE, points)
-    query = _box(request, radius_km).add_columns(*columns).order_by(points.desc(), Doctor.id)
-    offset = 0
-    for size in BATCHES:
-        # Core execution on the session's connection: these are plain columns, no ORM entities.
-        rows = session.connection().execute(query.offset(offset).limit(size)).all()
-        yield [(Candidate(*row[:-1]), row[-1]) for row in rows]
-        if size is None or len(rows) < size:
-            return
-        offset += size
+    query = _box(request, radius_km).add_columns(*columns).order_by(points.desc(), Doctor.id).limit(size)
+    # Core execution on the session's connection: these are plain columns, no ORM entities.
+    return [(Candidate(*row[:-1]), row[-1]) for row in session.connection().execute(query)]
 
 
 def _sites(session: Session, request: ReferralRequest, hospital_ids: set[int]) -> dict[int, Site]:
@@ -195,22 +190,27 @@ def recommend(session: Session, request: ReferralRequest) -> Ranking:
     """Rank the candidates of the smallest search box that is enough, reading them best first.
 
     The database orders candidates by every part of the score but distance; a candidate's distance
-    is worth at most the full distance points. Once `limit` candidates score more than the next
+    is worth at most the full distance points. Once `limit` candidates score more than the best
     unread one could even at the door, nobody unread can enter the ranking, and reading stops."""
+    if request.limit < 1:
+        raise UserError(f"limit {request.limit}: at least one recommendation must be asked for", field="limit")
     scorer = Scorer(request.basis, request.targets, request.needs)
     radius, total = _radius(session, request, scorer)
     best_distance = POINTS["distance"] if request.home else 0.0
-    scored: list[tuple[dict[str, float], Candidate]] = []
     sites: dict[int, Site] = {}
-    for batch in _best_first(session, request, scorer, radius):
-        sites |= _sites(session, request, {c.hospital_id for c, _ in batch} - sites.keys())
-        scored += [(scorer.components(c, sites[c.hospital_id]), c) for c, _ in batch]
-        scored.sort(key=lambda pc: _order(pc, sites))
+    # Each round reads the best candidates again from the top, in one statement, so the ranking always
+    # comes from one snapshot of the doctors, even where each statement sees newer commits.
+    for size in READS:
+        rows = _best(session, request, scorer, radius, size)
+        sites |= _sites(session, request, {c.hospital_id for c, _ in rows} - sites.keys())
+        scored = sorted(
+            ((scorer.components(c, sites[c.hospital_id]), c) for c, _ in rows), key=lambda pc: _order(pc, sites)
+        )
         del scored[request.limit :]
-        if batch and len(scored) == request.limit:
-            kth = sum(scored[-1][0].values())
-            if kth > batch[-1][1] + best_distance + BOUND_SLACK:
-                break
+        if size is None or len(rows) < size:
+            break
+        if len(scored) == request.limit and sum(scored[-1][0].values()) > rows[-1][1] + best_distance + BOUND_SLACK:
+            break
     return Ranking(
         search_radius_km=radius,
         candidates=total,

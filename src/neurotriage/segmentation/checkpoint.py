@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -56,11 +57,11 @@ def read_checkpoint(path: Path) -> dict:
     missing = next((key for key in ("config", "state_dict") if not isinstance(payload.get(key), dict)), None)
     if missing:
         raise UserError(f"{path}: checkpoint is incomplete (missing {missing})", field=missing)
-    return payload | {"config": _model_config(path, payload["config"])}
+    return payload | {"config": validated_config(path, payload["config"])}
 
 
-def _model_config(path: Path, config: dict) -> ModelConfig:
-    """The checkpoint's config validated; the first fault is a UserError naming its field."""
+def validated_config(path: Path, config: dict) -> ModelConfig:
+    """A model file's config validated; the first fault is a UserError naming its field."""
     try:
         return ModelConfig.model_validate(config)
     except ValidationError as exc:
@@ -68,3 +69,16 @@ def _model_config(path: Path, config: dict) -> ModelConfig:
         field = "config." + ".".join(str(part) for part in error["loc"])
         reason = "missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
         raise UserError(f"{path}: checkpoint {field}: {reason}", field=field) from None
+
+
+def check_input_channels(path: Path, tensors: Iterable[torch.Tensor], config: ModelConfig) -> None:
+    """Refuse weights whose first 3D convolution does not take one input channel per listed sequence."""
+    first = next((t for t in tensors if torch.is_tensor(t) and t.ndim == 5), None)
+    if first is None:
+        raise UserError(f"{path}: the network holds no 3D convolution weights", field="model")
+    if first.shape[1] != len(config.channels):
+        raise UserError(
+            f"{path}: wrong channel count: the network takes {first.shape[1]} input channels "
+            f"but its config lists {len(config.channels)} sequences ({', '.join(config.channels)})",
+            field="model",
+        )

@@ -82,8 +82,10 @@ def export_scripted(checkpoint: Path, target: Path) -> Path:
     from neurotriage.segmentation.scripted import save_scripted  # torch, as above
 
     model = load_model(checkpoint)
+    model.network.cpu()  # compared on the CPU: GPU kernels may pick other algorithms run to run
     save_scripted(model.network, model.config, target, {"file": checkpoint.name, "sha256": model.sha256})
     scripted = load_model(target)
+    scripted.network.cpu()
     generator = torch.Generator().manual_seed(0)
     sizes = (model.config.roi, [s + model.config.divisor for s in model.config.roi[::-1]])
     for size, precision in itertools.product(sizes, ("fp32", "bf16")):

@@ -19,7 +19,8 @@ from neurotriage.errors import UserError
 from neurotriage.files import sha256_file
 from neurotriage.imaging.io import Case, CaseFiles, write_nifti
 from neurotriage.imaging.naming import from_internal
-from neurotriage.segmentation.checkpoint import checkpoint_file, read_checkpoint
+from neurotriage.segmentation.checkpoint import check_input_channels, checkpoint_file, read_checkpoint
+from neurotriage.segmentation.distributed import launched_rank
 from neurotriage.segmentation.losses import labels_from_probabilities
 from neurotriage.segmentation.losses import probabilities as to_probabilities
 from neurotriage.segmentation.model_config import ModelConfig
@@ -160,13 +161,7 @@ def resolve_precision(precision: str, device_type: str = "cpu") -> str:
 
 
 def _load_weights(network: nn.Module, state_dict: dict, path: Path, config: ModelConfig) -> None:
-    first = next((v for v in state_dict.values() if torch.is_tensor(v) and v.ndim == 5), None)
-    n_in = len(config.channels)
-    if first is not None and first.shape[1] != n_in:
-        raise UserError(
-            f"{path}: wrong channel count: the network takes {first.shape[1]} input channels "
-            f"but the checkpoint lists {n_in} sequences ({', '.join(config.channels)})"
-        )
+    check_input_channels(path, state_dict.values(), config)
     try:
         network.load_state_dict(state_dict)  # half-precision weights are cast to float32 here
     except RuntimeError as exc:
@@ -190,9 +185,15 @@ def load_model(path: Path | str | None = None) -> SegmentationModel:
         path = checkpoint_file(path)
         sha256 = sha256_file(path) if path.is_file() else None
     network, config = _scripted(path) if is_scripted(path) else _from_checkpoint(path)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # inference follows the GPU
-    network.to(device, memory_format=torch.channels_last_3d)
+    network.to(inference_device(), memory_format=torch.channels_last_3d)
     return SegmentationModel(network, config, path, sha256)
+
+
+def inference_device() -> torch.device:
+    """The GPU when torch sees one (under torchrun, this process's own GPU), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", launched_rank()[2] % torch.cuda.device_count())
 
 
 def _scripted(path: Path) -> tuple[nn.Module, ModelConfig]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from neurotriage.errors import UserError
 from neurotriage.files import atomic_path
+from neurotriage.segmentation.checkpoint import check_input_channels, validated_config
 from neurotriage.segmentation.model_config import ModelConfig
 from neurotriage.segmentation.shipped import SCRIPTED_SUFFIX
 
@@ -47,7 +48,9 @@ def save_scripted(network: nn.Module, config: ModelConfig, target: Path, source:
 
 
 def load_scripted(path: Path) -> tuple[nn.Module, ModelConfig, dict[str, str]]:
-    """The traced network (eval mode, float32 weights, on the CPU), its config and its source's record."""
+    """The scripted network (eval mode, float32 weights, on the CPU), its config and its source's record.
+
+    Every fault is a one-line UserError naming the file."""
     extra = {CONFIG_FILE: "", SOURCE_FILE: ""}
     try:
         with warnings.catch_warnings():
@@ -57,5 +60,10 @@ def load_scripted(path: Path) -> tuple[nn.Module, ModelConfig, dict[str, str]]:
         raise UserError(f"{path}: not a TorchScript model ({str(exc).splitlines()[0]})", field="model") from None
     if not extra[CONFIG_FILE]:
         raise UserError(f"{path}: TorchScript model without a neurotriage config", field="model")
-    config = ModelConfig.model_validate(json.loads(extra[CONFIG_FILE]))
-    return network.float().eval(), config, json.loads(extra[SOURCE_FILE] or "{}")
+    try:
+        config, source = json.loads(extra[CONFIG_FILE]), json.loads(extra[SOURCE_FILE] or "{}")
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: the TorchScript model's config is not valid JSON ({exc})", field="model") from None
+    config = validated_config(path, config)
+    check_input_channels(path, network.parameters(), config)
+    return network.float().eval(), config, source
