@@ -13,6 +13,8 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -20,6 +22,7 @@ from neurotriage.cli import main
 from neurotriage.clinical import db, intake
 from neurotriage.clinical.models import Finding, Study
 from neurotriage.diagnosis import pipeline
+from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import BRATS2020
 from neurotriage.imaging.synth import generate_case, write_case
 
@@ -209,3 +212,18 @@ def test_relative_out_is_stored_as_an_absolute_folder(database, oracle, right_fr
     with db.transaction(database) as session:
         finding = session.get(Finding, result["finding_id"])
         assert finding.report_dir == str(tmp_path / "rel") and Path(finding.segmentation_path).is_absolute()
+
+
+def test_an_implausible_image_is_refused_not_called_tumour_free(database, right_frontal, tmp_path, capsys):
+    """One 3e38 voxel passes the loader's checks; the shipped model's gate refuses it before segmenting."""
+    pid = new_patient(database, "left")
+    before = counts(database)
+    case = shutil.copytree(right_frontal, tmp_path / "SYN_RF")
+    flair = case / "SYN_RF_flair.nii.gz"
+    image = nib.load(flair)
+    data = np.asanyarray(image.dataobj).astype(np.float32)
+    data[tuple(np.argwhere(data != 0)[0])] = 3e38
+    write_nifti(data, image.affine, flair)
+    args = ["diagnose", str(case), "--patient", str(pid), "--json"]  # --json: no stage lines on stderr
+    assert_refused(args, capsys, "SYN_RF_flair.nii.gz", "not MR magnitudes")
+    assert counts(database) == before

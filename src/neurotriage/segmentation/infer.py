@@ -25,6 +25,7 @@ from neurotriage.segmentation.losses import labels_from_probabilities
 from neurotriage.segmentation.losses import probabilities as to_probabilities
 from neurotriage.segmentation.model_config import ModelConfig
 from neurotriage.segmentation.networks import build_model
+from neurotriage.segmentation.plausibility import check_finite, check_plausible
 from neurotriage.segmentation.postprocess import PostProcess
 from neurotriage.segmentation.preprocess import Recipe, prepare_inference
 from neurotriage.segmentation.scripted import is_scripted, load_scripted
@@ -89,8 +90,11 @@ class SegmentationModel:
         tta = self.config.tta if tta is None else tta
         post = self.config.postprocess if post is None else post
         self.check_case(case)
+        check_plausible(case)
         prepared = prepare_inference(case, self.recipe)
+        check_finite(prepared.image, case, "network input")
         probs = self.probabilities(prepared.image, tta=tta, precision=precision)
+        check_finite(probs.numpy(force=True), case, "network output")
         labels = labels_from_probabilities(probs[None], self.label_mode)[0].cpu().numpy()
         out = np.zeros(case.shape, np.uint8)
         # Cleaned on the brain box: outside it is background, and the box is a third of the grid.
