@@ -80,7 +80,9 @@ def _make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock at the start, where busy_timeout makes a second writer wait.
+        # A deferred BEGIN that reads first cannot wait: its later write fails at once as "locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -205,10 +207,17 @@ def refresh_statistics(session: Session) -> None:
 
 @contextmanager
 def connection(url: str | None = None, *, create: bool = False) -> Iterator[Connection]:
-    """One connection in one transaction: commit at the end, roll back on any error."""
+    """One connection in one transaction: commit at the end, roll back on any error.
+
+    A database still locked by another writer after the busy timeout is a one-line user error."""
     url = database_url(url)
-    with _connect(url, create) as conn, conn.begin():
-        yield conn
+    try:
+        with _connect(url, create) as conn, conn.begin():
+            yield conn
+    except OperationalError as exc:
+        if "database is locked" not in str(exc.orig):
+            raise
+        raise UserError(f"database {redact(url)} stayed locked by another writer for 5 s; try again") from None
 
 
 def migrate_and_load(url: str | None = None, *, create: bool) -> dict[str, Any]:

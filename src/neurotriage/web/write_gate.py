@@ -1,12 +1,11 @@
 """One writer at a time inside the web process when the database is SQLite.
 
-SQLite has a single writer, and in WAL mode a transaction that has read cannot start writing once
-another connection has committed since (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries).
-The web app reads then writes in most requests (a page view adds an audit row) and a diagnosis
-reads, computes, then stores, so concurrent commits would make either fail. The gate serialises
-the app's writing transactions. A diagnosis reads and renders its report outside the gate, then
-holds it only around the one transaction that stores it. PostgreSQL needs none of this: there
-the gate lets everyone in.
+SQLite has a single writer. Every transaction begins IMMEDIATE (clinical/db.py), so writers from
+other processes queue behind the busy timeout instead of failing; inside the web process the gate
+keeps the app's own transactions in order, so none of them spends its busy timeout waiting on a
+sibling thread. A diagnosis reads and renders its report outside the gate, then holds it only
+around the one transaction that stores it. PostgreSQL needs none of this: there the gate lets
+everyone in.
 """
 
 from __future__ import annotations
