@@ -12,6 +12,7 @@ import numpy as np
 
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import Case
+from neurotriage.segmentation.preprocess import brain_mask
 
 # MR magnitudes are stored as 16-bit integers or floats of that order; none reaches a million.
 MAX_MAGNITUDE = 1e6
@@ -44,9 +45,7 @@ def _check_sequence(case: Case, name: str, brain: np.ndarray) -> None:
 
 def check_plausible(case: Case) -> None:
     """Refuse a case whose images no scanner would make; a one-line UserError names the file."""
-    brain = np.zeros(case.shape, bool)
-    for volume in case.images.values():
-        brain |= volume != 0
+    brain = brain_mask(case)
     share = float(brain.mean())
     low, high = FOREGROUND_SHARE
     if not low <= share <= high:
