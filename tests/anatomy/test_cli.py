@@ -79,3 +79,12 @@ def test_cli_path_imports_no_torch(seg_file):
     )
     out = subprocess.run([sys.executable, "-c", code, str(seg_file)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"
+
+
+def test_an_image_given_as_label_map_gets_a_short_line(tmp_path, capsys):
+    image = np.arange(240 * 240 * 155, dtype=np.int16).reshape(240, 240, 155) % 900  # 0..899: 896 outside 0, 1, 2, 4
+    path = write_nifti(image, BRATS_AFFINE, tmp_path / "t1.nii.gz")
+    assert main(["locate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(896 values)" in err and "image rather than a label map" in err
+    assert len(err) < 300

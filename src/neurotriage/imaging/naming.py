@@ -70,7 +70,11 @@ def to_internal(labels: np.ndarray, naming: Naming, source: str) -> np.ndarray:
     bad = sorted(values - naming.allowed_labels)
     if bad:
         allowed = sorted(naming.allowed_labels)
-        raise UserError(f"{source}: segmentation labels {bad} are outside the {naming.name} scheme {allowed}")
+        # An image passed as a label map has thousands of values: name a few and the count.
+        many = len(bad) > 5
+        shown = ", ".join(map(str, bad[:5])) + (f", ... ({len(bad)} values)" if many else "")
+        hint = "; is this an image rather than a label map?" if many else ""
+        raise UserError(f"{source}: segmentation labels [{shown}] are outside the {naming.name} scheme {allowed}{hint}")
     out = labels.astype(np.uint8)
     if naming.enhancing_label != ENHANCING:
         out[labels == naming.enhancing_label] = ENHANCING
