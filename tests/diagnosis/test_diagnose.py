@@ -227,3 +227,20 @@ def test_an_implausible_image_is_refused_not_called_tumour_free(database, right_
     args = ["diagnose", str(case), "--patient", str(pid), "--json"]  # --json: no stage lines on stderr
     assert_refused(args, capsys, "SYN_RF_flair.nii.gz", "not MR magnitudes")
     assert counts(database) == before
+
+
+def test_a_report_folder_holding_other_files_is_refused_before_segmenting(
+    database, right_frontal, tmp_path, capsys, monkeypatch
+):
+    pid = new_patient(database, "left")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("the user's own file")
+
+    def no_segmenting(*_args, **_kwargs):
+        raise AssertionError("the folder must be refused before any segmentation")
+
+    monkeypatch.setattr(pipeline, "analyse", no_segmenting)
+    args = ["diagnose", str(right_frontal), "--patient", str(pid), "--out", str(taken), "--json"]
+    assert_refused(args, capsys, "--out", "holds no report.json")
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]

@@ -29,6 +29,7 @@ from neurotriage.diagnosis.record import Draft, draft, new_finding_key, record
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
+from neurotriage.report.folder import check_target
 
 WriteLock = Callable[[], AbstractContextManager[Any]]
 
@@ -92,6 +93,8 @@ def diagnose(
     with timer.stage("check inputs"):
         files = find_case(case_dir)
         patient = _check_patient(patient_id, options.url)
+        if options.out_dir:
+            check_target(Path(options.out_dir))
     analysis = analyse(files, options.model, timer)
     drafted = _draft(patient, analysis, options, timer)
     with timer.stage("store"):

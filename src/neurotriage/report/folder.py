@@ -28,7 +28,8 @@ REPORT_HTML = "report.html"
 FHIR_JSON = "fhir_bundle.json"
 
 
-def _check_target(out_dir: Path) -> None:
+def check_target(out_dir: Path) -> None:
+    """Refuse a report folder that is a file, or a non-empty folder holding no earlier report."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder; choose another report folder", field="out")
     # Only a previous report (or an empty folder) may be replaced, never arbitrary user files.
@@ -70,7 +71,7 @@ def build_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False
 
     `publish_report` moves it into place; `discard_report` removes it."""
     out_dir = Path(out_dir)
-    _check_target(out_dir)
+    check_target(out_dir)
     built = partial_dir(out_dir)
     try:
         _fill(built, report, fhir)
@@ -84,7 +85,7 @@ def publish_report(built: Path, out_dir: Path | str) -> Path | None:
     """Move a built report folder into place. An earlier report there is set aside and returned, to be
     dropped (`files.drop_set_aside`) once the new one is final or restored (`files.undo_move`)."""
     out_dir = Path(out_dir)
-    _check_target(out_dir)
+    check_target(out_dir)
     return move_into_place(built, out_dir)
 
 
