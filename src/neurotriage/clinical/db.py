@@ -29,6 +29,9 @@ from neurotriage.db import MIGRATIONS
 from neurotriage.errors import UserError
 
 CONNECT_TIMEOUT_S = 5
+# How long a SQLite writer queues behind others before giving up: long enough for a queue of
+# dozens of short writers on a busy 2-core machine (the tests start 50 at once).
+BUSY_TIMEOUT_S = 30
 VERSION_TABLE = "alembic_version"  # Alembic's default
 
 _engines: dict[str, Engine] = {}
@@ -71,7 +74,7 @@ def _make_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         # Write-ahead log: readers never block the writer (the web app), and with NORMAL sync a
         # commit needs no fsync; a power cut can lose the last commits but never corrupts the file.
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -217,7 +220,9 @@ def connection(url: str | None = None, *, create: bool = False) -> Iterator[Conn
     except OperationalError as exc:
         if "database is locked" not in str(exc.orig):
             raise
-        raise UserError(f"database {redact(url)} stayed locked by another writer for 5 s; try again") from None
+        raise UserError(
+            f"database {redact(url)} stayed locked by another writer for {BUSY_TIMEOUT_S} s; try again"
+        ) from None
 
 
 def migrate_and_load(url: str | None = None, *, create: bool) -> dict[str, Any]:
