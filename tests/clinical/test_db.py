@@ -9,6 +9,7 @@ from sqlalchemy import func, inspect, select, text
 
 import neurotriage.web.models  # noqa: F401  (its tables are part of the migrated schema)
 from neurotriage.clinical import db, knowledge
+from neurotriage.clinical.bitsets import bit
 from neurotriage.clinical.models import Base, BrainRegion, Patient, Symptom, SymptomRegionRule
 from neurotriage.errors import UserError
 
@@ -102,3 +103,30 @@ def test_transaction_rolls_back_on_error(db_url: str) -> None:
         raise RuntimeError("boom")
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Patient)) == 0
+
+
+def test_upgrade_to_expertise_bits_keeps_doctors_and_derives_their_bits(fresh_url: str, cli) -> None:
+    from alembic import command
+
+    with db.connection(fresh_url, create=True) as conn:
+        command.upgrade(db.alembic_config(conn), "0005")
+        conn.execute(
+            text(
+                "INSERT INTO hospitals (id, code, name, address, city, country, lat, lon, capabilities)"
+                " VALUES (7, 'H7', 'Old', '', 'Leeds', '', 53.8, -1.5, '[]')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO doctors (id, name, hospital_id, specialty, expertise, accepting, wait_days)"
+                " VALUES (41, 'Dr Kept', 7, 'neurosurgery', '[\"brainstem\", \"broca\"]', true, 3)"
+            )
+        )
+    assert cli("db", "upgrade").code == 0
+    with db.connection(fresh_url) as conn:
+        row = conn.execute(text("SELECT id, hospital_id, wait_days, expertise_bits FROM doctors")).one()
+        assert tuple(row) == (41, 7, 3, bit("brainstem") | bit("broca"))
+        names = {i["name"] for i in inspect(conn).get_indexes("doctors")}
+        assert {"ix_doctors_referral", "ix_doctors_hospital_id", "ix_doctors_specialty_accepting"} <= names
+        conn.execute(text("DELETE FROM hospitals WHERE id = 7"))  # the foreign key still cascades
+        assert conn.execute(text("SELECT count(*) FROM doctors")).scalar() == 0

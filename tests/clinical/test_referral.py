@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, referral
+from neurotriage.clinical.bitsets import EXPERTISE_NAMES, bit
 from neurotriage.clinical.decisions import record_diagnosis
 from neurotriage.clinical.geo import bounding_box, haversine_km
 from neurotriage.clinical.models import CrossCheckRecord, Doctor, Finding, Hospital, ReferralRecord, Study
@@ -280,3 +281,26 @@ def test_a_ranking_of_nobody_is_a_user_error(db_url: str) -> None:
     with db.transaction() as session, pytest.raises(UserError, match="limit 0") as caught:
         recommend(session, ReferralRequest("symptoms", (), (), LEEDS, 0))
     assert caught.value.field == "limit"
+
+
+def test_expertise_bits_derived_by_the_database_match_each_name(db_url) -> None:
+    """The generated column sets exactly the bit the referral query tests, on insert and on update."""
+    with db.transaction(db_url) as session:
+        hospital = Hospital(code="BITS", name="Bits", city="Leeds", lat=LEEDS[0], lon=LEEDS[1], capabilities=[])
+        session.add(hospital)
+        session.flush()
+        doctors = [
+            Doctor(name=f"Dr {name}", hospital_id=hospital.id, specialty="neurosurgery", expertise=[name])
+            for name in EXPERTISE_NAMES
+        ]
+        doctors.append(Doctor(name="Dr Both", hospital_id=hospital.id, specialty="neurology", expertise=[]))
+        session.add_all(doctors)
+    with db.transaction(db_url) as session:
+        bits = dict(session.execute(select(Doctor.name, Doctor.expertise_bits)).all())
+        assert [bits[f"Dr {name}"] for name in EXPERTISE_NAMES] == [bit(name) for name in EXPERTISE_NAMES]
+        assert bits["Dr Both"] == 0
+        both = session.scalar(select(Doctor).where(Doctor.name == "Dr Both"))
+        both.expertise = ["corticospinal_tract", "brainstem", "cerebellum"]
+    with db.transaction(db_url) as session:
+        stored = session.scalar(select(Doctor.expertise_bits).where(Doctor.name == "Dr Both"))
+        assert stored == bit("corticospinal_tract") | bit("brainstem") | bit("cerebellum")

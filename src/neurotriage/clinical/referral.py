@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from neurotriage.anatomy.location import Location
@@ -139,33 +139,34 @@ def _box(request: ReferralRequest, radius_km: float | None) -> Select:
     return _in_box(query, request.home, radius_km)
 
 
-def _counts(session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None) -> tuple[int, int]:
-    """How many candidates the box holds, and how many of them meet every need."""
-    meeting = func.count(case((meets_all(scorer, session.get_bind().dialect.name), 1)))
-    query = _box(request, radius_km).add_columns(func.count(), meeting)
-    total, meeting = session.connection().execute(query).one()
-    return total, meeting
+def _enough(session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None) -> bool:
+    """Whether the box holds `limit` candidates, one of whom meets every need: two probes that stop at
+    the first rows that answer, instead of counting the box."""
+    box = _box(request, radius_km).add_columns(literal(1))
+    conn = session.connection()
+    if conn.execute(box.offset(request.limit - 1).limit(1)).first() is None:
+        return False
+    return conn.execute(box.where(meets_all(scorer)).limit(1)).first() is not None
 
 
-def _radius(session: Session, request: ReferralRequest, scorer: Scorer) -> tuple[float | None, int]:
-    """The smallest search box holding `limit` candidates, one of whom meets every need; and its count."""
+def _radius(session: Session, request: ReferralRequest, scorer: Scorer) -> float | None:
+    """The smallest search box holding `limit` candidates, one of whom meets every need."""
     radii = SEARCH_RADII_KM if request.home else (None,)
-    for radius in radii[:-1]:
-        total, meeting = _counts(session, request, scorer, radius)
-        if total >= request.limit and meeting:
-            return radius, total
-    return radii[-1], _counts(session, request, scorer, radii[-1])[0]
+    return next((r for r in radii[:-1] if _enough(session, request, scorer, r)), radii[-1])
 
 
 def _best(
     session: Session, request: ReferralRequest, scorer: Scorer, radius_km: float | None, size: int | None
-) -> list[tuple[Candidate, float]]:
-    """The box's `size` best candidates by their points without distance (all when None), best first."""
-    points = points_without_distance(scorer, session.get_bind().dialect.name)
+) -> tuple[list[tuple[Candidate, float]], int]:
+    """The box's `size` best candidates by their points without distance (all when None), best first,
+    and how many candidates the box holds (counted in the same statement)."""
+    points = points_without_distance(scorer)
     columns = (Doctor.id, Doctor.name, Doctor.hospital_id, Doctor.specialty, Doctor.wait_days, EXPERTISE, points)
-    query = _box(request, radius_km).add_columns(*columns).order_by(points.desc(), Doctor.id).limit(size)
+    total = func.count().over()
+    query = _box(request, radius_km).add_columns(*columns, total).order_by(points.desc(), Doctor.id).limit(size)
     # Core execution on the session's connection: these are plain columns, no ORM entities.
-    return [(Candidate(*row[:-1]), row[-1]) for row in session.connection().execute(query)]
+    rows = session.connection().execute(query).all()
+    return [(Candidate(*row[:-2]), row[-2]) for row in rows], rows[0][-1] if rows else 0
 
 
 def _sites(session: Session, request: ReferralRequest, hospital_ids: set[int]) -> dict[int, Site]:
@@ -195,13 +196,13 @@ def recommend(session: Session, request: ReferralRequest) -> Ranking:
     if request.limit < 1:
         raise UserError(f"limit {request.limit}: at least one recommendation must be asked for", field="limit")
     scorer = Scorer(request.basis, request.targets, request.needs)
-    radius, total = _radius(session, request, scorer)
+    radius = _radius(session, request, scorer)
     best_distance = POINTS["distance"] if request.home else 0.0
     sites: dict[int, Site] = {}
     # Each round reads the best candidates again from the top, in one statement, so the ranking always
     # comes from one snapshot of the doctors, even where each statement sees newer commits.
     for size in READS:
-        rows = _best(session, request, scorer, radius, size)
+        rows, total = _best(session, request, scorer, radius, size)
         sites |= _sites(session, request, {c.hospital_id for c, _ in rows} - sites.keys())
         scored = sorted(
             ((scorer.components(c, sites[c.hospital_id]), c) for c, _ in rows), key=lambda pc: _order(pc, sites)
