@@ -63,6 +63,26 @@ def test_orientation_comes_from_the_header(make_case):
     assert (case.affine @ [0, 0, 0, 1])[:3].tolist() == [0.0, 239.0, 0.0]
 
 
+def _tilted(radians: float) -> np.ndarray:
+    c, s = np.cos(radians), np.sin(radians)
+    return BRATS_AFFINE @ np.array([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, 0], [0, 0, 0, 1]])
+
+
+@pytest.mark.parametrize(
+    "affine",
+    [
+        np.diag([1.0, 1.0, 1.0, 1.0]),  # RAS
+        BRATS_AFFINE[:, [2, 0, 1, 3]],  # axes permuted
+        np.diag([-0.9, 1.2, 3.0, 1.0]),  # anisotropic, flipped
+        _tilted(5e-4),  # a tilt within float noise
+    ],
+    ids=["ras", "permuted", "anisotropic", "float-noise-tilt"],
+)
+def test_any_axis_aligned_header_loads(make_case, affine):
+    case = load_case(make_case(affine=affine))
+    assert np.allclose(case.affine, affine)
+
+
 def test_discover_folder_of_cases(make_case, tmp_path):
     root = tmp_path / "cohort"
     make_case("X_1", root=root)

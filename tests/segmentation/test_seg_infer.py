@@ -104,13 +104,43 @@ def test_segment_folder_mode_names_outputs_per_naming(tiny_run, blob_case, tmp_p
     (cohort / "NOT_A_CASE").mkdir()
     (cohort / "NOT_A_CASE" / "scan.nii.gz").write_bytes(b"")  # not a BraTS file name: reported, not fatal
     out = tmp_path / "out"
-    assert main(["segment", str(cohort), "--model", str(tiny_run / "last.pt"), "--out", str(out)]) == 2
+    assert main(["segment", str(cohort), "--model", str(tiny_run / "last.pt"), "--out", str(out)]) == 1
     assert sorted(p.name for p in out.iterdir()) == ["NEW-001-seg.nii.gz", "OLD_001_seg.nii.gz"]
     printed = capsys.readouterr()
     assert "WIDE_001" in printed.err and "NOT_A_CASE" in printed.err
     assert "segmented 2 of 4 cases, 2 failed" in printed.out
     new = np.asarray(nib.load(out / "NEW-001-seg.nii.gz").dataobj)
     assert set(np.unique(new)) <= {0, 1, 2, 3}  # BraTS 2023: enhancing stays 3
+
+
+def _make_singular(path) -> None:
+    """Give a NIfTI file a header affine with a zero-length voxel axis (nibabel would refuse to derive one)."""
+    img = nib.load(path)
+    affine = img.affine.copy()
+    affine[:3, 2] = 0
+    header = img.header.copy()
+    header.set_sform(affine, code=1)
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), None, header), path)
+
+
+def test_segment_folder_goes_on_past_bad_cases_and_lists_them(tiny_run, blob_case, tmp_path, capsys):
+    cohort = tmp_path / "cases"
+    blob_case(cohort, "GOOD_001", seed=10)
+    flat = blob_case(cohort, "FLAT_001", seed=11)
+    for path in flat.glob("*.nii.gz"):
+        _make_singular(path)
+    dangling = blob_case(cohort, "LINK_001", seed=12) / "LINK_001_t1.nii.gz"
+    dangling.unlink()
+    dangling.symlink_to(tmp_path / "moved_away.nii.gz")
+    out = tmp_path / "out"
+    assert main(["segment", str(cohort), "--model", str(tiny_run / "last.pt"), "--out", str(out)]) == 1
+    assert [p.name for p in out.iterdir()] == ["GOOD_001_seg.nii.gz"]
+    printed = capsys.readouterr()
+    assert "segmented 1 of 3 cases, 2 failed" in printed.out
+    summary = printed.err.splitlines()[-2:]
+    flair = flat / "FLAT_001_flair.nii.gz"
+    assert summary[0] == f"  failed FLAT_001: {flair}: degenerate affine in the header (a voxel size of 0 mm)"
+    assert summary[1].startswith(f"  failed LINK_001: {dangling}: dangling symbolic link")
 
 
 def test_segment_folder_is_sharded_across_torchrun_ranks(tiny_cohort, tiny_run, tmp_path, monkeypatch, capsys):

@@ -6,7 +6,11 @@ Orientation is carried as the NIfTI affine; nothing here reorders array axes.
 
 from __future__ import annotations
 
+import os
+import stat
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +22,8 @@ from neurotriage.files import atomic_path
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES, Naming, split_name, to_internal
 
 AFFINE_TOLERANCE = 1e-3  # mm; headers written by different tools differ in float noise only
+# radians: a tilt this small is float noise (it moves a voxel 0.1 mm at 10 cm from the origin)
+OBLIQUE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -63,15 +69,29 @@ class Case:
         return nib.aff2axcodes(self.affine)
 
 
+@contextmanager
+def _folder_access(folder: Path) -> Iterator[None]:
+    """Turn a folder that cannot be looked into (no permission, I/O error) into a one-line UserError."""
+    try:
+        yield
+    except PermissionError as exc:
+        raise UserError(f"{exc.filename or folder}: permission denied") from None
+    except OSError as exc:
+        raise UserError(f"{exc.filename or folder}: cannot be read ({exc.strerror or exc})") from None
+
+
 def _nifti_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith((".nii", ".nii.gz")))
+    """Entries named like NIfTI files, whatever they are: reading one that is not a file says what it is."""
+    with _folder_access(folder):
+        return sorted(p for p in folder.iterdir() if p.name.endswith((".nii", ".nii.gz")))
 
 
 def find_case(folder: Path | str) -> CaseFiles:
     """Identify the BraTS case in one folder; every sequence must be present."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: not a folder (expected a BraTS case folder)")
+    with _folder_access(folder):
+        if not folder.is_dir():
+            raise UserError(f"{folder}: not a folder (expected a BraTS case folder)")
     found: dict[str, tuple[Naming, str, Path]] = {}
     for path in _nifti_files(folder):
         parsed = split_name(path.name)
@@ -102,15 +122,18 @@ def discover_cases(root: Path | str, failed: dict[str, str] | None = None) -> li
     With `failed`, a sub-folder that is not a valid case (or reuses a case ID) is recorded there by
     folder name, with the reason, and the others are still found; without it, it stops the search."""
     root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"{root}: not a folder")
+    with _folder_access(root):
+        if not root.is_dir():
+            raise UserError(f"{root}: not a folder")
     if _nifti_files(root):
         return [find_case(root)]
     cases: dict[str, CaseFiles] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not _nifti_files(sub):
-            continue
+    with _folder_access(root):
+        subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for sub in subs:
         try:
+            if not _nifti_files(sub):
+                continue
             case = find_case(sub)
             if case.case_id in cases:
                 raise UserError(f"{sub}: case ID {case.case_id} is already used by {cases[case.case_id].folder}")
@@ -125,8 +148,28 @@ def discover_cases(root: Path | str, failed: dict[str, str] | None = None) -> li
     return list(cases.values())
 
 
+def check_readable_file(path: Path) -> None:
+    """Refuse, naming it, all but a readable regular file; a FIFO is never opened (it would block)."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISREG(mode):
+            with open(path, "rb"):
+                return
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise UserError(f"{path}: dangling symbolic link (its target {os.readlink(path)} does not exist)") from None
+        raise UserError(f"{path}: cannot be read (no such file)") from None
+    except PermissionError:
+        raise UserError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a special file"
+    raise UserError(f"{path}: is {kind}, not a NIfTI file")
+
+
 def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Open a NIfTI file and read its voxels, turning any file fault into a UserError."""
+    check_readable_file(path)
     try:
         img = nib.load(str(path))
         if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
@@ -156,6 +199,25 @@ def check_volume(data: np.ndarray, path: Path, *, allow_empty: bool = False) -> 
         raise UserError(f"{path}: volume is all zero")
 
 
+def check_affine(affine: np.ndarray, path: Path) -> None:
+    """Refuse a degenerate affine (not finite, a zero-length or dependent voxel axis) or an oblique one:
+    a BraTS case lies axis-aligned on the SRI24 grid, its axes a permutation of the world axes."""
+    matrix = affine[:3, :3]
+    if not np.isfinite(affine).all():
+        raise UserError(f"{path}: degenerate affine in the header (NaN or infinite values)")
+    zooms = np.sqrt((matrix**2).sum(axis=0))
+    if zooms.min() <= AFFINE_TOLERANCE:
+        raise UserError(f"{path}: degenerate affine in the header (a voxel size of {zooms.min():.3g} mm)")
+    if abs(np.linalg.det(matrix / zooms)) <= AFFINE_TOLERANCE:
+        raise UserError(f"{path}: degenerate affine in the header (voxel axes that are not independent)")
+    tilt = float(nib.affines.obliquity(affine).max())
+    if tilt > OBLIQUE_TOLERANCE:
+        raise UserError(
+            f"{path}: oblique orientation (voxel axes tilted {np.degrees(tilt):.2f}° from the world axes); "
+            "a BraTS case must be axis-aligned on the SRI24 grid"
+        )
+
+
 def _squeeze3d(data: np.ndarray) -> np.ndarray:
     return data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
 
@@ -173,6 +235,7 @@ def load_case(source: Path | str | CaseFiles, *, with_seg: bool = True) -> Case:
     for key in SEQUENCES:
         path = files.images[key]
         img, data = read_nifti(path)
+        check_affine(img.affine, path)
         check_volume(data, path)
         data = _squeeze3d(data)
         if ref is None:

@@ -267,10 +267,10 @@ def _segment(args) -> int:
     if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
         share_cores()
     mine = cases[rank::world]
-    reported = unreadable if rank == 0 else {}  # rank 0 reports the folders that are not cases
-    failed = len(reported)
-    for reason in reported.values():
+    failed = dict(unreadable) if rank == 0 else {}  # rank 0 reports the folders that are not cases
+    for reason in failed.values():
         print(f"neurotriage: error: {reason}", file=sys.stderr)
+    total = len(mine) + len(failed)
     loaded = read_ahead(mine, partial(load_case, with_seg=False))
     for files, case_load in tqdm(loaded, total=len(mine), desc="segment", unit="case", disable=single or rank > 0):
         target = output_path(files, args.out) if (not single or args.out.is_dir()) else args.out
@@ -280,14 +280,15 @@ def _segment(args) -> int:
         except UserError as exc:
             if single:
                 raise
-            failed += 1  # one bad case in a folder is reported; the others still get segmented
+            failed[files.case_id] = str(exc)  # one bad case in a folder is reported; the others still get segmented
             tqdm.write(f"neurotriage: error: {exc}", file=sys.stderr)
             continue
         tqdm.write(f"{files.case_id}: wrote {target} ({time.perf_counter() - started:.1f} s)")
     shard = f"rank {rank}/{world}: " if world > 1 else ""
-    total = len(mine) + len(reported)
-    print(f"{shard}segmented {total - failed} of {total} cases, {failed} failed. {NOTICE}")
-    return 2 if failed else 0
+    print(f"{shard}segmented {total - len(failed)} of {total} cases, {len(failed)} failed. {NOTICE}")
+    for name, reason in failed.items():
+        print(f"  failed {name}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _evaluate(args) -> int:
