@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from neurotriage.clinical import db
@@ -102,4 +103,43 @@ def test_bad_files_are_rejected(db_url: str, cli, tmp_path: Path) -> None:
     assert cli("db", "import", "patients", tmp_path / "absent.csv").err.endswith("absent.csv: no such file\n")
     latin1 = write(tmp_path, "l.csv", "name\nJosé\n", encoding="latin-1")
     assert "not a readable UTF-8 CSV" in cli("db", "import", "patients", latin1).err
+    assert count(Patient) == 0
+
+
+PATIENT_HEADER = "name,sex,birth_date,city,lat,lon,language_dominance\n"
+
+
+def test_control_and_bidirectional_characters_are_refused(db_url: str, cli, tmp_path: Path) -> None:
+    # A NUL must be refused before the database: PostgreSQL cannot store one in a text column.
+    rows = "Nul\x00Byte,,,,,,\nTab\tName,,,,,,\nMallory,,,Leeds\u202e,,,\nMarked\u200f,,,,,,\nPlain Name,,,,,,\n"
+    result = cli("db", "import", "patients", write(tmp_path, "p.csv", PATIENT_HEADER + rows))
+    assert result.code == 2 and result.err.count("\n") == 1
+    for expected in (
+        "nothing imported, 4 error(s)",
+        "row 2, column name: contains a control character (U+0000) at character 4",
+        "row 3, column name: contains a control character (U+0009) at character 4",
+        "row 4, column city: contains an invisible formatting character (U+202E) at character 6",
+        "row 5, column name: contains an invisible formatting character (U+200F) at character 7",
+    ):
+        assert expected in result.err
+    assert "row 6" not in result.err
+    hospital = "code,name,city,lat,lon\nH\x851,Harebell,Leeds,53.8,-1.55\n"
+    result = cli("db", "import", "hospitals", write(tmp_path, "h.csv", hospital))
+    assert result.code == 2 and "row 2, column code: contains a control character (U+0085)" in result.err
+    assert count(Patient) == count(Hospital) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Nul\x00Byte", "--name: name contains a control character (U+0000) at character 4"),
+        ("Tab\tName", "--name: name contains a control character (U+0009)"),
+        ("\u2066Isolated\u2069", "--name: name contains an invisible formatting character (U+2066) at character 1"),
+    ],
+)
+def test_patient_add_refuses_the_same_characters(db_url: str, cli, name: str, message: str) -> None:
+    result = cli("patient", "add", "--name", name)
+    assert result.code == 2 and result.err.count("\n") == 1 and message in result.err
+    city = cli("patient", "add", "--name", "Ada", "--city", "Leeds\u202d")
+    assert city.code == 2 and "--city: city contains an invisible formatting character (U+202D)" in city.err
     assert count(Patient) == 0
