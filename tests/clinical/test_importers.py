@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
-from neurotriage.clinical import db
+from neurotriage.clinical import db, importers, intake
 from neurotriage.clinical.models import Doctor, Hospital, Patient
+from neurotriage.errors import UserError
 
 HOSPITALS = """code,name,address,city,country,lat,lon,capabilities
 H1,Harebell Infirmary,1 Fictional Lane,Leeds,United Kingdom,53.80,-1.55,awake_craniotomy;neuro_icu
@@ -103,3 +105,132 @@ def test_bad_files_are_rejected(db_url: str, cli, tmp_path: Path) -> None:
     latin1 = write(tmp_path, "l.csv", "name\nJosé\n", encoding="latin-1")
     assert "not a readable UTF-8 CSV" in cli("db", "import", "patients", latin1).err
     assert count(Patient) == 0
+
+
+PATIENT_HEADER = "name,sex,birth_date,city,lat,lon,language_dominance\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # The quote never closes: without a check every later row would become part of one name.
+        ('Ann,female,,,,,\n"Bob,male,,,,,\nCy,male,,,,,\nDee,female,,,,,\n', "row 3: a quote opened in this row"),
+        ('Ann,female,,,,,\n"Bob,male,,,,,\nCy",male,,,,,\n', "row 3: a quote opened in this row"),
+        ('Ann,female,,,,,\nBob,male,,,,,\n"Cy,male,,,,,', "row 4: a quote opened in this row"),
+        ('Ann,female,,,,,\n"Bob" Brown,male,,,,,\n', "row 3: malformed CSV (',' expected after '\"')"),
+    ],
+)
+def test_unbalanced_quotes_are_refused_with_their_row(
+    db_url: str, cli, tmp_path: Path, rows: str, message: str
+) -> None:
+    path = write(tmp_path, "p.csv", PATIENT_HEADER + rows)
+    result = cli("db", "import", "patients", path)
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert f"{path}: {message}" in result.err and "nothing imported" in result.err
+    assert count(Patient) == 0
+
+
+def test_control_and_bidirectional_characters_are_refused(db_url: str, cli, tmp_path: Path) -> None:
+    # A NUL must be refused before the database: PostgreSQL cannot store one in a text column.
+    rows = "Nul\x00Byte,,,,,,\nTab\tName,,,,,,\nMallory,,,Leeds\u202e,,,\nMarked\u200f,,,,,,\nPlain Name,,,,,,\n"
+    result = cli("db", "import", "patients", write(tmp_path, "p.csv", PATIENT_HEADER + rows))
+    assert result.code == 2 and result.err.count("\n") == 1
+    for expected in (
+        "nothing imported, 4 error(s)",
+        "row 2, column name: contains a control character (U+0000) at character 4",
+        "row 3, column name: contains a control character (U+0009) at character 4",
+        "row 4, column city: contains an invisible formatting character (U+202E) at character 6",
+        "row 5, column name: contains an invisible formatting character (U+200F) at character 7",
+    ):
+        assert expected in result.err
+    assert "row 6" not in result.err
+    hospital = "code,name,city,lat,lon\nH\x851,Harebell,Leeds,53.8,-1.55\n"
+    result = cli("db", "import", "hospitals", write(tmp_path, "h.csv", hospital))
+    assert result.code == 2 and "row 2, column code: contains a control character (U+0085)" in result.err
+    assert count(Patient) == count(Hospital) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Nul\x00Byte", "--name: name contains a control character (U+0000) at character 4"),
+        ("Tab\tName", "--name: name contains a control character (U+0009)"),
+        ("\u2066Isolated\u2069", "--name: name contains an invisible formatting character (U+2066) at character 1"),
+    ],
+)
+def test_patient_add_refuses_the_same_characters(db_url: str, cli, name: str, message: str) -> None:
+    result = cli("patient", "add", "--name", name)
+    assert result.code == 2 and result.err.count("\n") == 1 and message in result.err
+    city = cli("patient", "add", "--name", "Ada", "--city", "Leeds\u202d")
+    assert city.code == 2 and "--city: city contains an invisible formatting character (U+202D)" in city.err
+    assert count(Patient) == 0
+
+
+def test_probable_duplicate_patients_need_allowing(db_url: str, cli, tmp_path: Path) -> None:
+    added = cli("patient", "add", "--name", "Ada Quillfeather", "--birth-date", "1961-04-02", "--json")
+    stored_id = json.loads(added.out)["id"]
+    rows = (
+        "Bram Marrowby,male,1950-01-01,,,,\n"
+        " bram  MARROWBY ,male,1950-01-01,,,,\n"  # same person: case and spacing differ
+        "Bram Marrowby,male,1950-01-02,,,,\n"  # another birth date: another person
+        "Cosima Thistledown,female,,,,,\n"  # no birth date: a name alone is no evidence
+        "Cosima Thistledown,female,,,,,\n"
+        "ADA QUILLFEATHER,female,1961-04-02,,,,\n"
+    )
+    path = write(tmp_path, "p.csv", PATIENT_HEADER + rows)
+    refused = cli("db", "import", "patients", path)
+    assert refused.code == 2 and refused.err.count("\n") == 1
+    for expected in (
+        "nothing imported, 2 error(s)",
+        "row 3, column name: probable duplicate of row 2 (same name and birth date)",
+        f"row 7, column name: probable duplicate of patient {stored_id} in the database",
+        "pass --allow-duplicates to import probable duplicates anyway",
+    ):
+        assert expected in refused.err
+    assert count(Patient) == 1
+    allowed = cli("db", "import", "patients", path, "--allow-duplicates")
+    assert allowed.code == 0 and "imported 6 patients" in allowed.out
+    assert count(Patient) == 7
+
+
+def test_duplicates_through_the_library(db_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", PATIENT_HEADER + "Ann Lee,,1980-05-06,,,,\nann lee,,1980-05-06,,,,\n")
+    refused_duplicate = pytest.raises(UserError, match="row 3, column name: probable duplicate of row 2")
+    with refused_duplicate as refused, db.transaction() as session:
+        importers.import_csv(session, "patients", path)
+    assert refused.value.field == "allow_duplicates" and "--" not in refused.value.message
+    with db.transaction() as session:
+        assert importers.import_csv(session, "patients", path, allow_duplicates=True) == 2
+    assert count(Patient) == 2
+
+
+def test_large_files_go_in_batches_all_or_nothing(db_url: str, cli, tmp_path: Path) -> None:
+    rows = [f"Patient {i:04d},,19{i % 100:02d}-01-01,,,,\n" for i in range(3_000)]
+    good = write(tmp_path, "good.csv", PATIENT_HEADER + "".join(rows))
+    assert cli("db", "import", "patients", good).out == f"imported 3000 patients from {good}\n"
+    assert count(Patient) == 3_000
+    # A repeat of row 2 in the third batch is a repeat within the file, although row 2 is inserted by then.
+    others = "".join(rows).replace("Patient", "Other")
+    late = write(tmp_path, "late.csv", PATIENT_HEADER + others + others.partition("\n")[0] + "\n")
+    result = cli("db", "import", "patients", late)
+    assert result.code == 2 and "row 3002, column name: probable duplicate of row 2 (" in result.err
+    assert "nothing imported, 1 error(s)" in result.err and count(Patient) == 3_000
+    bad = write(tmp_path, "bad.csv", PATIENT_HEADER + "".join(f"Robot {i:04d},robot,,,,,\n" for i in range(3_000)))
+    result = cli("db", "import", "patients", bad)
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "nothing imported, 3000 error(s): row 2, column sex: 'robot'" in result.err
+    assert f"; and {3_000 - importers.MAX_LISTED_ERRORS} more" in result.err and "row 22," not in result.err
+    assert count(Patient) == 3_000
+
+
+def test_a_failed_import_leaves_the_callers_transaction_as_it_was(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importers, "BATCH_ROWS", 2)
+    path = write(tmp_path, "p.csv", PATIENT_HEADER + "A,,,,,,\nB,,,,,,\nC,,,,,,\nD,robot,,,,,\n")
+    with db.transaction() as session:
+        intake.add_patient(session, "Kept")
+        with pytest.raises(UserError, match="row 5, column sex"):
+            importers.import_csv(session, "patients", path)
+    with db.transaction() as session:
+        assert list(session.scalars(select(Patient.name))) == ["Kept"]

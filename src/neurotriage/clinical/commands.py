@@ -47,10 +47,16 @@ def _db_seed(args: argparse.Namespace) -> int:
 
 def _db_import(args: argparse.Namespace) -> int:
     from neurotriage.clinical import db, importers
+    from neurotriage.errors import UserError
 
-    with db.transaction() as session:
-        count = importers.import_csv(session, args.kind, args.file)
-        db.refresh_statistics(session)
+    try:
+        with db.transaction() as session:
+            count = importers.import_csv(session, args.kind, args.file, allow_duplicates=args.allow_duplicates)
+            db.refresh_statistics(session)
+    except UserError as exc:
+        if exc.field != "allow_duplicates":
+            raise
+        raise UserError(f"{exc.message}; pass --allow-duplicates to import probable duplicates anyway") from None
     print(f"imported {count} {args.kind} from {args.file}")
     return 0
 
@@ -175,6 +181,11 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
     load = actions.add_parser("import", help="import hospitals, doctors or patients from CSV (all or nothing)")
     load.add_argument("kind", choices=("hospitals", "doctors", "patients"))
     load.add_argument("file", type=Path, metavar="FILE.csv")
+    load.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="import patients with the same name and birth date as another row or a stored patient",
+    )
     load.set_defaults(handler=_db_import)
 
 

@@ -6,8 +6,15 @@ message that follows the field's name, such as "'95' is outside -90..90" (the ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
+
+# Never part of a stored text: C0 and C1 control characters and DEL (a NUL is stored by SQLite and
+# refused by PostgreSQL; a tab or newline breaks lists and exports), line and paragraph separators,
+# and the bidirectional marks, embeddings, overrides and isolates, which make a name read
+# differently on screen from how it sorts and matches a search.
+_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def _filled(raw: str | None, required: bool) -> str | None:
@@ -18,8 +25,19 @@ def _filled(raw: str | None, required: bool) -> str | None:
     return value or None
 
 
+def _visible(raw: str | None) -> None:
+    """Refuse text holding a character of _HIDDEN, naming it by code point and position."""
+    found = _HIDDEN.search(raw or "")
+    if found is not None:
+        char = found.group()
+        kind = "a control character" if char <= "\x9f" else "an invisible formatting character"
+        raise ValueError(f"contains {kind} (U+{ord(char):04X}) at character {found.start() + 1}")
+
+
 def text(raw: str | None, max_len: int, required: bool = True) -> str | None:
-    """A trimmed string; empty is None, or an error when required."""
+    """A trimmed string without control or bidirectional formatting characters; empty is None, or an
+    error when required."""
+    _visible(raw)
     value = _filled(raw, required)
     if value is None:
         return None
