@@ -77,6 +77,8 @@ class Patient(Base):
     __table_args__ = (
         one_of("sex", SEXES, "sex"),
         one_of("language_dominance", DOMINANCE, "dominance"),
+        # CSV import looks up probable duplicates (same name and birth date) by birth date.
+        Index("ix_patients_birth_date", "birth_date"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

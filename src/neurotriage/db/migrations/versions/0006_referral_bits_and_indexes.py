@@ -74,15 +74,17 @@ def _upgrade_postgresql() -> None:
 
 
 def upgrade() -> None:
-    """Add the generated doctors.expertise_bits and the indexes that cover it."""
+    """Add the generated doctors.expertise_bits, the indexes that cover it, and the birth-date index."""
     if op.get_bind().dialect.name == "postgresql":
         _upgrade_postgresql()
     else:
         _rebuild_sqlite_doctors()
+    op.create_index("ix_patients_birth_date", "patients", ["birth_date"])
 
 
 def downgrade() -> None:
-    """Drop the column; the indexes of revision 0005."""
+    """Drop the column and the birth-date index; the indexes of revision 0005."""
+    op.drop_index("ix_patients_birth_date", table_name="patients")
     op.drop_index("ix_doctors_referral", table_name="doctors")
     with op.batch_alter_table("doctors") as batch:
         batch.drop_column("expertise_bits")
