@@ -11,6 +11,7 @@ from neurotriage.errors import UserError
 
 DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB: a BraTS case is ~40 MB zipped, a multi-case zip far less than this
 DEFAULT_JOB_WORKERS = 2
+DEFAULT_DB_STATEMENT_TIMEOUT_S = 30  # a PostgreSQL statement or commit longer than this is an error
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -26,6 +27,7 @@ class Settings:
     secure_cookies: bool
     max_upload_bytes: int
     job_workers: int
+    db_statement_timeout_s: int
     admin_user: str | None  # the first admin, created when the web app starts with no users
     admin_password: str | None
     new_password: str | None  # the password of `user add`, instead of a prompt
@@ -69,6 +71,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secure_cookies=_flag(env, "NEUROTRIAGE_SECURE_COOKIES", True),
         max_upload_bytes=_positive_int(env, "NEUROTRIAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD),
         job_workers=_positive_int(env, "NEUROTRIAGE_JOB_WORKERS", DEFAULT_JOB_WORKERS),
+        db_statement_timeout_s=_positive_int(env, "NEUROTRIAGE_DB_STATEMENT_TIMEOUT_S", DEFAULT_DB_STATEMENT_TIMEOUT_S),
         admin_user=env.get("NEUROTRIAGE_ADMIN_USER") or None,
         admin_password=env.get("NEUROTRIAGE_ADMIN_PASSWORD") or None,
         new_password=env.get("NEUROTRIAGE_NEW_PASSWORD") or None,

@@ -3,11 +3,14 @@
 Every command runs inside `transaction()`: one database transaction that commits when the block
 ends and rolls back on any error, so a failed command leaves the database unchanged. Migrations
 run on the same connection, so `db init` (schema + knowledge base) is atomic too; SQLite gets an
-explicit BEGIN to make its DDL transactional.
+explicit BEGIN to make its DDL transactional. A failure around the database (disk, permissions,
+locks, a lost or silent server, a duplicate) is a one-line user error; no message carries SQL
+parameters.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -19,8 +22,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.knowledge import load_knowledge
@@ -29,10 +32,48 @@ from neurotriage.db import MIGRATIONS
 from neurotriage.errors import UserError
 
 CONNECT_TIMEOUT_S = 5
+# Every engine: a pooled connection is checked before use (a restarted server costs a reconnect,
+# not the command), and no message or log line carries SQL parameters (names, birth dates).
+ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+# Find a server machine or network gone away under an idle connection: probe after 30 s of
+# silence, then every 10 s, and give up after 3 unanswered probes.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+# The client gives up this long after the server's statement_timeout should have answered.
+DEADLINE_GRACE_S = 5
 # How long a SQLite writer queues behind others before giving up: long enough for a queue of
 # dozens of short writers on a busy 2-core machine (the tests start 50 at once).
 BUSY_TIMEOUT_S = 30
 VERSION_TABLE = "alembic_version"  # Alembic's default
+UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
+LOCKED = "locked"
+# What a driver error means for the user: PostgreSQL by SQLSTATE, then by its two-letter class;
+# SQLite by extended result code, then by primary code. Anything else is a bug and raises as is.
+POSTGRES_PROBLEMS = {
+    "08": "connection lost",
+    "23505": "duplicate",
+    "23": "constraint violated",
+    "25006": "read-only",
+    "40": "conflict with a concurrent transaction, try again",
+    "42501": "permission denied",
+    "53100": "disk full",
+    "53": "server out of resources",
+    "57014": "statement cancelled",
+    "57": "server shutting down or restarting",
+    "58": "server system error",
+}
+SQLITE_PROBLEMS = {
+    sqlite3.SQLITE_BUSY: LOCKED,
+    sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY: "duplicate",
+    sqlite3.SQLITE_CONSTRAINT_UNIQUE: "duplicate",
+    sqlite3.SQLITE_CONSTRAINT: "constraint violated",
+    sqlite3.SQLITE_FULL: "disk full",
+    sqlite3.SQLITE_READONLY: "permission denied",
+    sqlite3.SQLITE_PERM: "permission denied",
+    sqlite3.SQLITE_CANTOPEN: "cannot open the file",
+    sqlite3.SQLITE_IOERR: "disk I/O error",
+    sqlite3.SQLITE_CORRUPT: "damaged file",
+    sqlite3.SQLITE_NOTADB: "damaged file",
+}
 
 _engines: dict[str, Engine] = {}
 
@@ -63,8 +104,8 @@ def _make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
-            return create_engine(parsed, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
-        engine = create_engine(parsed)
+            return _server_engine(parsed)
+        engine = create_engine(parsed, **ENGINE_OPTIONS)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise UserError(f"database URL {redact(url)!r} is not usable: {exc}") from None
 
@@ -90,6 +131,26 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+def _server_engine(parsed: URL) -> Engine:
+    """A PostgreSQL engine on which connecting, every statement and every commit end in bounded time."""
+    timeout_s = load_settings().db_statement_timeout_s
+    # The URL's own options come last, so a statement_timeout given there wins.
+    options = " ".join((f"-c statement_timeout={timeout_s * 1000}", *parsed.normalized_query.get("options", ())))
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, "options": options, "tcp_user_timeout": timeout_s * 1000}
+    engine = create_engine(parsed, connect_args=connect_args | KEEPALIVES, **ENGINE_OPTIONS)
+    if parsed.get_driver_name() == "psycopg":
+        from neurotriage.clinical.deadline import DeadlineConnection  # psycopg loads only for PostgreSQL
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect, _record, cargs, cparams) -> DeadlineConnection:
+            # A frozen server answers neither statement_timeout nor keepalives: the client gives up.
+            connection = DeadlineConnection.connect(*cargs, **cparams)
+            connection.deadline_s = timeout_s + DEADLINE_GRACE_S
+            return connection
+
+    return engine
+
+
 def engine_for(url: str | None = None) -> Engine:
     """The cached engine for `url` (default: the configured database)."""
     url = database_url(url)
@@ -111,6 +172,41 @@ def _first_line(exc: DBAPIError) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _problem(exc: DBAPIError) -> str | None:
+    """What went wrong around the database (disk, permissions, server, constraints); None for a bug."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if sqlstate:
+        problem = POSTGRES_PROBLEMS.get(sqlstate) or POSTGRES_PROBLEMS.get(sqlstate[:2])
+    elif code is not None:
+        problem = SQLITE_PROBLEMS.get(code) or SQLITE_PROBLEMS.get(code & 0xFF)
+    else:
+        problem = None
+    return problem or ("connection lost" if exc.connection_invalidated else None)
+
+
+def _user_error(exc: DBAPIError, url: str, committing: bool = False) -> UserError | None:
+    """The one-line error naming the database for a failure around it; None for a bug."""
+    problem = _problem(exc)
+    if problem is None:
+        return None
+    if problem == LOCKED:
+        return UserError(f"database {redact(url)} stayed locked by another writer for {BUSY_TIMEOUT_S} s; try again")
+    # A server that goes silent after receiving COMMIT may still apply it when it resumes.
+    unsure = "; the commit may still have been applied" if committing and exc.connection_invalidated else ""
+    return UserError(f"database {redact(url)}: {problem}: {_first_line(exc)}{_key_columns(exc)}{unsure}")
+
+
+def _key_columns(exc: DBAPIError) -> str:
+    """The table and columns of a PostgreSQL key violation, never its values (patient data)."""
+    diag = getattr(exc.orig, "diag", None)
+    detail = (diag.message_detail or "") if diag is not None else ""
+    if not detail.startswith("Key (") or ")=(" not in detail:
+        return ""
+    table = f"{diag.table_name}: " if diag.table_name else ""
+    return f" ({table}{detail.removeprefix('Key (').split(')=(', 1)[0]})"
+
+
 def _connect(url: str, create: bool) -> Connection:
     """Open a connection, turning an unreachable database into a one-line user error."""
     path = _sqlite_file(url)
@@ -122,7 +218,8 @@ def _connect(url: str, create: bool) -> Connection:
     try:
         return engine_for(url).connect()
     except DBAPIError as exc:
-        raise UserError(f"cannot reach database {redact(url)}: {_first_line(exc)}") from None
+        error = _user_error(exc, url) or UserError(f"cannot reach database {redact(url)}: {_first_line(exc)}")
+        raise error from None
 
 
 @cache
@@ -150,13 +247,21 @@ def current_revision(conn: Connection) -> str | None:
 
     Every command checks this, so it reads Alembic's version table directly (one query inside a
     savepoint, which keeps a missing table from aborting a PostgreSQL transaction) instead of
-    configuring a MigrationContext (measured ~0.9 ms against ~0.1 ms).
+    configuring a MigrationContext (measured ~0.9 ms against ~0.1 ms). Only a missing version
+    table means "never migrated": any other failure (a lost server, a damaged file) raises.
     """
     try:
         with conn.begin_nested():
             return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-    except (OperationalError, ProgrammingError):
-        return None
+    except DBAPIError as exc:
+        if _missing_table(exc):
+            return None
+        raise
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    """Whether the driver says a table does not exist."""
+    return getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE or str(exc.orig).startswith("no such table")
 
 
 def _known(revision: str) -> bool:
@@ -212,17 +317,19 @@ def refresh_statistics(session: Session) -> None:
 def connection(url: str | None = None, *, create: bool = False) -> Iterator[Connection]:
     """One connection in one transaction: commit at the end, roll back on any error.
 
-    A database still locked by another writer after the busy timeout is a one-line user error."""
+    A failure around the database (locked after the busy timeout, disk full, permission denied, a
+    duplicate, the server gone or silent) is a one-line user error naming it; a bug raises as is."""
     url = database_url(url)
+    committing = False
     try:
         with _connect(url, create) as conn, conn.begin():
             yield conn
-    except OperationalError as exc:
-        if "database is locked" not in str(exc.orig):
+            committing = True  # leaving the block commits
+    except DBAPIError as exc:
+        error = _user_error(exc, url, committing)
+        if error is None:
             raise
-        raise UserError(
-            f"database {redact(url)} stayed locked by another writer for {BUSY_TIMEOUT_S} s; try again"
-        ) from None
+        raise error from None
 
 
 def migrate_and_load(url: str | None = None, *, create: bool) -> dict[str, Any]:
