@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from neurotriage.faults import FAULT_ENV, FAULT_POINTS
 from neurotriage.maintenance.sweep import LOCK_NAME, report_key
 
 PG_ENV = "NEUROTRIAGE_TEST_DATABASE_URL"
+EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)\b")
 DISK_BYTES = 16 << 20
 STORED_FROM = FAULT_POINTS.index("committed")  # a kill from this point on leaves a stored finding
 REFUSE = {
@@ -94,16 +96,15 @@ class Clinic:
 
 
 def _outcome(run: subprocess.CompletedProcess) -> str:
-    if run.returncode == -signal.SIGKILL:
-        return "killed"
+    if run.returncode in (0, -signal.SIGKILL):
+        return "killed" if run.returncode else "exit 0"
     lines = run.stderr.strip().splitlines()
-    if run.returncode == 0:
-        return "exit 0"
-    if "Traceback (most recent call last):" in run.stderr:
-        return f"exit {run.returncode}, traceback: {lines[-1][:70]}"
-    return (
-        f"exit {run.returncode}: {lines[-1][:80]}" if len(lines) == 1 else f"exit {run.returncode}, {len(lines)} lines"
-    )
+    if "Traceback (most recent call last):" in run.stderr:  # the exception's own line, not SQLAlchemy's footer
+        raised = next((line for line in reversed(lines) if EXCEPTION_LINE.match(line)), lines[-1])
+        return f"exit {run.returncode}, traceback: {raised[:90]}"
+    last = lines[-1].removeprefix("neurotriage: error: ") if lines else ""
+    last = last if len(last) <= 80 else "..." + last[-77:]
+    return f"exit {run.returncode}: {last}" if len(lines) == 1 else f"exit {run.returncode}, {len(lines)} lines: {last}"
 
 
 def _hidden(folder: Path) -> list[Path]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.decisions import Decision, store_decision, store_finding, stored_summary
@@ -145,8 +145,6 @@ def record(session: Session, draft: Draft, case_ref: str | None = None) -> dict[
             provenance=analysis.provenance.model_dump(mode="json"),
         )
         check, referral = store_decision(session, draft.decision, finding.id)
-    except ProgrammingError:
-        raise  # SQL that does not fit the schema is a bug, not the database refusing
     except DBAPIError as exc:  # the driver's first line only: never the statement or its parameters
         reason = (str(exc.orig).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"the database refused to store the finding: {reason}") from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -65,7 +66,9 @@ def sweep(url: str | None = None, roots: Sequence[Path] | None = None, folders: 
     as a chosen `out_dir`'s); `url` is the database that says which findings exist."""
     roots = staging_roots() if roots is None else roots
     places = [place for root in roots for place in _root_and_subfolders(root)]
-    places += sorted({f.resolve() for f in folders if f.is_dir()} - {p.resolve() for p in places})
+    elsewhere = {f.resolve() for f in folders if f.is_dir()}
+    if elsewhere:
+        places += sorted(elsewhere - {p.resolve() for p in places})
     result = SweepResult()
     with _locked():
         for folder in places:
@@ -76,7 +79,9 @@ def sweep(url: str | None = None, roots: Sequence[Path] | None = None, folders: 
 def _root_and_subfolders(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))]
+    with os.scandir(root) as entries:  # scandir: no stat per entry
+        subfolders = [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+    return [root, *sorted(subfolders)]
 
 
 @contextmanager
@@ -92,9 +97,11 @@ def _locked() -> Iterator[None]:
 def _sweep_folder(folder: Path, url: str | None, result: SweepResult) -> None:
     """Sweep the leftovers directly in `folder`: drafts first, so a set-aside folder sees what came back."""
     dead: list[Staged] = []
-    for path in sorted(folder.iterdir()):
-        if not any(fnmatch(path.name, glob) for glob in STAGED_GLOBS):
-            continue
+    with os.scandir(folder) as entries:
+        names = sorted(
+            e.name for e in entries if e.name.startswith(".") and any(fnmatch(e.name, g) for g in STAGED_GLOBS)
+        )
+    for path in (folder / name for name in names):
         staged = staged_entry(path)
         if staged is None:
             result.unknown.append(str(path))
