@@ -28,6 +28,7 @@ COMMANDS = {
     "neurotriage.diagnosis.commands": ("diagnose",),
     "neurotriage.web.commands": ("serve", "user"),
     "neurotriage.demo": ("demo",),
+    "neurotriage.maintenance.commands": ("check",),
 }
 # Library fields carried by a flag whose dest has another name (`--patient` holds `patient_id`).
 FIELD_DESTS = {"patient_id": "patient", "case_ref": "case"}

@@ -39,8 +39,10 @@ def _check_args(args: argparse.Namespace) -> None:
 def _diagnose(args: argparse.Namespace) -> int:
     from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose, diagnose_pending
     from neurotriage.diagnosis.stages import StageTimer
+    from neurotriage.maintenance.sweep import sweep
 
     _check_args(args)
+    sweep(folders=[args.out.parent] if args.out else [])  # leftovers of killed runs hold patient data
     options = DiagnoseOptions(model=args.model, out_dir=args.out, fhir=args.fhir, limit=args.limit)
     timer = StageTimer(quiet=args.json)
     if args.all_pending:

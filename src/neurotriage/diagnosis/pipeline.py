@@ -2,9 +2,9 @@
 
 The flow is `analyse` (no database) -> `decide` (one read transaction) -> `draft` (the report
 rendered aside, no transaction open) -> `record` (one write transaction that stores the finding,
-cross-check and referral and moves the report into place, then commits). Everything that can fail
-on the user's input (case folder, patient, model) is checked before any work is stored, and a
-failure at any step leaves neither rows nor a report (an earlier report it replaced is put back).
+cross-check and referral, then commits) -> `settle` (the report moved into place). Everything that
+can fail on the user's input (case folder, patient, model) is checked before any work is stored,
+and a failure before the commit leaves neither rows nor a report (an earlier report stays).
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def _draft(patient: PatientSnapshot, analysis: Analysis, options: DiagnoseOption
 
 
 def store(drafted: Draft, url: str | None, case_ref: str | None = None, write_lock: WriteLock = nullcontext) -> dict:
-    """`record` a draft in one write transaction held under `write_lock` and commit it; on any failure
-    the report is removed again (an earlier report it replaced is put back)."""
+    """`record` a draft in one write transaction held under `write_lock`, commit it, then move the report
+    into place; a failure before the commit removes the draft (an earlier report stays)."""
     try:
         with write_lock(), transaction(url) as session:
             stored = record(session, drafted, case_ref)

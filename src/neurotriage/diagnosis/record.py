@@ -1,29 +1,42 @@
 """Recording an analysis for a patient: `draft` renders the report aside, `record` stores it.
 
 The caller decides first (`clinical.decisions.decide`, database reads only), then `draft` renders
-the report into a hidden folder with no transaction open, so the slow part holds no lock. `record`
-stores the finding, cross-check and referral in the caller's transaction and moves the report into
-place as its last step; the caller commits, then `settle`s the draft, or `discard`s it on any
-failure, which removes the report again and puts back an earlier one it replaced. The finding's
-key (a UUID) is allocated first, so the report names its finding before the finding is stored.
+the report into a hidden folder and flushes it to the disk with no transaction open, so the slow
+part holds no lock. `record` stores the finding, cross-check and referral in the caller's
+transaction; the caller commits, then `settle`s the draft, which moves the report into place (an
+earlier report there is dropped only now), or `discard`s it on any failure before the commit,
+which removes it: a failed commit leaves no report and displaces none. The finding's key (a UUID)
+is allocated first, so the report names its finding before the finding is stored.
+
+A process killed between the commit and the move leaves a complete, flushed report of a stored
+finding in its hidden folder; `maintenance.sweep` moves it into place. The fault points
+(`neurotriage.faults`) mark each of these steps.
 """
 
 from __future__ import annotations
 
+import errno
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.decisions import Decision, store_decision, store_finding, stored_summary
 from neurotriage.clinical.snapshot import PatientSnapshot
 from neurotriage.diagnosis.analysis import Analysis
 from neurotriage.diagnosis.stages import StageTimer
-from neurotriage.files import drop_set_aside, undo_move
+from neurotriage.errors import UserError
+from neurotriage.faults import fault_point
+from neurotriage.files import drop_set_aside, sync_tree
 from neurotriage.report.folder import build_report, discard_report, publish_report
 from neurotriage.report.inputs import ReportInput
+
+# A report folder that cannot be written for these reasons (a full disk, no permission) is the
+# machine's state, not a bug: one line, exit 2.
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 @dataclass
@@ -36,29 +49,23 @@ class Draft:
     decision: Decision
     out_dir: Path
     built: Path
-    published: bool = field(default=False, init=False)
-    replaced: Path | None = field(default=None, init=False)
 
     @property
     def segmentation_path(self) -> Path:
         """Where the report folder holds the segmentation once published."""
         return self.out_dir / self.analysis.segmentation_name
 
-    def publish(self) -> None:
-        """Move the report into place, setting aside an earlier report there until `settle`."""
-        self.replaced = publish_report(self.built, self.out_dir)
-        self.published = True
-
     def settle(self) -> None:
-        """Once stored for good: drop the earlier report this one replaced."""
-        drop_set_aside(self.replaced)
+        """Once the finding is committed: move the report into place, then drop an earlier report it replaced."""
+        fault_point("committed")
+        replaced = publish_report(self.built, self.out_dir)
+        fault_point("moved")
+        drop_set_aside(replaced)
+        fault_point("settled")
 
     def discard(self) -> None:
-        """After a failure to store: remove the report and put back the one it replaced."""
-        if self.published:
-            undo_move(self.out_dir, self.replaced)
-        else:
-            discard_report(self.built)
+        """After a failure to store: remove the drafted report (nothing was moved into place)."""
+        discard_report(self.built)
 
 
 def new_finding_key() -> str:
@@ -95,29 +102,51 @@ def draft(
     fhir: bool = False,
     timer: StageTimer | None = None,
 ) -> Draft:
-    """Render the report of `analysis` and `decision` for `out_dir` into a hidden folder beside it."""
+    """Render the report of `analysis` and `decision` for `out_dir` into a hidden folder beside it and
+    flush it to the disk; a full disk or a folder that cannot be written is a UserError."""
     timer = timer or StageTimer(quiet=True)
     with timer.stage("report"):
-        built = build_report(out_dir, report_input(decision.patient, analysis, decision, key), fhir=fhir)
+        try:
+            built = build_report(out_dir, report_input(decision.patient, analysis, decision, key), fhir=fhir)
+            _flush(built)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            raise UserError(f"{out_dir}: cannot write the report: {exc.strerror}") from None
+    fault_point("drafted")
     return Draft(key, decision.patient, analysis, decision, Path(out_dir), built)
 
 
+def _flush(built: Path) -> None:
+    """fsync the drafted report, removing it if that fails."""
+    try:
+        sync_tree(built)
+    except BaseException:
+        discard_report(built)
+        raise
+
+
 def record(session: Session, draft: Draft, case_ref: str | None = None) -> dict[str, Any]:
-    """Store the finding, its cross-check and referral in `session`'s transaction, then publish the report.
+    """Store the finding, its cross-check and referral in `session`'s transaction (the caller commits,
+    then `settle`s the draft). The database refusing a row is a UserError naming its reason.
 
     `case_ref` names the study (default: the case folder's absolute path)."""
     analysis = draft.analysis
-    finding = store_finding(
-        session,
-        draft.patient.id,
-        case_ref or str(analysis.folder),
-        analysis.location,
-        analysis.provenance.model_id or "unknown",
-        key=draft.key,
-        segmentation_path=str(draft.segmentation_path),
-        report_dir=str(draft.out_dir),
-        provenance=analysis.provenance.model_dump(mode="json"),
-    )
-    check, referral = store_decision(session, draft.decision, finding.id)
-    draft.publish()
+    try:
+        finding = store_finding(
+            session,
+            draft.patient.id,
+            case_ref or str(analysis.folder),
+            analysis.location,
+            analysis.provenance.model_id or "unknown",
+            key=draft.key,
+            segmentation_path=str(draft.segmentation_path),
+            report_dir=str(draft.out_dir),
+            provenance=analysis.provenance.model_dump(mode="json"),
+        )
+        check, referral = store_decision(session, draft.decision, finding.id)
+    except DBAPIError as exc:  # the driver's first line only: never the statement or its parameters
+        reason = (str(exc.orig).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"the database refused to store the finding: {reason}") from None
+    fault_point("stored")
     return stored_summary(finding, check, referral) | {"finding_key": draft.key}

@@ -83,7 +83,7 @@ def build_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False
 
 def publish_report(built: Path, out_dir: Path | str) -> Path | None:
     """Move a built report folder into place. An earlier report there is set aside and returned, to be
-    dropped (`files.drop_set_aside`) once the new one is final or restored (`files.undo_move`)."""
+    dropped (`files.drop_set_aside`)."""
     out_dir = Path(out_dir)
     check_target(out_dir)
     return move_into_place(built, out_dir)

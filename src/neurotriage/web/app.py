@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from neurotriage import NOTICE, __version__
 from neurotriage.clinical.db import engine_for, transaction
 from neurotriage.errors import UserError
+from neurotriage.maintenance.sweep import staging_roots, sweep
 from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
 from neurotriage.web.jobs import JobRunner
 from neurotriage.web.middleware import SecurityHeaders, UploadLimit
@@ -77,12 +78,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: WebSettings | None = None) -> FastAPI:
-    """Build the app; on start-up it creates the first admin and fails stale jobs."""
+    """Build the app; on start-up it sweeps staging leftovers, creates the first admin and fails stale jobs."""
     settings = settings or load_web_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _wait_longer_for_sqlite(settings.database_url)
+        sweep(settings.database_url, staging_roots(settings.data_dir))  # leftovers of killed runs
         with app.state.gate.held(), transaction(settings.database_url) as session:
             ensure_admin(session, settings.admin_user, settings.admin_password)
         app.state.jobs.recover()

@@ -1,0 +1,1 @@
+"""Keeping the report folders and the database in agreement: `sweep` (start-up) and `check` (on demand)."""
