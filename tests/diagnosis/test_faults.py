@@ -87,7 +87,7 @@ def test_a_refused_finding_is_one_line_and_the_earlier_report_stays(case_dir, pa
     with db.transaction() as session:
         session.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON findings BEGIN SELECT RAISE(ABORT, 'no'); END"))
     code, err = diagnose_into(case_dir, patient, out, capsys)
-    assert (code, err.count("\n")) == (2, 1) and "the database refused to store the finding: no" in err
+    assert (code, err.count("\n")) == (2, 1) and "constraint violated: no" in err
     assert finding_count() == 1 and report_key(out) == earlier and hidden(tmp_path) == []
     assert main(["check"]) == 0
 

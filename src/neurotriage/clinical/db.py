@@ -60,6 +60,7 @@ POSTGRES_PROBLEMS = {
     "57014": "statement cancelled",
     "57": "server shutting down or restarting",
     "58": "server system error",
+    "P0001": "refused by a rule in the database",  # RAISE EXCEPTION in a trigger or function
 }
 SQLITE_PROBLEMS = {
     sqlite3.SQLITE_BUSY: LOCKED,

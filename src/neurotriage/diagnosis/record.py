@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.decisions import Decision, store_decision, store_finding, stored_summary
@@ -128,25 +127,21 @@ def _flush(built: Path) -> None:
 
 def record(session: Session, draft: Draft, case_ref: str | None = None) -> dict[str, Any]:
     """Store the finding, its cross-check and referral in `session`'s transaction (the caller commits,
-    then `settle`s the draft). The database refusing a row is a UserError naming its reason.
+    then `settle`s the draft). The database refusing a row is a UserError from `clinical.db.transaction`.
 
     `case_ref` names the study (default: the case folder's absolute path)."""
     analysis = draft.analysis
-    try:
-        finding = store_finding(
-            session,
-            draft.patient.id,
-            case_ref or str(analysis.folder),
-            analysis.location,
-            analysis.provenance.model_id or "unknown",
-            key=draft.key,
-            segmentation_path=str(draft.segmentation_path),
-            report_dir=str(draft.out_dir),
-            provenance=analysis.provenance.model_dump(mode="json"),
-        )
-        check, referral = store_decision(session, draft.decision, finding.id)
-    except DBAPIError as exc:  # the driver's first line only: never the statement or its parameters
-        reason = (str(exc.orig).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"the database refused to store the finding: {reason}") from None
+    finding = store_finding(
+        session,
+        draft.patient.id,
+        case_ref or str(analysis.folder),
+        analysis.location,
+        analysis.provenance.model_id or "unknown",
+        key=draft.key,
+        segmentation_path=str(draft.segmentation_path),
+        report_dir=str(draft.out_dir),
+        provenance=analysis.provenance.model_dump(mode="json"),
+    )
+    check, referral = store_decision(session, draft.decision, finding.id)
     fault_point("stored")
     return stored_summary(finding, check, referral) | {"finding_key": draft.key}
