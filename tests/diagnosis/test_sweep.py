@@ -154,6 +154,9 @@ def test_diagnose_and_serve_sweep_at_start_up(home: Path, tmp_path: Path, capsys
     assert main(args) == 2  # it sweeps before it looks at the case
     assert not report.exists() and not job.exists() and not chosen.exists()
     job = write_report(job, "b")
+    upload = home / "web" / "staging" / f".upload.{dead_owner()}_x1.partial"
+    (upload / "case").mkdir(parents=True)
+    (upload / "case" / "t1.nii.gz").write_bytes(b"patient data")
     with TestClient(create_app(load_web_settings(secret_key="k"))):
         pass
-    assert not job.exists()
+    assert not job.exists() and not upload.exists()

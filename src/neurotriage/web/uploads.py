@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from neurotriage.errors import UserError
+from neurotriage.files import partial_dir
 from neurotriage.imaging.io import CaseFiles, find_case
 
 MAX_ENTRIES = 100  # a case is 4-5 files; room for a README or folders, not for a bomb of tiny files
@@ -87,8 +87,8 @@ def _case_folder(root: Path, name: str) -> CaseFiles:
 
 def extract_case(name: str, stream: BinaryIO, entries, staging: Path, target: Path) -> CaseFiles:
     """Extract checked entries into a temp folder under `staging`, then move the case to `target`."""
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=staging))
+    # Named with its owner, so a sweep removes what a killed server left (uploads hold patient data).
+    tmp = partial_dir(staging / "upload", mode=0o700)
     try:
         with zipfile.ZipFile(stream) as archive:
             for info, rel in entries:
