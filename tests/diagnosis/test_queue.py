@@ -6,6 +6,7 @@ they exercise the queue, not the imaging; tests/diagnosis/test_workers.py runs t
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -219,3 +220,25 @@ def test_two_processes_generating_one_synthetic_case_share_the_winners_folder(tm
     assert found == [tmp_path / "SYN_0007"] * 2
     assert [p.name for p in tmp_path.iterdir()] == ["SYN_0007"]  # the loser's build is gone
     assert (tmp_path / "SYN_0007" / "made_by").read_text().startswith("Thread")
+
+
+def test_enqueue_from_the_cli_queues_and_says_how_many(db_url, queued, tmp_path, cli):
+    add_studies(db_url, tmp_path / "more", 2)
+    run = cli("diagnose", "--all-pending", "--enqueue", "--json")
+    assert run.code == 0
+    assert json.loads(run.out) == {"queued": 2, "waiting": 5, "claimed": 0, "parked": 0, "not_queued": 0}
+    run = cli("diagnose", "--all-pending", "--enqueue")
+    assert run.out.startswith("0 studies queued; 5 waiting, 0 being diagnosed, 0 parked.")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["diagnose", "--enqueue"], "--enqueue: only with --all-pending"),
+        (["worker", "--lease", "0"], "--lease: must be a positive number of seconds, got 0"),
+        (["worker", "--max-attempts", "0"], "--max-attempts: must be at least 1, got 0"),
+    ],
+)
+def test_queue_options_are_checked(args, message, cli):
+    run = cli(*args)
+    assert (run.code, run.err.strip()) == (2, f"neurotriage: error: {message}")

@@ -137,11 +137,16 @@ def print_pending(result: dict) -> None:
     """One line per study of a batch run and a totals line."""
     from rich.console import Console
 
-    console = Console()
+    from neurotriage.diagnosis.pipeline import describe
+
+    console = Console(soft_wrap=True)
     for row in result["studies"]:
-        status = "[green]ok[/green]" if row["ok"] else f"[red]failed[/red]: {row['error']}"
-        console.print(f"  study {row['study_id']} ({row['case_ref']}, patient {row['patient_id']}): {status}")
-    console.print(f"{result['done']} diagnosed, {result['failed']} failed.")
+        console.print(f"  {describe(row)}")
+    console.print(f"{result['done']} diagnosed, {result['failed']} failed ({result['parked']} of them parked).")
+    if result["lost"]:
+        console.print(f"{result['lost']} taken over by another worker after this run's claim ran out.")
+    if result["queue"]["parked"]:
+        console.print(f"{result['queue']['parked']} studies are parked after failing too often; they are not retried.")
 
 
 def print_enqueued(result: dict) -> None:
@@ -174,6 +179,6 @@ def _worker(args: argparse.Namespace) -> int:
 def print_worker_summary(result: dict) -> None:
     """The totals of a worker run."""
     print(
-        f"worker {result['worker']}: {result['done']} diagnosed, {result['failed']} failed "
-        f"({result['parked']} parked), {result['lost']} taken over by another worker."
+        f"worker {result['worker']}: {result['done']} diagnosed, {result['failed']} failed attempts "
+        f"({result['parked']} studies parked), {result['lost']} taken over by another worker."
     )

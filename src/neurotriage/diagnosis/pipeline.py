@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -165,7 +166,7 @@ class BatchProgress(Progress):
         if not self.quiet:
             retry = f", attempt {claimed.attempt}" if claimed.attempt > 1 else ""
             heading = f"[bold]study {claimed.study_id}[/bold] ({index}/{index + claimed.waiting}{retry})"
-            self.console.print(f"{heading}: {claimed.case_ref}")
+            self.console.print(f"{heading}: {escape(claimed.case_ref)}")
         return StageTimer(self.console, self.quiet)
 
 
@@ -259,6 +260,19 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "parked": count["parked"],
         "lost": count["lost"],
     }
+
+
+def describe(row: dict[str, Any]) -> str:
+    """One study's outcome as a line (rich markup): the study, its attempt, and what came of it."""
+    error = escape(str(row.get("error")))
+    outcome = {
+        "ok": f"[green]ok[/green], finding {row.get('finding_id')}",
+        "failed": f"[red]failed[/red], queued again: {error}",
+        "parked": f"[red]failed, parked[/red] after {row['attempt']} attempts: {error}",
+        "lost": f"[yellow]taken over[/yellow]: {error}",
+    }[row["status"]]
+    retry = f", attempt {row['attempt']}" if row["attempt"] > 1 else ""
+    return f"study {row['study_id']} ({escape(row['case_ref'])}, patient {row['patient_id']}{retry}): {outcome}"
 
 
 def diagnose_pending(

@@ -17,7 +17,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from neurotriage.clinical.db import database_url
-from neurotriage.diagnosis.pipeline import DiagnoseOptions, Progress, drain, summarise
+from neurotriage.diagnosis.pipeline import DiagnoseOptions, Progress, describe, drain, summarise
 from neurotriage.diagnosis.queue import QueueSettings, worker_name
 
 SCALE_OUT_NOTE = (
@@ -34,19 +34,9 @@ class WorkerProgress(Progress):
         self.quiet = quiet
 
     def finished(self, row: dict[str, Any]) -> None:
-        """Print the study, its attempt, outcome and duration."""
-        if self.quiet:
-            return
-        outcome = {
-            "ok": f"[green]ok[/green], finding {row.get('finding_id')}",
-            "failed": f"[red]failed[/red], queued again: {row.get('error')}",
-            "parked": f"[red]parked[/red] after attempt {row['attempt']}: {row.get('error')}",
-            "lost": f"[yellow]taken over[/yellow]: {row.get('error')}",
-        }[row["status"]]
-        self.console.print(
-            f"study {row['study_id']} ({row['case_ref']}, patient {row['patient_id']}, attempt {row['attempt']}): "
-            f"{outcome} ({row['seconds']:.1f} s)"
-        )
+        """Print the study, its outcome and how long it took."""
+        if not self.quiet:
+            self.console.print(f"{describe(row)} ({row['seconds']:.1f} s)")
 
 
 @contextmanager
@@ -78,7 +68,7 @@ def run_worker(
     """Claim and diagnose queued studies until stopped by a signal, or with `until_empty` until no study
     is waiting or being diagnosed elsewhere; an idle worker looks again every `poll_s` seconds. Returns
     the rows and counts."""
-    notes = Console(stderr=True)
+    notes = Console(stderr=True, soft_wrap=True)
     if make_url(database_url(options.url)).get_backend_name() == "sqlite":
         notes.print(SCALE_OUT_NOTE)
     stop = threading.Event()
@@ -86,7 +76,7 @@ def run_worker(
         rows = drain(
             options,
             settings,
-            WorkerProgress(Console(), quiet),
+            WorkerProgress(Console(soft_wrap=True), quiet),  # a line per study, unwrapped for logs
             retry=True,
             until="empty" if until_empty else "stopped",
             stop=stop,
