@@ -16,8 +16,10 @@ from sqlalchemy import func, select, update
 
 from neurotriage.clinical import db, intake
 from neurotriage.clinical.models import Finding, Study, utcnow
-from neurotriage.diagnosis import cases, pipeline, queue
+from neurotriage.diagnosis import batch, cases, pipeline, queue
 from neurotriage.diagnosis.queue import ClaimLost, QueueSettings
+from neurotriage.imaging.naming import BRATS2020
+from neurotriage.imaging.synth import generate_case, write_case
 
 SETTINGS = QueueSettings(lease_s=30, max_attempts=2)
 
@@ -134,9 +136,9 @@ def test_a_failing_study_is_parked_and_does_not_block_the_batch(db_url, queued, 
     bad = queued[0]
     with db.transaction(db_url) as session:
         session.get(Study, bad).case_ref = "gone"  # no folder, no seed: a user error each time
-    monkeypatch.setattr(pipeline, "diagnose", store_bare_finding)
+    monkeypatch.setattr(batch, "diagnose", store_bare_finding)
     options = pipeline.DiagnoseOptions(url=db_url)
-    rows = pipeline.drain(options, SETTINGS, pipeline.Progress(), retry=True, until="empty")
+    rows = batch.drain(options, SETTINGS, batch.Progress(), retry=True, until="empty")
     assert [(r["study_id"], r["status"]) for r in rows] == [
         (bad, "failed"),
         (queued[1], "ok"),
@@ -167,8 +169,8 @@ def test_an_unexpected_error_is_recorded_and_the_batch_goes_on(db_url, queued, m
             raise TypeError("a bug in one case")
         return store_bare_finding(folder, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "diagnose", broken)
-    result = pipeline.diagnose_pending(pipeline.DiagnoseOptions(url=db_url), quiet=True, settings=SETTINGS)
+    monkeypatch.setattr(batch, "diagnose", broken)
+    result = batch.diagnose_pending(pipeline.DiagnoseOptions(url=db_url), quiet=True, settings=SETTINGS)
     assert (result["done"], result["failed"], result["parked"]) == (2, 1, 0)
     assert study(db_url, queued[0]).last_error == "internal error: TypeError: a bug in one case"
     assert result["queue"]["waiting"] == 1  # tried once per batch run, queued again for the next
@@ -178,10 +180,10 @@ def test_an_interrupted_study_is_given_back_without_counting_the_attempt(db_url,
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "diagnose", interrupted)
+    monkeypatch.setattr(batch, "diagnose", interrupted)
     claimed = queue.claim(SETTINGS, "a", db_url)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.diagnose_claimed(claimed, pipeline.DiagnoseOptions(url=db_url), SETTINGS)
+        batch.diagnose_claimed(claimed, pipeline.DiagnoseOptions(url=db_url), SETTINGS)
     back = study(db_url, claimed.study_id)
     assert (back.attempts, back.claim_token, back.last_error) == (0, None, None)
     assert queue.claim(SETTINGS, "b", db_url).study_id == claimed.study_id
@@ -242,3 +244,29 @@ def test_enqueue_from_the_cli_queues_and_says_how_many(db_url, queued, tmp_path,
 def test_queue_options_are_checked(args, message, cli):
     run = cli(*args)
     assert (run.code, run.err.strip()) == (2, f"neurotriage: error: {message}")
+
+
+@pytest.mark.slow
+def test_a_taken_over_study_stores_nothing_and_leaves_no_report(db_url, tmp_path, oracle, monkeypatch):
+    """The real chain: the lease runs out mid-diagnosis and another worker claims the study."""
+    monkeypatch.setenv("NEUROTRIAGE_HOME", str(tmp_path / "home"))
+    case = write_case(generate_case(11, "SYN_RF", kind="enhancing"), tmp_path, BRATS2020)
+    with db.transaction(db_url) as session:
+        patient = intake.add_patient(session, "Slow Worker", city="Leeds", lat="53.80", lon="-1.55")
+        intake.study_for(session, patient.id, str(case))
+    queue.enqueue_pending(db_url)
+    claimed = queue.claim(SETTINGS, "slow", db_url)
+    taken: list[queue.Claim] = []
+
+    def folder_then_taken_over(case_ref, seed):
+        expire_lease(db_url, claimed.study_id)
+        taken.append(queue.claim(SETTINGS, "fast", db_url))
+        return cases.case_folder(case_ref, seed)
+
+    monkeypatch.setattr(batch, "case_folder", folder_then_taken_over)
+    row = batch.diagnose_claimed(claimed, pipeline.DiagnoseOptions(url=db_url), SETTINGS)
+    assert row["status"] == "lost" and "fast took it over" in row["error"]
+    assert findings_per_study(db_url) == {}
+    reports = tmp_path / "home" / "reports" / f"patient-{patient.id}"
+    assert reports.is_dir() and not list(reports.iterdir())  # the report was built there, then removed
+    assert study(db_url, claimed.study_id).claim_token == taken[0].token

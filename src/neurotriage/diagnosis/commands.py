@@ -84,7 +84,8 @@ def _check_limit(args: argparse.Namespace) -> None:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose, diagnose_pending
+    from neurotriage.diagnosis.batch import diagnose_pending
+    from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
     from neurotriage.diagnosis.stages import StageTimer
 
     _check_args(args)
@@ -137,7 +138,7 @@ def print_pending(result: dict) -> None:
     """One line per study of a batch run and a totals line."""
     from rich.console import Console
 
-    from neurotriage.diagnosis.pipeline import describe
+    from neurotriage.diagnosis.batch import describe
 
     console = Console(soft_wrap=True)
     for row in result["studies"]:

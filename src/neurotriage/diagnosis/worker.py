@@ -17,7 +17,8 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from neurotriage.clinical.db import database_url
-from neurotriage.diagnosis.pipeline import DiagnoseOptions, Progress, describe, drain, summarise
+from neurotriage.diagnosis.batch import Progress, describe, drain, summarise
+from neurotriage.diagnosis.pipeline import DiagnoseOptions
 from neurotriage.diagnosis.queue import QueueSettings, worker_name
 
 SCALE_OUT_NOTE = (
