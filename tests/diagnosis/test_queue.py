@@ -151,6 +151,9 @@ def test_a_failing_study_is_parked_and_does_not_block_the_batch(db_url, queued, 
     assert queue.queue_counts(db_url)["parked"] == 1
     assert queue.claim(SETTINGS, "later", db_url) is None
     assert queue.enqueue_pending(db_url) == 0  # parked studies are not queued again
+    assert queue.enqueue_pending(db_url, parked=True) == 1  # unless asked to
+    again = study(db_url, bad)
+    assert (again.attempts, again.parked_at) == (0, None) and again.queued_at is not None
 
 
 def test_a_worker_that_stopped_renewing_on_its_last_attempt_gets_the_study_parked(db_url, queued):
@@ -237,6 +240,7 @@ def test_enqueue_from_the_cli_queues_and_says_how_many(db_url, queued, tmp_path,
     ("args", "message"),
     [
         (["diagnose", "--enqueue"], "--enqueue: only with --all-pending"),
+        (["diagnose", "--retry-parked"], "--retry-parked: only with --all-pending"),
         (["worker", "--lease", "0"], "--lease: must be a positive number of seconds, got 0"),
         (["worker", "--max-attempts", "0"], "--max-attempts: must be at least 1, got 0"),
     ],

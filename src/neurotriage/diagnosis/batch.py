@@ -172,11 +172,12 @@ def describe(row: dict[str, Any]) -> str:
 
 
 def diagnose_pending(
-    options: DiagnoseOptions, quiet: bool = False, settings: QueueSettings | None = None
+    options: DiagnoseOptions, quiet: bool = False, settings: QueueSettings | None = None, retry_parked: bool = False
 ) -> dict[str, Any]:
     """Diagnose every study without a finding in this process, through the queue: pending studies are
     queued, then each is claimed (concurrent runs and workers share them out) and tried once here.
-    A failure is recorded on its study and the rest go on; parked studies are not tried."""
-    enqueue_pending(options.url)
+    A failure is recorded on its study and the rest go on; parked studies are tried only with
+    `retry_parked`."""
+    enqueue_pending(options.url, parked=retry_parked)
     rows = drain(options, settings or QueueSettings(), BatchProgress(quiet), retry=False)
     return summarise(rows) | {"queue": queue_counts(options.url)}

@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--enqueue", action="store_true", help="with --all-pending: only queue them for `neurotriage worker`"
     )
+    p.add_argument(
+        "--retry-parked",
+        action="store_true",
+        help="with --all-pending: also studies parked after failing too often, with fresh attempts",
+    )
     p.add_argument("--out", type=Path, help="report folder (default: NEUROTRIAGE_HOME/reports/patient-ID/finding-KEY)")
     _add_run_options(p)
     p.set_defaults(handler=_diagnose)
@@ -69,8 +74,8 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.all_pending:
         if args.case_dir or args.patient is not None or args.out:
             raise UserError("--all-pending: give no CASE_DIR, --patient or --out with it")
-    elif args.enqueue:
-        raise UserError("--enqueue: only with --all-pending")
+    elif args.enqueue or args.retry_parked:
+        raise UserError(f"{'--enqueue' if args.enqueue else '--retry-parked'}: only with --all-pending")
     elif args.case_dir is None or args.patient is None:
         raise UserError("diagnose: give CASE_DIR and --patient ID, or --all-pending")
     _check_limit(args)
@@ -94,11 +99,11 @@ def _diagnose(args: argparse.Namespace) -> int:
     if args.enqueue:
         from neurotriage.diagnosis.queue import enqueue_pending, queue_counts
 
-        result = {"queued": enqueue_pending()} | queue_counts()
+        result = {"queued": enqueue_pending(parked=args.retry_parked)} | queue_counts()
         _emit(result, args.json, print_enqueued)
         return 0
     if args.all_pending:
-        result = diagnose_pending(options, quiet=args.json)
+        result = diagnose_pending(options, quiet=args.json, retry_parked=args.retry_parked)
         _emit(result, args.json, print_pending)
         return 1 if result["failed"] else 0
     result = diagnose(args.case_dir, args.patient, options, timer)
@@ -147,7 +152,8 @@ def print_pending(result: dict) -> None:
     if result["lost"]:
         console.print(f"{result['lost']} taken over by another worker after this run's claim ran out.")
     if result["queue"]["parked"]:
-        console.print(f"{result['queue']['parked']} studies are parked after failing too often; they are not retried.")
+        parked = result["queue"]["parked"]
+        console.print(f"{parked} studies are parked after failing too often (--retry-parked tries them again).")
 
 
 def print_enqueued(result: dict) -> None:

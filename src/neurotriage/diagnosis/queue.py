@@ -127,10 +127,19 @@ def _claimed_study(session: Session, claim: Claim) -> Study:
     return study
 
 
-def enqueue_pending(url: str | None = None) -> int:
-    """Queue every study that has no finding and is neither queued nor parked; returns how many joined."""
+def enqueue_pending(url: str | None = None, *, parked: bool = False) -> int:
+    """Queue every study that has no finding and is not queued yet, except parked ones unless `parked`
+    (they start again with no attempts; their last error stays until they succeed). Returns how many
+    joined the queue."""
     with transaction(url) as session:
         now = db_now(session)
+        if parked:
+            session.execute(
+                update(Study)
+                .where(Study.parked_at.is_not(None), _not_diagnosed())
+                .values(parked_at=None, attempts=0)
+                .execution_options(synchronize_session=False)
+            )
         result = session.execute(
             update(Study)
             .where(Study.queued_at.is_(None), Study.parked_at.is_(None), _not_diagnosed())
