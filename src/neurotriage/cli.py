@@ -25,7 +25,7 @@ COMMANDS = {
     "neurotriage.segmentation.commands": ("prepare", "train", "segment", "evaluate", "metrics", "train-default"),
     "neurotriage.anatomy.commands": ("locate",),
     "neurotriage.clinical.commands": ("db", "patient", "symptom", "finding", "crosscheck", "refer"),
-    "neurotriage.diagnosis.commands": ("diagnose",),
+    "neurotriage.diagnosis.commands": ("diagnose", "worker"),
     "neurotriage.web.commands": ("serve", "user"),
     "neurotriage.demo": ("demo",),
     "neurotriage.maintenance.commands": ("check",),

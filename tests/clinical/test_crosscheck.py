@@ -24,6 +24,7 @@ def check(symptoms: list[ReportedSymptom], dominance: str, doc: dict) -> dict:
     """The cross-check of a locate document (validated as the clinical side reads it) as JSON data."""
     return crosscheck(symptoms, dominance, parse_location(doc)).model_dump(mode="json")
 
+
 LEFT_WEAKNESS = ReportedSymptom("hemiparesis", "left")
 BROCA_FRONTAL = (("frontal_lobe", 20.0), ("broca", 2.0))
 

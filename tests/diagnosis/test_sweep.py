@@ -153,6 +153,12 @@ def test_diagnose_and_serve_sweep_at_start_up(home: Path, tmp_path: Path, capsys
     args = ["diagnose", str(tmp_path / "missing"), "--patient", "1", "--out", str(tmp_path / "chosen" / "report")]
     assert main(args) == 2  # it sweeps before it looks at the case
     assert not report.exists() and not job.exists() and not chosen.exists()
+    case = home / "cases" / f".SYN_0001.{dead_owner()}_x1.partial"
+    case.mkdir(parents=True)
+    assert main(["worker", "--lease", "0"]) == 2  # it sweeps once its options are checked
+    assert case.is_dir()
+    main(["worker", "--until-empty", "--json"])
+    assert not case.exists()
     job = write_report(job, "b")
     upload = home / "web" / "staging" / f".upload.{dead_owner()}_x1.partial"
     (upload / "case").mkdir(parents=True)

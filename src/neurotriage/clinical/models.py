@@ -106,6 +106,16 @@ class Study(Base):
     # Why the last diagnosis of this study failed (batch runs go on past a failure).
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The diagnosis queue (diagnosis/queue.py): when the study joined it (None once diagnosed or
+    # parked), diagnoses started, and the claim of the worker diagnosing it: a fresh token per
+    # claim, the worker (host:pid) and when its lease runs out unless renewed. A study that failed
+    # too often is parked with its last error and no longer claimed.
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    parked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Symptom(Base):

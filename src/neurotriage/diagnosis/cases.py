@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from neurotriage.config import load_settings
 from neurotriage.errors import UserError
+from neurotriage.files import partial_dir
 from neurotriage.imaging.naming import BRATS2020
 
 
@@ -23,7 +26,23 @@ def case_folder(case_ref: str, synthetic_seed: int | None) -> Path:
         raise UserError(f"study {case_ref}: case folder not found")
     folder = synthetic_cases_dir() / case_ref
     if not folder.is_dir():
-        from neurotriage.imaging.synth import generate_case, write_case  # scipy: only for a new case (start-up time)
-
-        write_case(generate_case(synthetic_seed, case_ref), synthetic_cases_dir(), BRATS2020)
+        _generate(folder, synthetic_seed)
     return folder
+
+
+def _generate(folder: Path, seed: int) -> None:
+    """Write the synthetic case in a private hidden folder and rename it into place. Processes that
+    generate the same case at once all succeed: the first rename wins and the others keep its folder
+    (renaming onto a folder that has files fails), so no reader ever sees a case being replaced."""
+    from neurotriage.imaging.synth import generate_case, write_case  # scipy: only for a new case (start-up time)
+
+    built = partial_dir(folder)
+    try:
+        case = write_case(generate_case(seed, folder.name), built, BRATS2020)
+        try:
+            os.rename(case, folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+    finally:
+        shutil.rmtree(built, ignore_errors=True)

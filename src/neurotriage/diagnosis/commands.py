@@ -1,4 +1,5 @@
-"""`neurotriage diagnose`: one study, or every pending study, from MRI to referral."""
+"""`neurotriage diagnose`: one study, or every pending study, from MRI to referral; `neurotriage worker`:
+diagnose queued studies."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `diagnose`."""
+    """Add `diagnose` and `worker`."""
     p = sub.add_parser(
         "diagnose",
         help="segment, locate, cross-check against symptoms, refer and report one study (or all pending)",
@@ -16,12 +17,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("case_dir", type=Path, nargs="?", help="BraTS case folder")
     p.add_argument("--patient", type=int, help="patient id (see `neurotriage patient list`)")
     p.add_argument("--all-pending", action="store_true", help="diagnose every study that has no finding yet")
-    p.add_argument("--model", type=Path, help="checkpoint (default: the model shipped with the package)")
+    p.add_argument(
+        "--enqueue", action="store_true", help="with --all-pending: only queue them for `neurotriage worker`"
+    )
+    p.add_argument(
+        "--retry-parked",
+        action="store_true",
+        help="with --all-pending: also studies parked after failing too often, with fresh attempts",
+    )
     p.add_argument("--out", type=Path, help="report folder (default: NEUROTRIAGE_HOME/reports/patient-ID/finding-KEY)")
+    _add_run_options(p)
+    p.set_defaults(handler=_diagnose)
+    _register_worker(sub)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="checkpoint (default: the model shipped with the package)")
     p.add_argument("--limit", type=int, default=10, help="number of referrals (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
     p.add_argument("--fhir", action="store_true", help="also write fhir_bundle.json (HL7 FHIR R4)")
-    p.set_defaults(handler=_diagnose)
+
+
+def _register_worker(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="claim and diagnose queued studies (`diagnose --all-pending --enqueue`) until stopped",
+        description="Claim and diagnose queued studies, one at a time, until SIGTERM or Ctrl-C (the current "
+        "study finishes first; a second signal gives it back to the queue). Run any number of workers "
+        "against one PostgreSQL database and one shared NEUROTRIAGE_HOME; each study is diagnosed once.",
+    )
+    p.add_argument("--until-empty", action="store_true", help="exit once no queued study is waiting or being diagnosed")
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a claim runs out this long after its last renewal, which comes every third of it (default 60)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="park a study with its error after N failed attempts (default 3)",
+    )
+    p.add_argument(
+        "--poll", type=float, default=2.0, metavar="SECONDS", help="how often an idle worker looks (default 2)"
+    )
+    _add_run_options(p)
+    p.set_defaults(handler=_worker)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -30,14 +74,23 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.all_pending:
         if args.case_dir or args.patient is not None or args.out:
             raise UserError("--all-pending: give no CASE_DIR, --patient or --out with it")
+    elif args.enqueue or args.retry_parked:
+        raise UserError(f"{'--enqueue' if args.enqueue else '--retry-parked'}: only with --all-pending")
     elif args.case_dir is None or args.patient is None:
         raise UserError("diagnose: give CASE_DIR and --patient ID, or --all-pending")
+    _check_limit(args)
+
+
+def _check_limit(args: argparse.Namespace) -> None:
+    from neurotriage.errors import UserError
+
     if args.limit < 1:
         raise UserError(f"--limit: must be at least 1, got {args.limit}")
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose, diagnose_pending
+    from neurotriage.diagnosis.batch import diagnose_pending
+    from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
     from neurotriage.diagnosis.stages import StageTimer
     from neurotriage.maintenance.sweep import sweep
 
@@ -45,8 +98,14 @@ def _diagnose(args: argparse.Namespace) -> int:
     sweep(folders=[args.out.parent] if args.out else [])  # leftovers of killed runs hold patient data
     options = DiagnoseOptions(model=args.model, out_dir=args.out, fhir=args.fhir, limit=args.limit)
     timer = StageTimer(quiet=args.json)
+    if args.enqueue:
+        from neurotriage.diagnosis.queue import enqueue_pending, queue_counts
+
+        result = {"queued": enqueue_pending(parked=args.retry_parked)} | queue_counts()
+        _emit(result, args.json, print_enqueued)
+        return 0
     if args.all_pending:
-        result = diagnose_pending(options, quiet=args.json)
+        result = diagnose_pending(options, quiet=args.json, retry_parked=args.retry_parked)
         _emit(result, args.json, print_pending)
         return 1 if result["failed"] else 0
     result = diagnose(args.case_dir, args.patient, options, timer)
@@ -86,8 +145,51 @@ def print_pending(result: dict) -> None:
     """One line per study of a batch run and a totals line."""
     from rich.console import Console
 
-    console = Console()
+    from neurotriage.diagnosis.batch import describe
+
+    console = Console(soft_wrap=True)
     for row in result["studies"]:
-        status = "[green]ok[/green]" if row["ok"] else f"[red]failed[/red]: {row['error']}"
-        console.print(f"  study {row['study_id']} ({row['case_ref']}, patient {row['patient_id']}): {status}")
-    console.print(f"{result['done']} diagnosed, {result['failed']} failed.")
+        console.print(f"  {describe(row)}")
+    console.print(f"{result['done']} diagnosed, {result['failed']} failed ({result['parked']} of them parked).")
+    if result["lost"]:
+        console.print(f"{result['lost']} taken over by another worker after this run's claim ran out.")
+    if result["queue"]["parked"]:
+        parked = result["queue"]["parked"]
+        console.print(f"{parked} studies are parked after failing too often (--retry-parked tries them again).")
+
+
+def print_enqueued(result: dict) -> None:
+    """How many studies joined the queue, and the queue's state."""
+    print(
+        f"{result['queued']} studies queued; {result['waiting']} waiting, {result['claimed']} being diagnosed, "
+        f"{result['parked']} parked. Run `neurotriage worker` to diagnose them."
+    )
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from neurotriage.diagnosis.pipeline import DiagnoseOptions
+    from neurotriage.diagnosis.queue import QueueSettings
+    from neurotriage.diagnosis.worker import run_worker
+    from neurotriage.errors import UserError
+    from neurotriage.maintenance.sweep import sweep
+
+    _check_limit(args)
+    for flag, value in (("--lease", args.lease), ("--poll", args.poll)):
+        if not value > 0:
+            raise UserError(f"{flag}: must be a positive number of seconds, got {value:g}")
+    if args.max_attempts < 1:
+        raise UserError(f"--max-attempts: must be at least 1, got {args.max_attempts}")
+    sweep()  # leftovers of killed runs hold patient data
+    options = DiagnoseOptions(model=args.model, fhir=args.fhir, limit=args.limit)
+    settings = QueueSettings(lease_s=args.lease, max_attempts=args.max_attempts)
+    result = run_worker(options, settings, until_empty=args.until_empty, poll_s=args.poll, quiet=args.json)
+    _emit(result, args.json, print_worker_summary)
+    return 1 if result["failed"] else 0
+
+
+def print_worker_summary(result: dict) -> None:
+    """The totals of a worker run."""
+    print(
+        f"worker {result['worker']}: {result['done']} diagnosed, {result['failed']} failed attempts "
+        f"({result['parked']} studies parked), {result['lost']} taken over by another worker."
+    )

@@ -5,6 +5,9 @@ rendered aside, no transaction open) -> `record` (one write transaction that sto
 cross-check and referral, then commits) -> `settle` (the report moved into place). Everything that
 can fail on the user's input (case folder, patient, model) is checked before any work is stored,
 and a failure before the commit leaves neither rows nor a report (an earlier report stays).
+
+A queued study's claim (diagnosis/queue.py) passes its `fence` to `diagnose`, which runs it first
+in the storing transaction, so a claim that was taken over stores nothing (diagnosis/batch.py).
 """
 
 from __future__ import annotations
@@ -15,23 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.decisions import decide
-from neurotriage.clinical.models import Finding, Study
 from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.analysis import Analysis, analyse
-from neurotriage.diagnosis.cases import case_folder
 from neurotriage.diagnosis.record import Draft, draft, new_finding_key, record
 from neurotriage.diagnosis.stages import StageTimer
-from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
 from neurotriage.report.folder import check_target
 
 WriteLock = Callable[[], AbstractContextManager[Any]]
+Fence = Callable[[Session], None]
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,20 @@ def _draft(patient: PatientSnapshot, analysis: Analysis, options: DiagnoseOption
     return draft(analysis, decision, out_dir, key=key, fhir=options.fhir, timer=timer)
 
 
-def store(drafted: Draft, url: str | None, case_ref: str | None = None, write_lock: WriteLock = nullcontext) -> dict:
+def store(
+    drafted: Draft,
+    url: str | None,
+    case_ref: str | None = None,
+    write_lock: WriteLock = nullcontext,
+    fence: Fence | None = None,
+) -> dict:
     """`record` a draft in one write transaction held under `write_lock`, commit it, then move the report
-    into place; a failure before the commit removes the draft (an earlier report stays)."""
+    into place; `fence` runs first in that transaction and may refuse it by raising. A failure before
+    the commit removes the draft (an earlier report stays)."""
     try:
         with write_lock(), transaction(url) as session:
+            if fence is not None:
+                fence(session)
             stored = record(session, drafted, case_ref)
     except BaseException:
         drafted.discard()
@@ -83,6 +92,7 @@ def diagnose(
     timer: StageTimer | None = None,
     case_ref: str | None = None,
     write_lock: WriteLock = nullcontext,
+    fence: Fence | None = None,
 ) -> dict[str, Any]:
     """Segment, locate, cross-check, refer and report one study for one patient; returns the summary.
 
@@ -98,7 +108,7 @@ def diagnose(
     analysis = analyse(files, options.model, timer)
     drafted = _draft(patient, analysis, options, timer)
     with timer.stage("store"):
-        stored = store(drafted, options.url, case_ref, write_lock)
+        stored = store(drafted, options.url, case_ref, write_lock, fence)
     return {
         "patient_id": patient_id,
         "case_id": analysis.case_id,
@@ -108,38 +118,3 @@ def diagnose(
         "timings_s": timer.timings,
         **stored,
     }
-
-
-def pending_studies(url: str | None = None) -> list[dict[str, Any]]:
-    """Studies with no finding yet, oldest first."""
-    with transaction(url) as session:
-        rows = session.scalars(select(Study).where(~exists().where(Finding.study_id == Study.id)).order_by(Study.id))
-        return [
-            {"study_id": s.id, "patient_id": s.patient_id, "case_ref": s.case_ref, "seed": s.synthetic_seed}
-            for s in rows
-        ]
-
-
-def record_failure(study_id: int, error: str, url: str | None = None) -> None:
-    """Keep the reason a study could not be diagnosed, in its own transaction."""
-    with transaction(url) as session:
-        session.get(Study, study_id).last_error = error[:2000]
-
-
-def diagnose_pending(options: DiagnoseOptions, quiet: bool = False) -> dict[str, Any]:
-    """Diagnose every study without a finding; one failure is recorded and the rest go on."""
-    console = Console(stderr=True)
-    studies = pending_studies(options.url)
-    rows = []
-    for i, study in enumerate(studies, start=1):
-        if not quiet:
-            console.print(f"[bold]study {study['study_id']}[/bold] ({i}/{len(studies)}): {study['case_ref']}")
-        try:
-            folder = case_folder(study["case_ref"], study["seed"])
-            result = diagnose(folder, study["patient_id"], options, StageTimer(console, quiet), study["case_ref"])
-            rows.append(study | {"ok": True, "finding_id": result["finding_id"], "report_dir": result["report_dir"]})
-        except UserError as exc:  # a bad case must not stop the batch; bugs still raise
-            record_failure(study["study_id"], str(exc), options.url)
-            rows.append(study | {"ok": False, "error": str(exc)})
-    done = sum(r["ok"] for r in rows)
-    return {"studies": rows, "done": done, "failed": len(rows) - done}

@@ -55,11 +55,11 @@ class SweepResult(BaseModel):
 
 
 def staging_roots(web_data_dir: Path | None = None) -> list[Path]:
-    """Where report folders and uploads are staged: NEUROTRIAGE_HOME/reports and the web app's job and
-    upload staging folders."""
+    """Where report folders, uploads and generated cases are staged: NEUROTRIAGE_HOME/reports and /cases,
+    and the web app's job and upload staging folders."""
     home = load_settings().home
     data = web_data_dir or load_web_settings().data_dir
-    return [home / "reports", data / "jobs", data / "staging"]
+    return [home / "reports", home / "cases", data / "jobs", data / "staging"]
 
 
 def sweep(url: str | None = None, roots: Sequence[Path] | None = None, folders: Iterable[Path] = ()) -> SweepResult:
