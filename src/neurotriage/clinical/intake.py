@@ -14,7 +14,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical import validate
-from neurotriage.clinical.crosscheck import ReportedSymptom
 from neurotriage.clinical.models import (
     DOMINANCE,
     SEVERITIES,
@@ -199,20 +198,6 @@ def add_symptom(
     return entry, symptom
 
 
-def reported_symptoms(session: Session, patient_id: int) -> list[ReportedSymptom]:
-    """The patient's symptoms in the order they were recorded, as cross-check input."""
-    rows = session.execute(
-        select(Symptom.code, PatientSymptom.side, PatientSymptom.onset_date, PatientSymptom.severity)
-        .join(Symptom, Symptom.id == PatientSymptom.symptom_id)
-        .where(PatientSymptom.patient_id == patient_id)
-        .order_by(PatientSymptom.id)
-    )
-    return [
-        ReportedSymptom(code, side, onset.isoformat() if onset else None, severity)
-        for code, side, onset, severity in rows
-    ]
-
-
 def study_for(
     session: Session,
     patient_id: int,
@@ -256,14 +241,30 @@ def patient_summary(patient: Patient) -> dict[str, Any]:
     }
 
 
-def patient_detail(session: Session, patient: Patient) -> dict[str, Any]:
-    """The patient with symptoms, studies and the latest cross-check verdict."""
-    symptoms = session.execute(
+def symptom_entries(session: Session, patient_id: int) -> list[dict[str, Any]]:
+    """The patient's symptoms in the order they were recorded, with the knowledge base's names and codes."""
+    rows = session.execute(
         select(PatientSymptom, Symptom)
         .join(Symptom, Symptom.id == PatientSymptom.symptom_id)
-        .where(PatientSymptom.patient_id == patient.id)
+        .where(PatientSymptom.patient_id == patient_id)
         .order_by(PatientSymptom.id)
     )
+    return [
+        {
+            "code": s.code,
+            "name": s.name,
+            "snomed_code": s.snomed_code,
+            "side": ps.side,
+            "onset": ps.onset_date.isoformat() if ps.onset_date else None,
+            "severity": ps.severity,
+        }
+        for ps, s in rows
+    ]
+
+
+def patient_detail(session: Session, patient: Patient) -> dict[str, Any]:
+    """The patient with symptoms, studies and the latest cross-check verdict."""
+    symptoms = symptom_entries(session, patient.id)
     studies = session.scalars(select(Study).where(Study.patient_id == patient.id).order_by(Study.id))
     latest = session.scalar(
         select(CrossCheckRecord)
@@ -272,17 +273,7 @@ def patient_detail(session: Session, patient: Patient) -> dict[str, Any]:
         .limit(1)
     )
     return patient_summary(patient) | {
-        "symptoms": [
-            {
-                "code": s.code,
-                "name": s.name,
-                "snomed_code": s.snomed_code,
-                "side": ps.side,
-                "onset": ps.onset_date.isoformat() if ps.onset_date else None,
-                "severity": ps.severity,
-            }
-            for ps, s in symptoms
-        ],
+        "symptoms": symptoms,
         "studies": [
             {
                 "id": st.id,

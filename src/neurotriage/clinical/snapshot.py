@@ -48,4 +48,5 @@ class PatientSnapshot(BaseModel):
 def load_patient(session: Session, patient_id: int) -> PatientSnapshot:
     """Read a patient and their symptoms; an unknown id is a user error naming `patient_id`."""
     patient = intake.get_patient(session, patient_id)
-    return PatientSnapshot.model_validate(intake.patient_detail(session, patient))
+    symptoms = intake.symptom_entries(session, patient.id)
+    return PatientSnapshot.model_validate(intake.patient_summary(patient) | {"symptoms": symptoms})
