@@ -3,16 +3,17 @@ and a 100,000-row `db import patients`, each SIGKILLed while its write transacti
 and PostgreSQL.
 
 A clean run of each command on a database prepared the same way gives the state the command leads
-to and how long its write transaction stays open; then each kill runs on a new database, at 10 %,
-50 % and 90 % of that time after the transaction is seen open (bench/db_kill.py says how it is
-seen). A kill is consistent when the database holds exactly the state before the command or the
-clean run's state (schema revision, rows of every table, SQLite's integrity check); the re-run is
-ok when running the command again reaches the clean run's state with exit 0 (or, after a kill
-that landed past the commit, the exit of a repeated command: the import refuses its rows again as
-probable duplicates, exit 2). The seconds are the re-run's, start to exit. PostgreSQL uses
-NEUROTRIAGE_BENCH_DATABASE_URL or NEUROTRIAGE_TEST_DATABASE_URL, a schema per database, dropped
-afterwards; without a reachable server its rows are skipped with a note.
-tests/clinical/test_db_faults.py runs one kill per command and backend at a smaller size.
+to and how long it writes (from its write transaction first to last seen open); then each kill runs
+on a new database, at 10 %, 50 % and 90 % of that time after the transaction is seen open
+(bench/db_kill.py says how it is seen). A kill is consistent when the database holds exactly the
+state before the command or the clean run's state (schema revision, rows of every table, SQLite's
+integrity check); the re-run is ok when running the command again reaches the clean run's state
+with exit 0 (or, after a kill that landed past the commit, the exit of a repeated command: the
+import refuses its rows again as probable duplicates, exit 2). The seconds are the clean run's and
+the re-run's, start to exit. PostgreSQL uses NEUROTRIAGE_BENCH_DATABASE_URL or
+NEUROTRIAGE_TEST_DATABASE_URL, a schema per database, dropped afterwards; without a reachable server
+its rows are skipped with a note. tests/clinical/test_db_faults.py runs one kill per command and
+backend at a smaller size.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench.db_kill import State, read_state, run_command
+from bench.db_kill import Run, State, read_state, run_command
 from neurotriage.clinical import db, sample
 from neurotriage.clinical.knowledge import load_knowledge
 from neurotriage.clinical.models import Patient
@@ -43,7 +44,7 @@ UPGRADE_ROWS = 100_000  # patients in the database `db upgrade` migrates
 KILL_AT = (0.1, 0.5, 0.9)  # fractions of the clean run's write transaction
 OLD_REVISION = "0003"
 PG_ENVS = ("NEUROTRIAGE_BENCH_DATABASE_URL", "NEUROTRIAGE_TEST_DATABASE_URL")
-COLUMNS = ("command", "backend", "when killed", "effect", "consistent", "re-run ok", "seconds")
+COLUMNS = ("command", "backend", "when killed", "effect", "consistent", "re-run ok", "seconds clean / re-run")
 
 
 def patients(n: int) -> Iterator[dict[str, Any]]:
@@ -117,6 +118,7 @@ class Row:
     killed_while_writing: bool  # the probe saw the transaction still open just before the kill
     effect: str  # "none", "all" or "partial"
     rerun_ok: bool
+    clean_s: float
     rerun_s: float
     rerun_error: str
 
@@ -131,7 +133,7 @@ class Row:
         when = f"txn +{self.fraction:.0%} ({self.killed_at_s:.2f} s, {where})"
         yes = {True: "yes", False: "NO"}
         cells = (self.command, self.backend, when, self.effect, yes[self.consistent], yes[self.rerun_ok])
-        return (*cells, f"{self.rerun_s:.2f}")
+        return (*cells, f"{self.clean_s:.2f} / {self.rerun_s:.2f}")
 
 
 def kill_matrix(command: Command, new_url: Callable[[], str], home: Path, fractions=KILL_AT) -> list[Row]:
@@ -142,15 +144,15 @@ def kill_matrix(command: Command, new_url: Callable[[], str], home: Path, fracti
     if clean.returncode != 0 or clean.write_s is None:
         raise RuntimeError(f"clean `neurotriage {' '.join(command.args)}` failed: {clean.stderr.strip()}")
     after = read_state(reference)
-    return [kill_once(command, new_url(), home, fraction, clean.write_s, after) for fraction in fractions]
+    return [kill_once(command, new_url(), home, fraction, clean, after) for fraction in fractions]
 
 
-def kill_once(command: Command, url: str, home: Path, fraction: float, write_s: float, after: State) -> Row:
-    """Prepare `url`, kill `command` at `fraction` of `write_s` into its write transaction, re-run it,
-    and compare the database with its state before and `after` a clean run."""
+def kill_once(command: Command, url: str, home: Path, fraction: float, clean: Run, after: State) -> Row:
+    """Prepare `url`, kill `command` at `fraction` of the `clean` run's writing time into its write
+    transaction, re-run it, and compare the database with its state before and `after` the clean run."""
     command.prepare(url)
     before = read_state(url)
-    killed = run_command(url, command.args, home, kill_after_s=fraction * write_s)
+    killed = run_command(url, command.args, home, kill_after_s=fraction * clean.write_s)
     left = read_state(url)
     effect = "none" if left == before else "all" if left == after else "partial"
     again = run_command(url, command.args, home)
@@ -159,10 +161,11 @@ def kill_once(command: Command, url: str, home: Path, fraction: float, write_s: 
         command.name,
         make_url(url).get_backend_name(),
         fraction,
-        round((killed.opened_s or 0) + fraction * write_s, 3),
+        round((killed.opened_s or 0) + fraction * clean.write_s, 3),
         killed.killed_while_writing,
         effect,
         rerun_ok,
+        round(clean.seconds, 2),
         round(again.seconds, 2),
         "" if rerun_ok else f"exit {again.returncode}: {again.stderr.strip()[-300:]}",
     )
