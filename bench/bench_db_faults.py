@@ -230,6 +230,7 @@ def table(rows: list[Row]) -> str:
 def run() -> dict:
     """The kill matrix on SQLite and, where a server answers, PostgreSQL."""
     admin, skipped = _postgres_admin()
+    load_before = os.getloadavg()[0]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -244,12 +245,11 @@ def run() -> dict:
             finally:
                 databases.drop_all()
     print(table(rows))
-    load = os.getloadavg()
     return {
         "import_rows": IMPORT_ROWS,
         "upgrade_rows": UPGRADE_ROWS,
         "kill_at_fractions_of_write_transaction": list(KILL_AT),
-        "load_average_after": [round(x, 2) for x in load],
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "postgresql": skipped or "measured",
         "all_consistent": all(r.consistent for r in rows),
         "all_reruns_ok": all(r.rerun_ok for r in rows),
