@@ -44,7 +44,10 @@ DEADLINE_GRACE_S = 5
 # dozens of short writers on a busy 2-core machine (the tests start 50 at once).
 BUSY_TIMEOUT_S = 30
 VERSION_TABLE = "alembic_version"  # Alembic's default
+# The PostgreSQL advisory lock that `db init` / `db upgrade` runs take turns on (any constant).
+MIGRATION_LOCK_KEY = 0x6E740001
 UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
+STATEMENT_CANCELLED = "57014"  # PostgreSQL's SQLSTATE for a statement timeout
 LOCKED = "locked"
 # What a driver error means for the user: PostgreSQL by SQLSTATE, then by its two-letter class;
 # SQLite by extended result code, then by primary code. Anything else is a bug and raises as is.
@@ -333,12 +336,33 @@ def connection(url: str | None = None, *, create: bool = False) -> Iterator[Conn
         raise error from None
 
 
+def _wait_for_other_migrations(conn: Connection, url: str) -> None:
+    """Hold the migration lock until the transaction ends, so concurrent runs migrate one after another.
+
+    Two PostgreSQL transactions creating the same tables collide (a duplicate in pg_type) instead
+    of waiting; the lock makes the second wait, then find the schema at head and change nothing.
+    The wait is bounded by the statement timeout. SQLite's BEGIN IMMEDIATE already queues writers.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    try:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != STATEMENT_CANCELLED:
+            raise
+        timeout_s = load_settings().db_statement_timeout_s
+        raise UserError(
+            f"database {redact(url)}: another migration was still running after {timeout_s} s; try again"
+        ) from None
+
+
 def migrate_and_load(url: str | None = None, *, create: bool) -> dict[str, Any]:
     """Migrate to head and load the knowledge base in one transaction (`db init` / `db upgrade`).
 
     With `create` False the database must already be initialised (`db upgrade`)."""
     url = database_url(url)
     with connection(url, create=create) as conn:
+        _wait_for_other_migrations(conn, url)
         if not create and current_revision(conn) is None:
             raise UserError(f"database {redact(url)} is not initialised: run `neurotriage db init`")
         try:
