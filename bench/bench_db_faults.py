@@ -22,7 +22,6 @@ import csv
 import os
 import random
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -34,6 +33,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bench.databases import DatabaseFactory
 from bench.db_kill import Run, State, read_state, run_command
 from neurotriage.clinical import db, sample
 from neurotriage.clinical.knowledge import load_knowledge
@@ -171,40 +171,6 @@ def kill_once(command: Command, url: str, home: Path, fraction: float, clean: Ru
     )
 
 
-class Databases:
-    """Creates empty databases on one backend (SQLite files, or PostgreSQL schemas) and drops them."""
-
-    def __init__(self, backend: str, root: Path, admin_url: str | None = None) -> None:
-        self.backend, self.root, self.admin_url = backend, root, admin_url
-        self.schemas: list[str] = []
-
-    def _admin(self):
-        return create_engine(self.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-
-    def create(self) -> str:
-        """The URL of a new empty database."""
-        name = f"nt_bench_{uuid.uuid4().hex[:10]}"
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.root / (name + '.db')}"
-        engine = self._admin()
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{name}"'))
-        engine.dispose()
-        self.schemas.append(name)
-        url = make_url(self.admin_url).update_query_dict({"options": f"-csearch_path={name}"})
-        return url.render_as_string(hide_password=False)
-
-    def drop_all(self) -> None:
-        """Drop every schema created here."""
-        db.dispose_engines()
-        if self.schemas:
-            engine = self._admin()
-            with engine.connect() as conn:
-                for name in self.schemas:
-                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-            engine.dispose()
-
-
 def _postgres_admin() -> tuple[str | None, str | None]:
     """The admin URL of the PostgreSQL server, or why there is none."""
     admin = next((os.environ[name] for name in PG_ENVS if os.environ.get(name)), None)
@@ -238,7 +204,7 @@ def run() -> dict:
         for backend in ("sqlite", "postgresql"):
             if backend == "postgresql" and admin is None:
                 continue
-            databases = Databases(backend, root, admin)
+            databases = DatabaseFactory(backend, root, admin, prefix="nt_bench")
             try:
                 for command in matrix:
                     rows += kill_matrix(command, databases.create, root / "home")

@@ -15,15 +15,16 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
 
+from bench.databases import DatabaseFactory, scratch_database
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
 from neurotriage.clinical.models import Patient
@@ -142,33 +143,23 @@ def _measure(url: str, label: str, scale: tuple[int, int, int]) -> dict[str, Any
 
 
 def _sqlite(label: str, scale: tuple[int, int, int]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        try:
-            return _measure(url, f"sqlite {label}", scale)
-        finally:
-            db.dispose_engines()
+    with tempfile.TemporaryDirectory() as tmp, scratch_database("sqlite", Path(tmp)) as url:
+        return _measure(url, f"sqlite {label}", scale)
 
 
 def _postgres(label: str, scale: tuple[int, int, int]) -> dict[str, Any]:
     admin = os.environ.get("NEUROTRIAGE_BENCH_DATABASE_URL") or os.environ.get("NEUROTRIAGE_TEST_DATABASE_URL")
     if not admin:
         return {"skipped": "no NEUROTRIAGE_BENCH_DATABASE_URL / NEUROTRIAGE_TEST_DATABASE_URL set"}
-    schema = f"nt_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    databases = DatabaseFactory("postgresql", Path(tempfile.gettempdir()), admin, prefix="nt_bench")
     try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # any connection failure means the same: no server to measure
+        url = databases.create()
+    except OperationalError as exc:  # no server to measure
         return {"skipped": f"PostgreSQL at {db.redact(admin)} unreachable: {str(exc).splitlines()[0]}"}
-    url = make_url(admin).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
-        return _measure(url.render_as_string(hide_password=False), f"postgresql {label}", scale)
+        return _measure(url, f"postgresql {label}", scale)
     finally:
-        db.dispose_engines()
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+        databases.drop_all()
 
 
 def run() -> dict:

@@ -17,15 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, func, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, func, select, update
 
+from bench.databases import scratch_database
 from neurotriage.clinical import db, sample
 from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecord, Study
 from neurotriage.diagnosis import queue
@@ -35,23 +32,6 @@ from neurotriage.imaging.synth import generate_case, write_case
 STUDIES = 12
 WORKERS = (1, 2, 3)
 MAX_RUN_S = 1800
-
-
-@contextmanager
-def postgres_schema(admin: str) -> Iterator[str]:
-    """A fresh schema on the server of `admin`, as a URL selecting it; dropped afterwards."""
-    schema = f"nt_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(admin).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        db.dispose_engines()
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def _prepare(url: str, home: Path, studies: int) -> None:
@@ -109,7 +89,7 @@ def run(studies: int = STUDIES, workers: tuple[int, ...] = WORKERS) -> dict[str,
     if not admin:
         return {"skipped": "no NEUROTRIAGE_BENCH_DATABASE_URL / NEUROTRIAGE_TEST_DATABASE_URL set"}
     result: dict[str, Any] = {"studies": studies, "model": "shipped", "runs": []}
-    with tempfile.TemporaryDirectory() as tmp, postgres_schema(admin) as url:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database("postgresql", Path(tmp), admin) as url:
         home = Path(tmp)
         _prepare(url, home, studies)
         for count in workers:

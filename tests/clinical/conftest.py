@@ -9,14 +9,12 @@ server fails the PostgreSQL tests; elsewhere they are skipped with a one-line re
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from bench.databases import DatabaseFactory
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 import neurotriage.cli
 from neurotriage.clinical import db
@@ -59,45 +57,6 @@ def postgres_url() -> str:
             pytest.fail(f"CI=true but {problem}")
         pytest.skip(problem)
     return url
-
-
-class DatabaseFactory:
-    """Creates empty databases on one backend and drops them at the end of the session.
-
-    On PostgreSQL an "empty database" is a new schema of the test database, selected through the
-    connection's search_path: creating and dropping schemas is fast, whole databases are not.
-    """
-
-    def __init__(self, backend: str, tmp: Path, admin_url: str | None) -> None:
-        self.backend, self.tmp, self.admin_url = backend, tmp, admin_url
-        self.schemas: list[str] = []
-
-    def _admin(self):
-        return create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-
-    def create(self) -> str:
-        """A new empty database; returns its URL."""
-        name = f"nt_test_{uuid.uuid4().hex[:12]}"
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.tmp / (name + '.db')}"
-        engine = self._admin()
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{name}"'))
-        engine.dispose()
-        self.schemas.append(name)
-        url = make_url(self.admin_url).update_query_dict({"options": f"-csearch_path={name}"})
-        return url.render_as_string(hide_password=False)
-
-    def drop_all(self) -> None:
-        """Drop every schema this factory created."""
-        db.dispose_engines()
-        if not self.schemas:
-            return
-        engine = self._admin()
-        with engine.connect() as conn:
-            for name in self.schemas:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-        engine.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
