@@ -124,8 +124,8 @@ def test_upgrade_to_expertise_bits_keeps_doctors_and_derives_their_bits(fresh_ur
         )
     assert cli("db", "upgrade").code == 0
     with db.connection(fresh_url) as conn:
-        row = conn.execute(text("SELECT id, hospital_id, wait_days, expertise_bits FROM doctors")).one()
-        assert tuple(row) == (41, 7, 3, bit("brainstem") | bit("broca"))
+        row = conn.execute(text("SELECT id, hospital_id, wait_days, expertise_bits, lat, lat_band FROM doctors")).one()
+        assert tuple(row) == (41, 7, 3, bit("brainstem") | bit("broca"), 53.8, 53)
         names = {i["name"] for i in inspect(conn).get_indexes("doctors")}
         assert {"ix_doctors_referral", "ix_doctors_hospital_id", "ix_doctors_specialty_accepting"} <= names
         conn.execute(text("DELETE FROM hospitals WHERE id = 7"))  # the foreign key still cascades

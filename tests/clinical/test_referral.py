@@ -7,14 +7,14 @@ import math
 import random
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, referral
 from neurotriage.clinical.bitsets import EXPERTISE_NAMES, bit
 from neurotriage.clinical.decisions import record_diagnosis
 from neurotriage.clinical.geo import bounding_box, haversine_km
-from neurotriage.clinical.models import CrossCheckRecord, Doctor, Finding, Hospital, ReferralRecord, Study
+from neurotriage.clinical.models import CAPABILITIES, CrossCheckRecord, Doctor, Finding, Hospital, ReferralRecord, Study
 from neurotriage.clinical.prefilter import EXPERTISE
 from neurotriage.clinical.referral import ReferralRequest, needs_for_location, recommend, targets_for_location
 from neurotriage.clinical.sample import CITIES, add_hospitals_and_doctors
@@ -304,3 +304,29 @@ def test_expertise_bits_derived_by_the_database_match_each_name(db_url) -> None:
     with db.transaction(db_url) as session:
         stored = session.scalar(select(Doctor.expertise_bits).where(Doctor.name == "Dr Both"))
         assert stored == bit("corticospinal_tract") | bit("brainstem") | bit("cerebellum")
+
+
+def test_doctor_rows_follow_their_hospital_site(db_url) -> None:
+    """Triggers copy the hospital's location and capability bits onto its doctors, however they are written."""
+    awake = bit("awake_craniotomy", CAPABILITIES)
+    with db.transaction(db_url) as session:
+        leeds = Hospital(code="L", name="L", city="Leeds", lat=53.8, lon=-1.5, capabilities=["awake_craniotomy"])
+        york = Hospital(code="Y", name="Y", city="York", lat=53.96, lon=-1.08, capabilities=[])
+        session.add_all([leeds, york])
+        session.flush()
+        session.add(Doctor(name="Dr Orm", hospital_id=leeds.id, specialty="neurosurgery", expertise=[]))
+        session.execute(insert(Doctor), [{"name": "Dr Core", "hospital_id": york.id, "specialty": "neurology"}])
+        ids = leeds.id, york.id
+
+    def sites() -> dict[str, tuple]:
+        columns = (Doctor.name, Doctor.lat, Doctor.lon, Doctor.lat_band, Doctor.capability_bits)
+        with db.transaction(db_url) as session:
+            return {name: tuple(site) for name, *site in session.execute(select(*columns))}
+
+    assert sites() == {"Dr Orm": (53.8, -1.5, 53, awake), "Dr Core": (53.96, -1.08, 53, 0)}
+    with db.transaction(db_url) as session:
+        session.get(Hospital, ids[1]).lat = -0.5  # a band below zero: the floor, not the truncation
+        session.get(Hospital, ids[1]).capabilities = ["neuro_icu", "awake_craniotomy"]
+        session.scalar(select(Doctor).where(Doctor.name == "Dr Orm")).hospital_id = ids[1]
+    moved = (-0.5, -1.08, -1, awake | bit("neuro_icu", CAPABILITIES))
+    assert sites() == {"Dr Orm": moved, "Dr Core": moved}

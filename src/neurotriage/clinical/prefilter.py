@@ -8,21 +8,13 @@ can stop once no candidate left could reach the ranking (see referral.py).
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import ColumnElement, Float, Text, and_, case, cast, literal, true
 
 from neurotriage.clinical.bitsets import bit
-from neurotriage.clinical.models import Doctor, Hospital
+from neurotriage.clinical.models import CAPABILITIES, Doctor
 from neurotriage.clinical.scoring import POINTS, WAIT_ZERO_DAYS, Need, Scorer
 
 EXPERTISE = cast(Doctor.expertise, Text)
-CAPABILITIES = cast(Hospital.capabilities, Text)
-
-
-def _listed(column: ColumnElement, name: str) -> ColumnElement[bool]:
-    # JSON text holds each name quoted, as Scorer matches it; autoescape keeps '_' literal.
-    return column.contains(json.dumps(name), autoescape=True)
 
 
 def _expert_in(name: str) -> ColumnElement[bool]:
@@ -31,10 +23,15 @@ def _expert_in(name: str) -> ColumnElement[bool]:
     return Doctor.expertise_bits.bitwise_and(bit(name)) != 0
 
 
+def _hospital_offers(capability: str) -> ColumnElement[bool]:
+    """Whether the doctor's hospital offers `capability` (the doctor row carries its bits)."""
+    return Doctor.capability_bits.bitwise_and(bit(capability, CAPABILITIES)) != 0
+
+
 def need_met(need: Need) -> ColumnElement[bool]:
-    """Whether a doctor (joined to their hospital) meets one need, as `Scorer.satisfies` decides."""
+    """Whether a doctor meets one need, as `Scorer.satisfies` decides."""
     if need.code == "awake_craniotomy":
-        return _listed(CAPABILITIES, "awake_craniotomy")
+        return _hospital_offers("awake_craniotomy")
     if need.code == "brainstem_expertise":
         return _expert_in("brainstem")
     return Doctor.specialty == "neuro-oncology"

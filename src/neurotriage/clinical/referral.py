@@ -9,6 +9,7 @@ behind every part of its score.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -120,20 +121,25 @@ def needs_for_prediction(predicted: Sequence[PredictedRegion]) -> tuple[Need, ..
 
 
 def _in_box(query: Select, home: tuple[float, float] | None, radius_km: float | None) -> Select:
-    """Restrict a query joined to hospitals to those in the box around home."""
+    """Restrict a query of doctors to those whose hospital lies in the box around home.
+
+    Naming each whole degree of latitude the box spans lets the database read the box as one short
+    range of longitudes per degree (ix_doctors_referral) instead of the whole band of latitudes."""
     if home is None or radius_km is None:
         return query
     lat_min, lat_max, lon_min, lon_max = bounding_box(*home, radius_km)
-    query = query.where(Hospital.lat.between(lat_min, lat_max))
-    return query if lon_min is None else query.where(Hospital.lon.between(lon_min, lon_max))
+    bands = range(math.floor(lat_min), math.floor(lat_max) + 1)
+    query = query.where(Doctor.lat_band.in_(bands), Doctor.lat.between(lat_min, lat_max))
+    return query if lon_min is None else query.where(Doctor.lon.between(lon_min, lon_max))
 
 
 def _box(request: ReferralRequest, radius_km: float | None) -> Select:
-    """Accepting doctors of a fitting specialty whose hospital lies in the search box (no columns yet)."""
+    """Accepting doctors of a fitting specialty whose hospital lies in the search box (no columns yet).
+
+    Doctor rows carry their hospital's location and capabilities, so the box needs no join."""
     query = (
         select()
         .select_from(Doctor)
-        .join(Hospital, Hospital.id == Doctor.hospital_id)
         .where(Doctor.specialty.in_(SPECIALTY_FIT[request.basis]), Doctor.accepting.is_(True))
     )
     return _in_box(query, request.home, radius_km)
