@@ -205,11 +205,13 @@ class JobRunner:
         options = DiagnoseOptions(out_dir=work / "report", url=self.url)
         row = diagnose_claimed(claimed, options, self.settings, JobTimer(self.board, job_id), self.gate.held)
         status = END_STATES.get(row["status"])  # a lost claim's study is another worker's now: no update
-        if status is not None:
-            error = job_error(row["error"], work, upload) if row["status"] == "parked" else None
-            finding_id = row.get("finding_id")
-            self._update(job_id, status=status, error=error, finding_id=finding_id, stages=self.board.stages(job_id))
-        self.board.pop(job_id)  # after the row has the stages, so a reader always finds them
+        try:
+            if status is not None:
+                error = job_error(row["error"], work, upload) if row["status"] == "parked" else None
+                stages = self.board.stages(job_id)
+                self._update(job_id, status=status, error=error, finding_id=row.get("finding_id"), stages=stages)
+        finally:
+            self.board.pop(job_id)  # after the row has the stages, so a reader always finds them
 
 
 def get_job(session: Session, job_id: int) -> Job:
