@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,9 +36,9 @@ def add_studies(url: str, folder: Path, n: int) -> list[int]:
     return ids
 
 
-def store_bare_finding(_folder, _patient_id, options, _timer, case_ref, fence):
+def store_bare_finding(_folder, _patient_id, options, _timer, case_ref, fence=None, write_lock=nullcontext):
     """Stands in for `diagnose`: stores a finding for the study through the fence, as `store` does."""
-    with db.transaction(options.url) as session:
+    with write_lock(), db.transaction(options.url) as session:
         fence(session)
         study = session.scalar(select(Study).where(Study.case_ref == case_ref))
         finding = Finding(study_id=study.id, locate={}, model_id="stand-in")
@@ -101,6 +102,29 @@ def test_claims_go_oldest_first_and_hold_while_the_lease_runs(db_url, queued):
     assert queue.claim(SETTINGS, "c", db_url, exclude={queued[2]}) is None
     held = study(db_url, first.study_id)
     assert (held.claimed_by, held.claim_token, held.attempts) == ("a", first.token, 1)
+
+
+def test_a_claim_can_be_limited_to_some_studies(db_url, queued):
+    only_last = Study.id == queued[2]
+    claimed = queue.claim(SETTINGS, "picky", db_url, where=only_last)
+    assert (claimed.study_id, claimed.waiting) == (queued[2], 0)
+    assert queue.claim(SETTINGS, "picky", db_url, where=only_last) is None
+    assert queue.claim(SETTINGS, "any", db_url).study_id == queued[0]
+
+
+def test_the_write_lock_is_held_around_the_storing_transaction(db_url, queued, monkeypatch):
+    held = []
+
+    @contextmanager
+    def lock():
+        held.append("in")
+        yield
+        held.append("out")
+
+    monkeypatch.setattr(batch, "diagnose", store_bare_finding)
+    claimed = queue.claim(SETTINGS, "locked", db_url)
+    row = batch.diagnose_claimed(claimed, pipeline.DiagnoseOptions(url=db_url), SETTINGS, write_lock=lock)
+    assert row["status"] == "ok" and held == ["in", "out"]
 
 
 def test_an_expired_lease_is_taken_over_and_the_stale_claim_cannot_store(db_url, queued):

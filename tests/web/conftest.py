@@ -20,10 +20,9 @@ from neurotriage.web.settings import WebSettings
 from .helpers import PASSWORD, make_client, sign_in
 
 
-@pytest.fixture(scope="session")
-def web_settings(tmp_path_factory: pytest.TempPathFactory) -> WebSettings:
-    """A fresh SQLite database (schema, knowledge base, sample hospitals) and two users."""
-    root = tmp_path_factory.mktemp("web")
+def fresh_web_settings(root: Path) -> WebSettings:
+    """Settings of a new app under `root`: a fresh SQLite database (schema, knowledge base, sample
+    hospitals) and two users."""
     url = f"sqlite:///{root / 'web.db'}"
     db.migrate_and_load(url, create=True)
     with db.transaction(url) as session:
@@ -38,6 +37,18 @@ def web_settings(tmp_path_factory: pytest.TempPathFactory) -> WebSettings:
         data_dir=root / "data",
         database_url=url,
     )
+
+
+@pytest.fixture(scope="session")
+def web_settings(tmp_path_factory: pytest.TempPathFactory) -> WebSettings:
+    """The app's settings shared by the web tests."""
+    return fresh_web_settings(tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture
+def own_web_settings(tmp_path: Path) -> WebSettings:
+    """Settings with a database of this test's own, for tests that leave jobs queued."""
+    return fresh_web_settings(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,30 @@
-"""Background diagnosis: two jobs at once, the report page, images, review and sign-off, audit."""
+"""Background diagnosis: two jobs at once, the report page, images, review and sign-off, audit; jobs on
+the study queue, diagnosed by a separate worker or taken over after a server stopped mid-job."""
 
 from __future__ import annotations
 
 import gzip
+import json
+import os
+import subprocess
+import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from neurotriage import NOTICE
 from neurotriage.clinical import db, intake
+from neurotriage.clinical.models import Finding, Study, utcnow
+from neurotriage.diagnosis import queue
+from neurotriage.web.jobs import JOB_STUDIES
 from neurotriage.web.models import AuditEvent, Job
 
 from .helpers import make_client, page_csrf, sign_in
+
+ORACLE_CLI = Path(__file__).parents[1] / "diagnosis" / "oracle_cli.py"  # the CLI with the oracle model
 
 TIMEOUT_S = 120
 
@@ -103,11 +114,11 @@ def test_two_jobs_at_once_then_review_and_sign_off(client, web_settings, case_zi
     assert {("review", f"finding:{fid}"), ("view", f"finding:{fid}"), upload} <= actions
 
 
-def test_jobs_cut_short_by_a_restart_are_failed_with_a_reason(web_settings):
+def test_jobs_from_before_the_queue_cut_short_by_a_restart_are_failed_with_a_reason(web_settings):
     url = web_settings.database_url
     pid = new_patient(url, "Restarted", "left")
     with db.transaction(url) as session:
-        job = Job(patient_id=pid, status="running", upload_name="x.zip", work_dir="/nonexistent", stages=[])
+        job = Job(patient_id=pid, status="running", upload_name="x.zip", work_dir="/nonexistent", stages=[])  # no study
         session.add(job)
         session.flush()
         job_id = job.id
@@ -116,3 +127,85 @@ def test_jobs_cut_short_by_a_restart_are_failed_with_a_reason(web_settings):
         job = c.get(f"/api/jobs/{job_id}").json()
         assert job["status"] == "failed" and "interrupted" in job["error"]
         assert "interrupted" in c.get(f"/jobs/{job_id}").text
+
+
+def job_study(url: str, job_id: int) -> Study:
+    with db.transaction(url) as session:
+        return session.get(Study, session.get(Job, job_id).study_id)
+
+
+def queue_a_job(settings, case_zip: Path) -> tuple[int, int]:
+    """A patient and an uploaded job, through a server that runs no job threads: (patient id, job id)."""
+    pid = new_patient(settings.database_url, "Queued Upload", "left")
+    with make_client(settings, job_workers=0) as c:
+        sign_in(c)
+        return pid, start_job(c, pid, case_zip)
+
+
+def test_an_upload_is_a_queued_study_of_its_case_shown_from_the_queue(own_web_settings, case_zip):
+    url = own_web_settings.database_url
+    pid, job_id = queue_a_job(own_web_settings, case_zip)
+    study = job_study(url, job_id)
+    assert (study.patient_id, study.case_ref) == (pid, str(own_web_settings.data_dir / "jobs" / str(job_id) / "case"))
+    assert study.queued_at is not None and study.attempts == 0
+    with make_client(own_web_settings, job_workers=0) as c:  # a restart leaves it queued
+        sign_in(c)
+        assert c.get(f"/api/jobs/{job_id}").json()["status"] == "queued"
+        other = queue.claim(queue.QueueSettings(), "other-host:7", url, where=JOB_STUDIES)
+        assert other.study_id == study.id
+        running = c.get(f"/api/jobs/{job_id}").json()
+        assert (running["status"], running["stages"]) == ("running", [])  # no live stages from elsewhere
+        failing = f"{study.case_ref}/X_t2.nii.gz: volume is all zero"
+        assert queue.record_failure(other, failing, queue.QueueSettings(max_attempts=1))  # parked
+        failed = c.get(f"/api/jobs/{job_id}").json()
+        assert (failed["status"], failed["error"]) == ("failed", "SYN_RF.zip/X_t2.nii.gz: volume is all zero")
+        assert "failed" in c.get(f"/jobs/{job_id}").text and "failed" in c.get(f"/patients/{pid}").text
+
+
+@pytest.mark.slow
+def test_a_job_diagnosed_by_a_separate_worker_is_shown_done_with_its_finding(own_web_settings, case_zip, tmp_path):
+    url = own_web_settings.database_url
+    pid, job_id = queue_a_job(own_web_settings, case_zip)
+    env = os.environ | {"NEUROTRIAGE_DATABASE_URL": url, "NEUROTRIAGE_HOME": str(tmp_path / "home")}
+    worker = subprocess.run(
+        [sys.executable, str(ORACLE_CLI), "worker", "--until-empty", "--json"],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr
+    assert [row["status"] for row in json.loads(worker.stdout)["studies"]] == ["ok"]
+    with db.transaction(url) as session:
+        finding_id = session.scalar(select(Finding.id).where(Finding.study_id == session.get(Job, job_id).study_id))
+    with make_client(own_web_settings, job_workers=0) as c:
+        sign_in(c)
+        job = c.get(f"/api/jobs/{job_id}").json()
+        assert (job["status"], job["finding_id"], job["report_url"]) == ("done", finding_id, f"/reports/{finding_id}")
+        assert c.get(f"/reports/{finding_id}").status_code == 200
+        assert f"/reports/{finding_id}" in c.get(f"/jobs/{job_id}").text
+
+
+@pytest.mark.slow
+def test_a_job_whose_server_stopped_mid_study_is_taken_over_after_a_restart(own_web_settings, case_zip, oracle):
+    url = own_web_settings.database_url
+    _, job_id = queue_a_job(own_web_settings, case_zip)
+    # The server diagnosing it was killed: its claim stays until its lease runs out.
+    killed = queue.claim(queue.QueueSettings(), "killed-server:1/diagnose-0", url, where=JOB_STUDIES)
+    with db.transaction(url) as session:
+        session.execute(update(Study).where(Study.id == killed.study_id).values(lease_until=utcnow() - timedelta(1)))
+    with make_client(own_web_settings, job_workers=1) as c:
+        sign_in(c)
+        job = wait_for(c, job_id)
+    assert job["status"] == "done" and job["finding_id"], job["error"]
+    assert {"segment", "report"} <= {s["name"] for s in job["stages"]}
+    study = job_study(url, job_id)
+    assert (study.attempts, study.claim_token, study.queued_at) == (2, None, None)  # the takeover was attempt 2
+    assert (own_web_settings.data_dir / "jobs" / str(job_id) / "report" / "report.json").is_file()
+
+
+def test_an_upload_wakes_an_idle_job_thread(own_web_settings, case_zip, oracle):
+    pid = new_patient(own_web_settings.database_url, "Woken", "left")
+    client = make_client(own_web_settings, job_workers=1)
+    client.app.state.jobs.poll_s = 10 * TIMEOUT_S  # only the upload's wake-up can start the job in time
+    with client:
+        sign_in(client)
+        time.sleep(0.5)  # the thread has looked once and is idle
+        assert wait_for(client, start_job(client, pid, case_zip))["status"] == "done"

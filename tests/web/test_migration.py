@@ -1,5 +1,6 @@
 """The web migrations: 0003 creates exactly the web tables the ORM models describe and downgrades
-cleanly; 0004 gives existing findings the report folder their segmentation was written to."""
+cleanly; 0004 gives existing findings the report folder their segmentation was written to; 0008 keeps
+existing jobs, with no study."""
 
 from __future__ import annotations
 
@@ -42,3 +43,17 @@ def test_report_dir_is_filled_in_for_existing_findings(tmp_path):
         table = Table("findings", MetaData(), autoload_with=conn)
         rows = conn.execute(select(table.c.id, table.c.report_dir).order_by(table.c.id)).all()
     assert rows == [(1, "/reports/p1/C"), (2, None)]
+
+
+def test_existing_jobs_keep_their_rows_and_have_no_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    with db.connection(url, create=True) as conn:
+        command.upgrade(db.alembic_config(conn), "0007")
+        conn.execute(text(f"INSERT INTO patients (id, name, sex, language_dominance, created_at) "
+                          f"VALUES (1, 'Old', 'unknown', 'left', '{NOW}')"))  # fmt: skip
+        conn.execute(text(f"INSERT INTO jobs (id, patient_id, status, upload_name, work_dir, stages, created_at, "
+                          f"updated_at) VALUES (7, 1, 'done', 'a.zip', '/w/7', '[]', '{NOW}', '{NOW}')"))  # fmt: skip
+    db.migrate_and_load(url, create=False)
+    with db.connection(url) as conn:
+        table = Table("jobs", MetaData(), autoload_with=conn)
+        assert conn.execute(select(table.c.id, table.c.status, table.c.study_id)).all() == [(7, "done", None)]

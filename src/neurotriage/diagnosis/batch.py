@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from typing import Any, Literal
 
 from rich.console import Console
@@ -18,7 +19,7 @@ from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
 from neurotriage.diagnosis.cases import case_folder
-from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
+from neurotriage.diagnosis.pipeline import DiagnoseOptions, WriteLock, diagnose
 from neurotriage.diagnosis.queue import (
     Claim,
     ClaimLost,
@@ -88,16 +89,23 @@ def _row(claimed: Claim, status: str, start: float, **fields: Any) -> dict[str, 
 
 
 def diagnose_claimed(
-    claimed: Claim, options: DiagnoseOptions, settings: QueueSettings, timer: StageTimer | None = None
+    claimed: Claim,
+    options: DiagnoseOptions,
+    settings: QueueSettings,
+    timer: StageTimer | None = None,
+    write_lock: WriteLock = nullcontext,
 ) -> dict[str, Any]:
-    """Diagnose a claimed study while renewing its lease. A failure is kept on the study, which is queued
-    again or parked; an interruption gives the claim back. Returns the study's row, with a status of
-    ok, failed, parked or lost (the claim was taken over, so the result was discarded)."""
+    """Diagnose a claimed study while renewing its lease, holding `write_lock` around the storing
+    transaction. A failure is kept on the study, which is queued again or parked; an interruption gives
+    the claim back. Returns the study's row, with a status of ok, failed, parked or lost (the claim was
+    taken over, so the result was discarded)."""
     start = time.perf_counter()
     try:
         with keep_alive(claimed, settings):
             folder = case_folder(claimed.case_ref, claimed.synthetic_seed)
-            result = diagnose(folder, claimed.patient_id, options, timer, claimed.case_ref, fence=claimed.fence)
+            result = diagnose(
+                folder, claimed.patient_id, options, timer, claimed.case_ref, write_lock=write_lock, fence=claimed.fence
+            )
     except ClaimLost as exc:
         return _row(claimed, "lost", start, error=str(exc))
     except UserError as exc:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.db import transaction
@@ -127,6 +127,11 @@ def _claimed_study(session: Session, claim: Claim) -> Study:
     return study
 
 
+def enqueue(session: Session, study: Study) -> None:
+    """Put one study on the queue in the caller's transaction (behind those queued before it)."""
+    study.queued_at = db_now(session)
+
+
 def enqueue_pending(url: str | None = None, *, parked: bool = False) -> int:
     """Queue every study that has no finding and is not queued yet, except parked ones unless `parked`
     (they start again with no attempts; their last error stays until they succeed). Returns how many
@@ -175,13 +180,21 @@ def _take_over(study: Study, settings: QueueSettings, now: datetime) -> bool:
     return False
 
 
-def claim(settings: QueueSettings, worker: str, url: str | None = None, exclude: Collection[int] = ()) -> Claim | None:
-    """Claim the oldest claimable study not in `exclude` for `worker`; None when there is none."""
+def claim(
+    settings: QueueSettings,
+    worker: str,
+    url: str | None = None,
+    exclude: Collection[int] = (),
+    where: ColumnElement[bool] | None = None,
+) -> Claim | None:
+    """Claim the oldest claimable study not in `exclude` (and matching `where`, a condition on studies)
+    for `worker`; None when there is none."""
     with transaction(url) as session:
         now = db_now(session)
+        scope = and_(Study.id.not_in(exclude), where if where is not None else true())
         candidates = (
             select(Study)
-            .where(_claimable(now), Study.id.not_in(exclude))
+            .where(_claimable(now), scope)
             .order_by(Study.queued_at, Study.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -196,7 +209,7 @@ def claim(settings: QueueSettings, worker: str, url: str | None = None, exclude:
         study.lease_until = now + timedelta(seconds=settings.lease_s)
         study.attempts += 1
         session.flush()
-        waiting = session.scalar(select(func.count(Study.id)).where(_claimable(now), Study.id.not_in(exclude)))
+        waiting = session.scalar(select(func.count(Study.id)).where(_claimable(now), scope))
         return Claim(
             study_id=study.id,
             patient_id=study.patient_id,

@@ -78,7 +78,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: WebSettings | None = None) -> FastAPI:
-    """Build the app; on start-up it sweeps staging leftovers, creates the first admin and fails stale jobs."""
+    """Build the app; on start-up it sweeps staging leftovers, creates the first admin, fails stale jobs
+    from before the study queue and starts the job threads."""
     settings = settings or load_web_settings()
 
     @asynccontextmanager
@@ -88,6 +89,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         with app.state.gate.held(), transaction(settings.database_url) as session:
             ensure_admin(session, settings.admin_user, settings.admin_password)
         app.state.jobs.recover()
+        app.state.jobs.start()
         yield
         app.state.jobs.shutdown()
 

@@ -1,11 +1,15 @@
-"""Background diagnosis jobs: a thread pool, per-stage progress, state kept in the database.
+"""Diagnosis jobs of uploaded cases, run on the study queue (diagnosis/queue.py).
 
-Each job owns its folder (<data>/jobs/<id>/case and /report) and diagnose() runs its own
-transactions, so two jobs never share files or a session. The write gate is held around the one
-transaction that stores a diagnosis, never while it segments or renders its report. Live stage
-progress is kept in memory, so progress never waits on the database. The job row records the
-start, the final stage timings and the outcome, so a reloaded page (or a restarted server) shows
-the truth.
+An upload becomes a job and a queued study of its case in one transaction (`create_job`); each job
+owns its folder (<data>/jobs/<id>/case and /report). The server's JobRunner threads are queue workers
+that claim only the studies of jobs, through the same lease and fence as `neurotriage worker`: live
+stage progress is kept in memory, so progress never waits on the database, and the write gate is held
+around the one transaction that stores a diagnosis, never while it segments or renders its report.
+The job row records the final stage timings and the outcome.
+
+A separate `neurotriage worker` may claim a job's study too, and a server that stopped mid-job leaves
+its claim to run out for the next claim to take over; until a server thread records a job's end, the
+job's state is read from its study (`job_state`), so a reloaded page shows the truth either way.
 """
 
 from __future__ import annotations
@@ -14,18 +18,20 @@ import logging
 import shutil
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical import intake
 from neurotriage.clinical.db import transaction
-from neurotriage.clinical.models import utcnow
-from neurotriage.diagnosis.pipeline import DiagnoseOptions, diagnose
+from neurotriage.clinical.models import Finding, Study, utcnow
+from neurotriage.diagnosis.batch import diagnose_claimed
+from neurotriage.diagnosis.pipeline import DiagnoseOptions
+from neurotriage.diagnosis.queue import Claim, QueueSettings, claim, db_now, enqueue, release, worker_name
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import CaseFiles
@@ -81,69 +87,131 @@ class ProgressBoard:
             return self._stages.pop(job_id, [])
 
 
-class JobRunner:
-    """Runs diagnoses in a small thread pool and records their outcome on the job rows."""
+JOB_STUDIES = exists().where(Job.study_id == Study.id)  # the studies a server's threads claim
+END_STATES = {"ok": "done", "parked": "failed", "failed": "queued"}  # a study's outcome as its job's status
 
-    def __init__(self, url: str, workers: int, gate: WriteGate) -> None:
+
+@dataclass(frozen=True)
+class JobState:
+    """Where a job stands: its status, and its finding or error once it has ended."""
+
+    status: str
+    finding_id: int | None = None
+    error: str | None = None
+
+
+def job_state(session: Session, job: Job) -> JobState:
+    """The job's state: its row once a server thread recorded its end (and for a job from before the
+    study queue); otherwise its study's, which any worker may have moved on: done with the study's
+    finding, failed once the study is parked, running while a claim on it holds, else queued."""
+    study = session.get(Study, job.study_id) if job.study_id is not None else None
+    if job.status in ("done", "failed") or study is None:
+        return JobState(job.status, job.finding_id, job.error)
+    finding_id = session.scalar(select(Finding.id).where(Finding.study_id == study.id).order_by(Finding.id.desc()))
+    if finding_id is not None:
+        return JobState("done", finding_id)
+    if study.parked_at is not None:
+        return JobState("failed", error=job_error(study.last_error or "failed", Path(job.work_dir), job.upload_name))
+    if study.claim_token is not None and study.lease_until >= db_now(session):
+        return JobState("running")
+    return JobState("queued")
+
+
+class JobRunner:
+    """Threads that claim the studies of jobs from the queue, diagnose them and record the outcome on
+    the job rows; a submitted job wakes them, and they look for work every `poll_s` seconds anyway."""
+
+    def __init__(
+        self, url: str, workers: int, gate: WriteGate, settings: QueueSettings | None = None, poll_s: float = 2.0
+    ) -> None:
         self.url = url
         self.gate = gate
+        self.settings = settings or QueueSettings()
+        self.poll_s = poll_s
         self.board = ProgressBoard()
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diagnose")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._work, name=f"diagnose-{i}") for i in range(workers)]
 
     def recover(self) -> int:
-        """Mark jobs left queued or running by a previous server process as failed; returns how many."""
+        """Mark jobs from before the study queue that a previous server process left queued or running
+        as failed (they have no study to resume); returns how many. Jobs with a study wait on the queue."""
         with self.gate.held(), transaction(self.url) as session:
             result = session.execute(
                 update(Job)
-                .where(Job.status.in_(("queued", "running")))
+                .where(Job.status.in_(("queued", "running")), Job.study_id.is_(None))
                 .values(status="failed", error="interrupted: the server stopped before the job finished")
             )
             return result.rowcount or 0
 
-    def submit(self, job_id: int) -> None:
-        """Queue a stored job."""
-        self.pool.submit(self._run, job_id)
+    def start(self) -> None:
+        """Start the worker threads."""
+        for thread in self._threads:
+            thread.start()
+
+    def wake(self) -> None:
+        """Tell idle threads that a job was queued."""
+        self._wake.set()
 
     def shutdown(self) -> None:
-        """Stop taking jobs and wait for the running ones."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        """Stop claiming and wait for the running jobs; queued ones wait on the queue for the next start."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
 
-    def live(self, job: Job) -> dict[str, Any]:
-        """The job as JSON, with the live stages while it runs."""
-        stages = self.board.stages(job.id) if job.status == "running" else None
+    def live(self, session: Session, job: Job) -> dict[str, Any]:
+        """The job as JSON, with the live stages while this server runs it."""
+        state = job_state(session, job)
+        stages = self.board.stages(job.id)
         return {
             "id": job.id,
             "patient_id": job.patient_id,
-            "status": job.status,
+            "status": state.status,
             "upload": job.upload_name,
             "stages": stages if stages is not None else job.stages,
-            "finding_id": job.finding_id,
-            "error": job.error,
-            "report_url": f"/reports/{job.finding_id}" if job.finding_id else None,
+            "finding_id": state.finding_id,
+            "error": state.error,
+            "report_url": f"/reports/{state.finding_id}" if state.finding_id else None,
         }
+
+    def _work(self) -> None:
+        worker = f"{worker_name()}/{threading.current_thread().name}"
+        while not self._stop.is_set():
+            self._wake.clear()  # before claiming: a job queued after this claim wakes the wait below
+            try:
+                with self.gate.held():
+                    claimed = claim(self.settings, worker, self.url, where=JOB_STUDIES)
+                if claimed is not None:
+                    self._run(claimed)
+                    continue
+            except Exception:  # the database may be down for a while: log, wait, look again
+                log.exception("job queue: claiming or recording a job failed")
+            self._wake.wait(self.poll_s)
 
     def _update(self, job_id: int, **values: Any) -> None:
         with self.gate.held(), transaction(self.url) as session:
             session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
 
-    def _run(self, job_id: int) -> None:
-        with transaction(self.url) as session:
-            job = session.scalar(select(Job).where(Job.id == job_id))
-            work, patient_id = Path(job.work_dir), job.patient_id
-        self._update(job_id, status="running")
-        timer = JobTimer(self.board, job_id)
+    def _run(self, claimed: Claim) -> None:
+        with self.gate.held(), transaction(self.url) as session:
+            job = session.scalar(select(Job).where(Job.study_id == claimed.study_id))
+            found = (job.id, Path(job.work_dir), job.upload_name) if job is not None else None
+        if found is None:  # the job was deleted since the claim
+            release(claimed)
+            return
+        job_id, work, upload = found
+        options = DiagnoseOptions(out_dir=work / "report", url=self.url)
+        row = diagnose_claimed(claimed, options, self.settings, JobTimer(self.board, job_id), self.gate.held)
+        status = END_STATES.get(row["status"])  # a lost claim's study is another worker's now: no update
         try:
-            options = DiagnoseOptions(out_dir=work / "report", url=self.url)
-            result = diagnose(work / "case", patient_id, options, timer, write_lock=self.gate.held)
-        except UserError as exc:
-            error = job_error(str(exc), work, job.upload_name)
-            self._update(job_id, status="failed", error=error, stages=self.board.pop(job_id))
-        except Exception as exc:  # a bug must fail the job visibly, not kill the worker thread
-            log.exception("job %s failed", job_id)
-            error = job_error(f"internal error: {exc}", work, job.upload_name)
-            self._update(job_id, status="failed", error=error, stages=self.board.pop(job_id))
-        else:
-            self._update(job_id, status="done", finding_id=result["finding_id"], stages=self.board.pop(job_id))
+            if status is not None:
+                error = job_error(row["error"], work, upload) if row["status"] == "parked" else None
+                stages = self.board.stages(job_id)
+                self._update(job_id, status=status, error=error, finding_id=row.get("finding_id"), stages=stages)
+        finally:
+            self.board.pop(job_id)  # after the row has the stages, so a reader always finds them
 
 
 def get_job(session: Session, job_id: int) -> Job:
@@ -157,8 +225,8 @@ def get_job(session: Session, job_id: int) -> Job:
 def create_job(
     session: Session, data_dir: Path, patient_id: int, user_id: int | None, name: str, stream: BinaryIO, entries: list
 ) -> tuple[Job, CaseFiles]:
-    """Add a queued job for the patient and unpack its checked upload (`check_zip`'s entries) into the
-    job's folder; the caller submits the job once the transaction has committed."""
+    """Add a job for the patient, unpack its checked upload (`check_zip`'s entries) into the job's folder
+    and queue the upload's study; the caller wakes the runner once the transaction has committed."""
     intake.get_patient(session, patient_id)
     job = Job(patient_id=patient_id, user_id=user_id, upload_name=name[:300], work_dir="", stages=[])
     session.add(job)
@@ -167,7 +235,10 @@ def create_job(
     job.work_dir = str(work)
     try:
         case = extract_case(name, stream, entries, data_dir / "staging", work / "case")
+        study = intake.study_for(session, patient_id, str(work / "case"))
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    enqueue(session, study)
+    job.study_id = study.id
     return job, case

@@ -41,6 +41,8 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The study the upload queued (migration 0008); None for jobs from before the study queue.
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     upload_name: Mapped[str] = mapped_column(String(300))
     work_dir: Mapped[str] = mapped_column(String(1000))

@@ -14,6 +14,7 @@ from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecor
 from neurotriage.clinical.scoring import Recommendation
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import split_name
+from neurotriage.web.jobs import job_state
 from neurotriage.web.models import Job, Review, User
 
 
@@ -105,6 +106,11 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
     }
 
 
+def _job_row(session: Session, job: Job) -> dict[str, Any]:
+    state = job_state(session, job)
+    return {"id": job.id, "status": state.status, "upload": job.upload_name, "finding_id": state.finding_id}
+
+
 def patient_view(session: Session, patient_id: int) -> dict[str, Any]:
     """The patient page: demographics, symptoms, studies, findings, referrals and jobs."""
     detail = intake.patient_detail(session, intake.get_patient(session, patient_id))
@@ -115,6 +121,6 @@ def patient_view(session: Session, patient_id: int) -> dict[str, Any]:
     jobs = session.scalars(select(Job).where(Job.patient_id == patient_id).order_by(Job.id.desc()))
     return detail | {
         "findings": [finding_view(session, f.id) for f in findings],
-        "jobs": [{"id": j.id, "status": j.status, "upload": j.upload_name, "finding_id": j.finding_id} for j in jobs],
+        "jobs": [_job_row(session, j) for j in jobs],
         "notice": NOTICE,
     }

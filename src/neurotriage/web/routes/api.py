@@ -77,7 +77,7 @@ def create_symptom(
 def job_status(request: Request, db: SessionDep, user: CurrentUser, job_id: int) -> Any:
     """A diagnosis job's status and per-stage progress."""
     with db() as session:
-        return request.app.state.jobs.live(get_job(session, job_id))
+        return request.app.state.jobs.live(session, get_job(session, job_id))
 
 
 @router.get("/findings/{finding_id}", response_model=FindingOut)

@@ -39,7 +39,7 @@ def upload_case(
     with db() as session:
         job, case = create_job(session, conf.data_dir, patient_id, user.id, name, case_zip.file, entries)
         audit(session, user, "upload", f"patient:{patient_id}/job:{job.id}", {"file": name, "case": case.case_id})
-    request.app.state.jobs.submit(job.id)
+    request.app.state.jobs.wake()
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -47,5 +47,5 @@ def upload_case(
 def job_page(request: Request, db: SessionDep, user: CurrentUser, job_id: int):
     """The job's progress; the page polls /api/jobs/{id} until it ends."""
     with db() as session:
-        job = request.app.state.jobs.live(get_job(session, job_id))
+        job = request.app.state.jobs.live(session, get_job(session, job_id))
     return page(request, "job.html.j2", user, job=job)
