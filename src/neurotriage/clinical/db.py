@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -246,16 +246,17 @@ def head_revision() -> str:
     return _scripts().get_current_head()
 
 
-def current_revision(conn: Connection) -> str | None:
+def current_revision(conn: Connection, *, keep_transaction: bool = True) -> str | None:
     """The schema revision recorded in the database, None when it was never migrated.
 
-    Every command checks this, so it reads Alembic's version table directly (one query inside a
-    savepoint, which keeps a missing table from aborting a PostgreSQL transaction) instead of
-    configuring a MigrationContext (measured ~0.9 ms against ~0.1 ms). Only a missing version
-    table means "never migrated": any other failure (a lost server, a damaged file) raises.
+    Every command checks this, so it reads Alembic's version table directly instead of configuring a
+    MigrationContext (measured ~0.9 ms against ~0.1 ms). On PostgreSQL a missing table aborts the
+    transaction, so the read runs in a savepoint unless `keep_transaction` is False (a caller that gives
+    up on a missing table anyway saves the savepoint's two round trips). Only a missing version table
+    means "never migrated": any other failure (a lost server, a damaged file) raises.
     """
     try:
-        with conn.begin_nested():
+        with conn.begin_nested() if keep_transaction else nullcontext():
             return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     except DBAPIError as exc:
         if _missing_table(exc):
@@ -284,8 +285,9 @@ def _unknown_revision(url: str, revision: str) -> UserError:
 
 
 def require_head(conn: Connection, url: str) -> None:
-    """Refuse a database that is not migrated to exactly this version's schema."""
-    revision = current_revision(conn)
+    """Refuse a database that is not migrated to exactly this version's schema (the transaction is
+    unusable after a refusal)."""
+    revision = current_revision(conn, keep_transaction=False)
     if revision == head_revision():
         return
     if revision is None:
