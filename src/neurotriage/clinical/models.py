@@ -191,7 +191,7 @@ class Hospital(Base):
     capabilities: Mapped[list[str]] = mapped_column(default=list)
 
 
-REFERRAL_COLUMNS = ("lat_band", "lon", "lat", "accepting", "specialty", "wait_days", "expertise_bits")
+REFERRAL_COLUMNS = ("lat_band", "accepting", "specialty", "lon", "lat", "wait_days", "expertise_bits")
 REFERRAL_COLUMNS += ("capability_bits", "hospital_id", "id", "name", "expertise")
 
 

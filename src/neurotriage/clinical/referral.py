@@ -124,7 +124,8 @@ def _in_box(query: Select, home: tuple[float, float] | None, radius_km: float | 
     """Restrict a query of doctors to those whose hospital lies in the box around home.
 
     Naming each whole degree of latitude the box spans lets the database read the box as one short
-    range of longitudes per degree (ix_doctors_referral) instead of the whole band of latitudes."""
+    range of longitudes per degree and specialty (ix_doctors_referral) instead of the whole band of
+    latitudes."""
     if home is None or radius_km is None:
         return query
     lat_min, lat_max, lon_min, lon_max = bounding_box(*home, radius_km)

@@ -4,9 +4,9 @@
   stored generated column), so expertise is a bit test instead of JSON containment;
 - doctors.lat, lon, lat_band (the whole degree of latitude) and capability_bits: copies of their
   hospital's location and capabilities (as bits), kept by triggers on both tables;
-- ix_doctors_referral on (lat_band, lon, ...) covering every column the search reads, so a search box
-  is a few short range scans of one index (one per degree of latitude) instead of an index probe per
-  hospital in the box.
+- ix_doctors_referral on (lat_band, accepting, specialty, lon, ...) covering every column the search
+  reads, so a search box is a few short range scans of one index (one per degree of latitude and
+  fitting specialty) instead of an index probe per hospital in the box.
 
 Patients also get an index on birth_date, which the CSV import's duplicate check looks up.
 
@@ -39,7 +39,7 @@ CAPABILITIES = ("intraoperative_mri", "awake_craniotomy", "stereotactic_radiosur
 SPECIALTIES = ("neurosurgery", "neuro-oncology", "radiation oncology", "neurology", "neuroradiology")
 OLD_COLUMNS = ("id", "name", "hospital_id", "specialty", "expertise", "accepting", "wait_days")
 OLD_REFERRAL = ["hospital_id", "accepting", "specialty", "wait_days", "name", "expertise"]
-REFERRAL = ["lat_band", "lon", "lat", "accepting", "specialty", "wait_days", "expertise_bits", "capability_bits"]
+REFERRAL = ["lat_band", "accepting", "specialty", "lon", "lat", "wait_days", "expertise_bits", "capability_bits"]
 REFERRAL += ["hospital_id", "id", "name", "expertise"]
 SITE = ("lat", "lon", "lat_band", "capability_bits")
 # floor(lat) as an integer: SQLite's CAST truncates (so shift to positive first), PostgreSQL's rounds.
