@@ -99,7 +99,7 @@ def decide(session: Session, patient: PatientSnapshot, location: Location | None
 
     Without a location, or for a scan without tumour, the ranking is for the regions the symptoms
     predict."""
-    knowledge = knowledge_from_db(session)
+    knowledge = knowledge_from_db(session, {s.code for s in patient.symptoms})
     check, inputs = _check(patient, location, knowledge) if location is not None else (None, None)
     predicted = ""
     if location is not None and location.has_tumour:
@@ -155,7 +155,7 @@ def crosscheck_patient(
     session: Session, patient: PatientSnapshot, location: Location, finding_id: int | None = None
 ) -> CrossCheckRecord:
     """Cross-check the patient's recorded symptoms against `location` and store it with its inputs."""
-    check, inputs = _check(patient, location, knowledge_from_db(session))
+    check, inputs = _check(patient, location, knowledge_from_db(session, {s.code for s in patient.symptoms}))
     return store_crosscheck(session, patient.id, check, inputs, finding_id)
 
 

@@ -8,6 +8,7 @@ reads the rules back from the database, so the stored rules are the ones a decis
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -233,9 +234,10 @@ def load_knowledge(session: Session) -> dict[str, int]:
     }
 
 
-def knowledge_from_db(session: Session) -> dict[str, SymptomDef]:
-    """The knowledge base as stored in the database, keyed by symptom code (one query)."""
-    rows = session.execute(
+def knowledge_from_db(session: Session, codes: Collection[str] | None = None) -> dict[str, SymptomDef]:
+    """The knowledge base as stored in the database, keyed by symptom code (one query); only the
+    symptoms of `codes` when given."""
+    query = (
         select(
             Symptom.code,
             Symptom.name,
@@ -249,6 +251,7 @@ def knowledge_from_db(session: Session) -> dict[str, SymptomDef]:
         .outerjoin(BrainRegion, BrainRegion.id == SymptomRegionRule.region_id)
         .order_by(Symptom.code, SymptomRegionRule.id)
     )
+    rows = session.execute(query if codes is None else query.where(Symptom.code.in_(codes)))
     facts: dict[str, tuple[str, str | None, bool]] = {}
     rules: dict[str, list[Rule]] = {}
     for code, name, snomed, needs_cortex, region, laterality, source in rows:
