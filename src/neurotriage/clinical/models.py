@@ -202,8 +202,9 @@ class Doctor(Base):
     __table_args__ = (
         one_of("specialty", SPECIALTIES, "specialty"),
         Index("ix_doctors_specialty_accepting", "specialty", "accepting"),
-        # A search box is one range scan of this index, which holds every column the referral search
-        # reads (measured at 100,000 doctors: 2x faster than probing the doctors of each hospital).
+        # A search box is a few short range scans of this index, which holds every column the referral
+        # search reads (at 100,000 doctors, the 6,251-candidate box of Leeds ranked in 8 ms on SQLite,
+        # against 14 ms when the doctors of each hospital in the box were probed in turn).
         Index("ix_doctors_referral", *REFERRAL_COLUMNS),
     )
 
