@@ -28,16 +28,26 @@ def test_web_migration_matches_models_and_downgrades(tmp_path):
         assert set(inspect(conn).get_table_names()) >= WEB_TABLES
 
 
-def test_report_dir_is_filled_in_for_existing_findings(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def old_database(tmp_path, revision: str, *rows: str) -> str:
+    """A SQLite database migrated to `revision` holding patient 1 and the rows the given INSERTs add."""
+    url = f"sqlite:///{tmp_path / f'at-{revision}.db'}"
     with db.connection(url, create=True) as conn:
-        command.upgrade(db.alembic_config(conn), "0003")
+        command.upgrade(db.alembic_config(conn), revision)
         conn.execute(text(f"INSERT INTO patients (id, name, sex, language_dominance, created_at) "
                           f"VALUES (1, 'Old', 'unknown', 'left', '{NOW}')"))  # fmt: skip
-        conn.execute(text(f"INSERT INTO studies (id, patient_id, case_ref, created_at) VALUES (1, 1, 'C', '{NOW}')"))
-        for finding_id, seg in ((1, "'/reports/p1/C/C_seg.nii.gz'"), (2, "NULL")):
-            conn.execute(text(f"INSERT INTO findings (id, study_id, segmentation_path, locate, model_id, created_at) "
-                              f"VALUES ({finding_id}, 1, {seg}, '{{}}', 'm', '{NOW}')"))  # fmt: skip
+        for row in rows:
+            conn.execute(text(row))
+    return url
+
+
+def test_report_dir_is_filled_in_for_existing_findings(tmp_path):
+    findings = [
+        f"INSERT INTO findings (id, study_id, segmentation_path, locate, model_id, created_at) "
+        f"VALUES ({finding_id}, 1, {seg}, '{{}}', 'm', '{NOW}')"
+        for finding_id, seg in ((1, "'/reports/p1/C/C_seg.nii.gz'"), (2, "NULL"))
+    ]
+    study = f"INSERT INTO studies (id, patient_id, case_ref, created_at) VALUES (1, 1, 'C', '{NOW}')"
+    url = old_database(tmp_path, "0003", study, *findings)
     db.migrate_and_load(url, create=False)
     with db.connection(url) as conn:
         table = Table("findings", MetaData(), autoload_with=conn)
@@ -46,13 +56,11 @@ def test_report_dir_is_filled_in_for_existing_findings(tmp_path):
 
 
 def test_existing_jobs_keep_their_rows_and_have_no_study(tmp_path):
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    with db.connection(url, create=True) as conn:
-        command.upgrade(db.alembic_config(conn), "0007")
-        conn.execute(text(f"INSERT INTO patients (id, name, sex, language_dominance, created_at) "
-                          f"VALUES (1, 'Old', 'unknown', 'left', '{NOW}')"))  # fmt: skip
-        conn.execute(text(f"INSERT INTO jobs (id, patient_id, status, upload_name, work_dir, stages, created_at, "
-                          f"updated_at) VALUES (7, 1, 'done', 'a.zip', '/w/7', '[]', '{NOW}', '{NOW}')"))  # fmt: skip
+    job = (
+        "INSERT INTO jobs (id, patient_id, status, upload_name, work_dir, stages, created_at, updated_at)"
+        f" VALUES (7, 1, 'done', 'a.zip', '/w/7', '[]', '{NOW}', '{NOW}')"
+    )
+    url = old_database(tmp_path, "0007", job)
     db.migrate_and_load(url, create=False)
     with db.connection(url) as conn:
         table = Table("jobs", MetaData(), autoload_with=conn)
