@@ -58,6 +58,11 @@ class Cluster:
         """The cluster's data folder."""
         return self.home / "data"
 
+    @property
+    def running(self) -> bool:
+        """Whether the server runs (its postmaster.pid exists from start until it has stopped)."""
+        return (self.data / "postmaster.pid").exists()
+
     def pg_ctl(self, *args: str) -> subprocess.CompletedProcess:
         """Run `pg_ctl -D DATA ARGS` as the cluster's owner."""
         command = [*_as_owner(), str(self.binaries / "pg_ctl"), "-D", str(self.data), *args]
@@ -110,7 +115,7 @@ def own_cluster(binaries: Path) -> Iterator[Cluster]:
         cluster.start()
         yield cluster
     finally:
-        if (cluster.data / "postmaster.pid").exists():
+        if cluster.running:
             cluster.signal(signal.SIGCONT)
             cluster.pg_ctl("-m", "immediate", "-w", "stop")
         db.dispose_engines()
