@@ -8,11 +8,15 @@ process. The faults:
   report folder that already holds a report (`--out` given again);
 - a full disk at the report folder (a tmpfs; skipped where it cannot be mounted);
 - the database refusing the finding: a trigger raising on INSERT INTO findings and, on PostgreSQL,
-  a deferred one raising at COMMIT.
+  a deferred one raising at COMMIT;
+- the PostgreSQL server restarted or stopped while `diagnose` analyses, and stopped in the storing
+  transaction, on a throwaway cluster of the bench's own (bench/pg_cluster.py; skipped without the
+  server binaries). The run waits at a pause point (NEUROTRIAGE_PAUSE) while the server changes, and
+  a stopped server is started again before the check.
 
 After each, `neurotriage check --json` runs (it sweeps first). A row is consistent when check finds
-no problem, no hidden leftover remains, every finding's report names it, and a run that stored
-nothing left the earlier report in place. SQLite always; PostgreSQL when
+no problem, no hidden leftover remains, every finding's report names it, no report folder is
+without a finding, and a run that stored nothing left the earlier report in place. SQLite always; PostgreSQL when
 NEUROTRIAGE_TEST_DATABASE_URL answers (in a schema of its own, dropped afterwards).
 """
 
@@ -25,8 +29,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +39,11 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from bench import pg_cluster
+from bench.pg_cluster import Cluster
 from neurotriage.clinical import db, intake
 from neurotriage.clinical.models import Finding
-from neurotriage.faults import FAULT_ENV, FAULT_POINTS
+from neurotriage.faults import FAULT_ENV, FAULT_POINTS, PAUSE_ENV, paused_marker
 from neurotriage.maintenance.sweep import LOCK_NAME, report_key
 
 PG_ENV = "NEUROTRIAGE_TEST_DATABASE_URL"
@@ -56,6 +63,14 @@ REFUSE_AT_COMMIT = [
     " FOR EACH ROW EXECUTE FUNCTION refuse()"
 ]
 ALLOW = {"sqlite": ["DROP TRIGGER refuse"], "postgresql": ["DROP TRIGGER refuse ON findings"]}
+# scenario: (the pause point, what is done to the server while the run waits there)
+SERVER_FAULTS: dict[str, tuple[str, Callable[[Cluster], None]]] = {
+    "server restarted while analysing": ("analysing", Cluster.restart),
+    "server stopped while analysing": ("analysing", Cluster.stop),
+    "server stopped in the storing transaction": ("storing", Cluster.stop),
+}
+PAUSE_TIMEOUT_S = 120  # for a run to reach its pause point
+RUN_TIMEOUT_S = 900
 
 
 @dataclass
@@ -67,21 +82,36 @@ class Clinic:
     root: Path
     case: Path
     patient: int = 0
+    program: tuple[str, ...] = (sys.executable, "-m", "neurotriage")  # tests run the CLI with the oracle model
 
     @property
     def env(self) -> dict[str, str]:
         """The environment of a child process on this clinic."""
         return os.environ | {"NEUROTRIAGE_DATABASE_URL": self.url, "NEUROTRIAGE_HOME": str(self.root / "home")}
 
+    @property
+    def reports(self) -> Path:
+        """Where the finding-keyed report folders live."""
+        return self.root / "home" / "reports"
+
+    def start(self, *args: str, hooks: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start `neurotriage ARGS` in a child process, with the fault hooks' variables set."""
+        env = self.env | (hooks or {})
+        return subprocess.Popen([*self.program, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
     def cli(self, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
         """Run `neurotriage ARGS` in a child process, with the fault point set."""
-        env = self.env | ({FAULT_ENV: fault} if fault else {})
-        return subprocess.run([sys.executable, "-m", "neurotriage", *args], env=env, capture_output=True, text=True)
+        return _finish(self.start(*args, hooks={FAULT_ENV: fault} if fault else None))
+
+    def diagnose_args(self, out: Path | None = None) -> list[str]:
+        """The arguments of `diagnose` of the case for the patient, into `out` or the finding-keyed folder."""
+        args = ["diagnose", str(self.case), "--patient", str(self.patient), "--json"]
+        return [*args, *(["--out", str(out)] if out else [])]
 
     def diagnose(self, out: Path | None = None, fault: str | None = None) -> subprocess.CompletedProcess:
         """`diagnose` the case for the patient, into `out` or the finding-keyed folder."""
-        args = ["diagnose", str(self.case), "--patient", str(self.patient), "--json"]
-        return self.cli(*args, *(["--out", str(out)] if out else []), fault=fault)
+        return self.cli(*self.diagnose_args(out), fault=fault)
 
     def execute(self, statements: list[str]) -> None:
         """Run SQL statements in one transaction."""
@@ -93,6 +123,22 @@ class Clinic:
         """(id, key, report folder) of every finding, oldest first."""
         with db.transaction(self.url) as session:
             return list(session.execute(select(Finding.id, Finding.key, Finding.report_dir).order_by(Finding.id)))
+
+
+def _finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    """Wait for a child process; killed with its pipes closed should it outlast RUN_TIMEOUT_S."""
+    try:
+        out, err = process.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        _reap(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def _reap(process: subprocess.Popen) -> None:
+    """Kill a child process that still runs, and wait for it."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
 
 
 def _outcome(run: subprocess.CompletedProcess) -> str:
@@ -111,6 +157,12 @@ def _hidden(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if p.name != LOCK_NAME] if folder.is_dir() else []
 
 
+def stray_reports(clinic: Clinic) -> list[Path]:
+    """Finding-keyed report folders that no stored finding names."""
+    named = {Path(folder) for _, _, folder in clinic.findings()}
+    return [p for p in clinic.reports.glob("patient-*/finding-*") if p not in named]
+
+
 def _judge(clinic: Clinic, scenario: str, run, before, out: Path | None, earlier: str | None) -> dict:
     """Check the clinic after one faulty run: the table's row."""
     check = clinic.cli("check", "--json")
@@ -120,7 +172,7 @@ def _judge(clinic: Clinic, scenario: str, run, before, out: Path | None, earlier
     agree = all(report_key(Path(folder)) == key for _, key, folder in added)
     if out is not None and not added:
         agree = agree and report_key(out) == earlier  # the earlier report is untouched
-    leftovers = _hidden(clinic.root / "home" / "reports") + _hidden(clinic.root / "out")
+    leftovers = _hidden(clinic.reports) + _hidden(clinic.root / "out") + stray_reports(clinic)
     swept = result["sweep"]
     return {
         "backend": clinic.backend,
@@ -200,6 +252,57 @@ def _full_disk_rows(clinic: Clinic) -> Iterator[dict]:
         yield _judge(clinic, "full disk at the report folder", clinic.diagnose(out), before, out, earlier)
 
 
+def run_server_fault(clinic: Clinic, cluster: Cluster, scenario: str) -> subprocess.CompletedProcess:
+    """`diagnose`, paused at the scenario's point while the server is restarted or stopped, then let go;
+    a stopped server is started again once the run has ended."""
+    point, change = SERVER_FAULTS[scenario]
+    release = clinic.root / f"release-{uuid.uuid4().hex[:8]}"
+    process = clinic.start(*clinic.diagnose_args(), hooks={PAUSE_ENV: f"{point}:{release}"})
+    try:
+        _wait_for_pause(process, release)
+        change(cluster)
+        release.touch()
+        return _finish(process)
+    finally:
+        _reap(process)
+        if not cluster.running:
+            cluster.start()
+
+
+def _wait_for_pause(process: subprocess.Popen, release: Path) -> None:
+    deadline = time.monotonic() + PAUSE_TIMEOUT_S
+    while not paused_marker(release).exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"the run ended before its pause point: {process.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the run did not reach its pause point within {PAUSE_TIMEOUT_S} s")
+        time.sleep(0.05)
+
+
+def _server_rows(root: Path, case: Path) -> Iterator[dict]:
+    """The server faults, on a cluster of the bench's own with one patient."""
+    binaries = pg_cluster.server_binaries()
+    if binaries is None:
+        print(f"postgresql-own: skipped ({pg_cluster.MISSING})")
+        return
+    with pg_cluster.own_cluster(binaries) as cluster:
+        clinic = Clinic("postgresql-own", cluster.url, root, case)
+        prepare_clinic(clinic)
+        for scenario in SERVER_FAULTS:
+            before = clinic.findings()
+            yield _judge(clinic, scenario, run_server_fault(clinic, cluster, scenario), before, None, None)
+
+
+def prepare_clinic(clinic: Clinic) -> None:
+    """Migrate and seed the clinic's database and add its patient."""
+    for args in (["db", "init"], ["db", "seed", "--sample"]):
+        clinic.cli(*args).check_returncode()
+    with db.transaction(clinic.url) as session:
+        patient = intake.add_patient(session, "Fault Bench", city="Leeds", lat="53.80", lon="-1.55")
+        intake.add_symptom(session, patient.id, "hemiparesis", side="left")
+        clinic.patient = patient.id
+
+
 @contextmanager
 def _clinic(backend: str, root: Path, case: Path) -> Iterator[Clinic | None]:
     """A migrated, seeded database with one patient (None when the backend is not reachable)."""
@@ -214,12 +317,7 @@ def _clinic(backend: str, root: Path, case: Path) -> Iterator[Clinic | None]:
         url = make_url(admin).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
     clinic = Clinic(backend, url, root, case)
     try:
-        for args in (["db", "init"], ["db", "seed", "--sample"]):
-            clinic.cli(*args).check_returncode()
-        with db.transaction(url) as session:
-            patient = intake.add_patient(session, "Fault Bench", city="Leeds", lat="53.80", lon="-1.55")
-            intake.add_symptom(session, patient.id, "hemiparesis", side="left")
-            clinic.patient = patient.id
+        prepare_clinic(clinic)
         yield clinic
     finally:
         db.dispose_engines()
@@ -243,7 +341,8 @@ def _table(rows: list[dict]) -> str:
 
 
 def run() -> dict:
-    """Run the fault matrix on SQLite (and PostgreSQL when configured); print and return its table."""
+    """Run the fault matrix on SQLite (PostgreSQL when configured, and an own cluster when it can be made);
+    print and return its table."""
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         cases = Path(tmp) / "cases"
@@ -259,6 +358,9 @@ def run() -> dict:
                 rows += [*_kill_rows(clinic), *_refused_rows(clinic)]
                 if backend == "sqlite":  # the report folder's disk does not depend on the database
                     rows += list(_full_disk_rows(clinic))
+        root = Path(tmp) / "postgresql-own"
+        root.mkdir()
+        rows += list(_server_rows(root, case))
     print(_table(rows))
     return {"rows": rows, "consistent": sum(r["consistent"] for r in rows), "scenarios": len(rows)}
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from bench import pg_cluster
 from bench.databases import DatabaseFactory
 from sqlalchemy import create_engine, text
 
@@ -128,3 +129,16 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return Run(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def own_cluster() -> Iterator[pg_cluster.Cluster]:
+    """A throwaway PostgreSQL cluster of the test module's own, to stop, restart or freeze; skipped
+    without server binaries (fails under CI=true)."""
+    binaries = pg_cluster.server_binaries()
+    if binaries is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {pg_cluster.MISSING}")
+        pytest.skip(pg_cluster.MISSING)
+    with pg_cluster.own_cluster(binaries) as cluster:
+        yield cluster

@@ -7,17 +7,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from bench.pg_cluster import Cluster
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -166,81 +164,7 @@ def test_read_only_database_file_is_one_line(tmp_path: Path, cli, monkeypatch: p
     assert f"database {url}: permission denied: attempt to write a readonly database" in result.err
 
 
-# --- A throwaway PostgreSQL cluster of this test's own, frozen with SIGSTOP -------------------
-
-
-def _server_binaries() -> Path | None:
-    """The folder holding initdb and pg_ctl: on PATH, else Debian's newest /usr/lib/postgresql/N/bin."""
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        return Path(on_path).parent
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
-    return found[-1].parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Cluster:
-    """A running PostgreSQL cluster in a temporary folder, reachable over TCP on localhost."""
-
-    url: str
-    data: Path
-
-    def processes(self) -> list[int]:
-        """The postmaster and every backend and helper it started."""
-        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                    children.append(int(stat.parent.name))
-            except (OSError, ValueError, IndexError):
-                continue  # the process ended while being read
-        return [postmaster, *children]
-
-    def signal(self, number: signal.Signals) -> None:
-        """Send `number` to every process of the cluster."""
-        for pid in self.processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, number)
-
-
-@pytest.fixture(scope="module")
-def own_cluster() -> Iterator[Cluster]:
-    """A new cluster, stopped at the end; skipped without server binaries (fails under CI=true)."""
-    binaries = _server_binaries()
-    if binaries is None:
-        reason = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    # initdb refuses to run as root: the cluster then belongs to the postgres user.
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="nt-frozen-pg-"))
-    if as_owner:
-        shutil.chown(home, "postgres")
-    data, port = home / "data", _free_port()
-
-    def pg_ctl(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*as_owner, str(binaries / "pg_ctl"), "-D", str(data), *args], capture_output=True)
-
-    initdb = [str(binaries / "initdb"), "-D", str(data), "-U", "neurotriage", "-A", "trust", "--no-sync"]
-    subprocess.run([*as_owner, *initdb], check=True, capture_output=True)
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl("-l", str(home / "log"), "-w", "-o", options, "start").check_returncode()
-    cluster = Cluster(f"postgresql+psycopg://neurotriage@127.0.0.1:{port}/postgres", data)
-    try:
-        yield cluster
-    finally:
-        cluster.signal(signal.SIGCONT)
-        pg_ctl("-m", "immediate", "-w", "stop")
-        db.dispose_engines()
-        shutil.rmtree(home, ignore_errors=True)
+# --- A throwaway PostgreSQL cluster of this module's own (`own_cluster`), frozen with SIGSTOP ---
 
 
 @pytest.mark.slow

@@ -1,9 +1,11 @@
 """Faults while a diagnosis is stored: a kill -9, a full disk at the report folder, the database
-refusing the finding. Each ends with the database and the report folders agreeing.
+refusing the finding, the PostgreSQL server restarted or stopped mid-run. Each ends with the
+database and the report folders agreeing.
 
 bench/bench_faults.py runs the whole matrix (every fault point, both backends); these are one small
 case of each kind. The kill runs the real `neurotriage diagnose` (the shipped model) in a child
-process; the others run in-process with the oracle model (tests/conftest.py).
+process; the server faults run a child with the oracle model (oracle_cli.py) against a throwaway
+cluster; the others run in-process with the oracle model (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench.bench_faults import Clinic, prepare_clinic, run_server_fault, stray_reports
+from bench.pg_cluster import Cluster
 from sqlalchemy import func, select, text
 
 from neurotriage.cli import main
@@ -27,6 +31,7 @@ from neurotriage.imaging.naming import BRATS2020
 from neurotriage.imaging.synth import generate_case, write_case
 from neurotriage.maintenance.sweep import LOCK_NAME, report_key
 
+ORACLE_CLI = Path(__file__).with_name("oracle_cli.py")
 DISK_BYTES = 16 << 20  # room for one report (~3 MB) and its draft, not for a filler besides
 
 
@@ -134,3 +139,33 @@ def test_a_full_disk_at_the_report_folder_is_one_line_and_the_earlier_report_sta
     assert (code, err.count("\n")) == (2, 1) and "No space left on device" in err, err
     assert finding_count() == 1 and report_key(out) == earlier and hidden(small_disk) == []
     assert json.loads((out / "report.json").read_text())["files"]
+
+
+@pytest.fixture(scope="module")
+def server_clinic(own_cluster: Cluster, case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Clinic:
+    """A migrated database with a patient on a throwaway cluster, diagnosed by the oracle CLI."""
+    root = tmp_path_factory.mktemp("own-server")
+    clinic = Clinic("postgresql-own", own_cluster.url, root, case_dir, program=(sys.executable, str(ORACLE_CLI)))
+    prepare_clinic(clinic)
+    return clinic
+
+
+@pytest.mark.slow
+def test_a_server_restarted_while_analysing_stores_the_finding(server_clinic: Clinic, own_cluster: Cluster):
+    before = server_clinic.findings()
+    run = run_server_fault(server_clinic, own_cluster, "server restarted while analysing")
+    assert run.returncode == 0, run.stderr
+    [(_, key, folder)] = server_clinic.findings()[len(before) :]
+    assert json.loads(run.stdout)["finding_key"] == key and report_key(Path(folder)) == key
+    assert server_clinic.cli("check").returncode == 0 and hidden(server_clinic.reports) == []
+
+
+@pytest.mark.slow
+def test_a_server_stopped_while_analysing_is_one_line_and_stores_nothing(server_clinic: Clinic, own_cluster: Cluster):
+    before = server_clinic.findings()
+    run = run_server_fault(server_clinic, own_cluster, "server stopped while analysing")
+    assert (run.returncode, run.stderr.count("\n")) == (2, 1), run.stderr
+    assert f"cannot reach database {own_cluster.url}: " in run.stderr and run.stdout == ""
+    assert stray_reports(server_clinic) == [] and hidden(server_clinic.reports) == []
+    assert server_clinic.cli("check").returncode == 0  # on the server started again
+    assert server_clinic.findings() == before

@@ -27,6 +27,7 @@ from neurotriage.config import load_settings
 from neurotriage.diagnosis.analysis import Analysis, analyse
 from neurotriage.diagnosis.record import Draft, draft, new_finding_key, record
 from neurotriage.diagnosis.stages import StageTimer
+from neurotriage.faults import fault_point
 from neurotriage.imaging.io import find_case
 from neurotriage.report.folder import check_target
 
@@ -105,6 +106,7 @@ def diagnose(
         patient = _check_patient(patient_id, options.url)
         if options.out_dir:
             check_target(Path(options.out_dir))
+    fault_point("analysing")
     analysis = analyse(files, options.model, timer)
     drafted = _draft(patient, analysis, options, timer)
     with timer.stage("store"):

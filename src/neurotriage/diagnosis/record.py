@@ -130,6 +130,7 @@ def record(session: Session, draft: Draft, case_ref: str | None = None) -> dict[
     then `settle`s the draft). The database refusing a row is a UserError from `clinical.db.transaction`.
 
     `case_ref` names the study (default: the case folder's absolute path)."""
+    fault_point("storing")
     analysis = draft.analysis
     finding = store_finding(
         session,
