@@ -1,0 +1,1 @@
+"""Ingest: from a raw scanner study (DICOM or converter NIfTI) to a BraTS case."""
