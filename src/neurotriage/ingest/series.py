@@ -184,7 +184,7 @@ def _integer(keywords: Mapping[str, Any], key: str, source: Path) -> int | None:
 
 def _milliseconds(keywords: Mapping[str, Any], key: str, scale: float, source: Path) -> float | None:
     value = keywords.get(key)
-    if isinstance(value, list | tuple):  # multi-echo sidecars list every echo; the first is the one shown
+    if isinstance(value, list | tuple):  # a multi-valued time (several echoes) counts by its first value
         value = value[0] if value else None
     if value is None or value == "":
         return None
