@@ -189,6 +189,10 @@ def _problem(exc: DBAPIError) -> str | None:
     return problem or ("connection lost" if exc.connection_invalidated else None)
 
 
+class CommitUnknown(UserError):
+    """The connection was lost while committing: the server may still have applied the commit."""
+
+
 def _user_error(exc: DBAPIError, url: str, committing: bool = False) -> UserError | None:
     """The one-line error naming the database for a failure around it; None for a bug."""
     problem = _problem(exc)
@@ -196,9 +200,11 @@ def _user_error(exc: DBAPIError, url: str, committing: bool = False) -> UserErro
         return None
     if problem == LOCKED:
         return UserError(f"database {redact(url)} stayed locked by another writer for {BUSY_TIMEOUT_S} s; try again")
+    message = f"database {redact(url)}: {problem}: {_first_line(exc)}{_key_columns(exc)}"
     # A server that goes silent after receiving COMMIT may still apply it when it resumes.
-    unsure = "; the commit may still have been applied" if committing and exc.connection_invalidated else ""
-    return UserError(f"database {redact(url)}: {problem}: {_first_line(exc)}{_key_columns(exc)}{unsure}")
+    if committing and exc.connection_invalidated:
+        return CommitUnknown(f"{message}; the commit may still have been applied")
+    return UserError(message)
 
 
 def _key_columns(exc: DBAPIError) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from neurotriage.clinical.db import transaction
+from neurotriage.clinical.db import CommitUnknown, transaction
 from neurotriage.clinical.decisions import decide
 from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
 from neurotriage.config import load_settings
@@ -79,6 +79,10 @@ def store(
             if fence is not None:
                 fence(session)
             stored = record(session, drafted, case_ref)
+    except CommitUnknown:
+        # The finding may be stored after all: the draft stays, and the start-up sweep (or
+        # `neurotriage check`) moves it into place if the finding exists, or removes it if not.
+        raise
     except BaseException:
         drafted.discard()
         raise
