@@ -34,7 +34,8 @@ def test_every_variable_is_read() -> None:
     ("name", "value", "problem"),
     [
         ("NEUROTRIAGE_MAX_UPLOAD_BYTES", "1GB", "not a whole number"),
-        ("NEUROTRIAGE_JOB_WORKERS", "0", "must be positive"),
+        ("NEUROTRIAGE_JOB_WORKERS", "-1", "must be at least 0"),
+        ("NEUROTRIAGE_MAX_UPLOAD_BYTES", "0", "must be at least 1"),
         ("NEUROTRIAGE_SECURE_COOKIES", "maybe", "use 1 or 0"),
     ],
 )
@@ -42,3 +43,7 @@ def test_invalid_values_name_the_variable(name: str, value: str, problem: str) -
     with pytest.raises(UserError, match=f"^{name}='{value}': {problem}$") as caught:
         load_settings({name: value})
     assert caught.value.field == name
+
+
+def test_zero_job_workers_leaves_diagnosing_to_separate_workers() -> None:
+    assert load_settings({"NEUROTRIAGE_JOB_WORKERS": "0"}).job_workers == 0

@@ -33,8 +33,8 @@ class Settings:
     new_password: str | None  # the password of `user add`, instead of a prompt
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    """A positive whole number from `name`, the default when unset; UserError naming it otherwise."""
+def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    """A whole number of at least `minimum` from `name`, the default when unset; UserError naming it otherwise."""
     raw = env.get(name)
     if raw is None:
         return default
@@ -42,8 +42,8 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise UserError(f"{name}={raw!r}: not a whole number", field=name) from None
-    if value <= 0:
-        raise UserError(f"{name}={raw!r}: must be positive", field=name)
+    if value < minimum:
+        raise UserError(f"{name}={raw!r}: must be at least {minimum}", field=name)
     return value
 
 
@@ -69,9 +69,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_key=env.get("NEUROTRIAGE_SECRET_KEY") or None,
         # Secure cookies need HTTPS; plain http://127.0.0.1 is allowed only when switched off.
         secure_cookies=_flag(env, "NEUROTRIAGE_SECURE_COOKIES", True),
-        max_upload_bytes=_positive_int(env, "NEUROTRIAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD),
-        job_workers=_positive_int(env, "NEUROTRIAGE_JOB_WORKERS", DEFAULT_JOB_WORKERS),
-        db_statement_timeout_s=_positive_int(env, "NEUROTRIAGE_DB_STATEMENT_TIMEOUT_S", DEFAULT_DB_STATEMENT_TIMEOUT_S),
+        max_upload_bytes=_whole_number(env, "NEUROTRIAGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD),
+        job_workers=_whole_number(env, "NEUROTRIAGE_JOB_WORKERS", DEFAULT_JOB_WORKERS, minimum=0),
+        db_statement_timeout_s=_whole_number(env, "NEUROTRIAGE_DB_STATEMENT_TIMEOUT_S", DEFAULT_DB_STATEMENT_TIMEOUT_S),
         admin_user=env.get("NEUROTRIAGE_ADMIN_USER") or None,
         admin_password=env.get("NEUROTRIAGE_ADMIN_PASSWORD") or None,
         new_password=env.get("NEUROTRIAGE_NEW_PASSWORD") or None,
