@@ -120,7 +120,7 @@ def head_shells(rng: np.random.Generator, brain: np.ndarray, brats_affine: np.nd
     return shells
 
 
-def _coarse_mask(brain: np.ndarray, brats_affine: np.ndarray, affine: np.ndarray, shape) -> np.ndarray:
+def _coarse_mask(brain: np.ndarray, brats_affine: np.ndarray, affine: np.ndarray, shape: tuple) -> np.ndarray:
     """The brain mask on the coarse grid: any brain within a coarse voxel's centre sample."""
     grid = np.linalg.inv(brats_affine) @ affine
     fraction = ndi.affine_transform(brain.astype(np.float32), grid[:3, :3], grid[:3, 3], shape, order=1)

@@ -72,7 +72,15 @@ class Head:
     brain_corners: np.ndarray  # (8, 3) scanner-world corners of the brain's bounding box
     fraction: np.ndarray  # float32 brain mask on the BraTS grid
 
-    def acquire(self, brain_image, shell, level: float, affine: np.ndarray, shape, rng) -> np.ndarray:
+    def acquire(
+        self,
+        brain_image: np.ndarray,
+        shell: np.ndarray,
+        level: float,
+        affine: np.ndarray,
+        shape: tuple[int, int, int],
+        rng: np.random.Generator,
+    ) -> np.ndarray:
         """Sample the head into one series' grid: slab-averaged thick slices, noise, int16."""
         thickness = float(np.linalg.norm(affine[:3, 2]))
         n_sub = max(1, round(thickness / SUB_SLICE_MM))
@@ -97,7 +105,9 @@ class Head:
         image += grain * np.float32(NOISE * level * np.sqrt(12))
         return np.rint(np.clip(np.abs(image), 0, 32000)).astype(np.int16)
 
-    def _brain_box(self, affine: np.ndarray, shape) -> tuple[tuple[slice, ...] | None, np.ndarray]:
+    def _brain_box(
+        self, affine: np.ndarray, shape: tuple[int, int, int]
+    ) -> tuple[tuple[slice, ...] | None, np.ndarray]:
         """The output voxels that can hold brain, and the affine of that sub-grid."""
         index = _world(np.linalg.inv(affine), self.brain_corners)
         low = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, shape)
