@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--naming", choices=("brats2020", "brats2023"), default="brats2020")
     p.add_argument("--preview", action="store_true", help="also write a PNG montage per case")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; the files are the same)")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="write each case as a scanner gives it (skull, pose, thick slices, converter NIfTI series) "
+        "in OUT/<ID>/, with the BraTS-space case and its truth in OUT/truth/<ID>/",
+    )
     p.set_defaults(handler=_synth)
 
 
@@ -110,6 +116,15 @@ def _synth(args: argparse.Namespace) -> int:
         raise UserError(f"--n: must be at least 1, got {args.n}")
     if args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
+    if args.raw:
+        from neurotriage.imaging.synth_raw import TRUTH_FOLDER, write_raw_cohort
+
+        if args.preview:
+            raise UserError("--preview: not available with --raw")
+        truths = write_raw_cohort(args.out_dir, args.n, args.seed, NAMINGS[args.naming], workers=args.workers)
+        print_cohort_summary(truths, args.out_dir)
+        print(f"Raw studies in {args.out_dir}/<ID>/; the BraTS-space truth in {args.out_dir / TRUTH_FOLDER}/<ID>/.")
+        return 0
     truths = write_cohort(
         args.out_dir, args.n, args.seed, NAMINGS[args.naming], preview=args.preview, workers=args.workers
     )
