@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write each case as a scanner gives it (skull, pose, thick slices, converter NIfTI series) "
         "in OUT/<ID>/, with the BraTS-space case and its truth in OUT/truth/<ID>/",
     )
+    p.add_argument(
+        "--dicom",
+        action="store_true",
+        help="with the raw studies as DICOM (implies --raw): OUT/<ID>/dicom/<SeriesNumber>/*.dcm, one file per slice",
+    )
     p.set_defaults(handler=_synth)
 
 
@@ -116,12 +121,13 @@ def _synth(args: argparse.Namespace) -> int:
         raise UserError(f"--n: must be at least 1, got {args.n}")
     if args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
-    if args.raw:
+    if args.raw or args.dicom:
         from neurotriage.imaging.synth_raw import TRUTH_FOLDER, write_raw_cohort
 
         if args.preview:
-            raise UserError("--preview: not available with --raw")
-        truths = write_raw_cohort(args.out_dir, args.n, args.seed, NAMINGS[args.naming], workers=args.workers)
+            raise UserError("--preview: not available with --raw or --dicom")
+        naming = NAMINGS[args.naming]
+        truths = write_raw_cohort(args.out_dir, args.n, args.seed, naming, workers=args.workers, dicom=args.dicom)
         print_cohort_summary(truths, args.out_dir)
         print(f"Raw studies in {args.out_dir}/<ID>/; the BraTS-space truth in {args.out_dir / TRUTH_FOLDER}/<ID>/.")
         return 0

@@ -3,8 +3,9 @@
 Each case gets a head around its brain (skull, scalp, fat, neck), one rigid pose for the whole study,
 and per series its own slice thickness, field of view and orientation code, written in both qform and
 sform. The study goes to OUT/<ID>/ as `<SeriesDescription>_<SeriesNumber>.nii.gz` (with BIDS-like JSON
-sidecars in some studies) plus a localiser; the BraTS-space case it came from, its brain mask and
-truth.json (pose, landmarks in both spaces, series map) go to OUT/truth/<ID>/.
+sidecars in some studies) plus a localiser, or as DICOM in OUT/<ID>/dicom/<SeriesNumber>/; the
+BraTS-space case it came from, its brain mask and truth.json (pose, landmarks in both spaces, series map)
+go to OUT/truth/<ID>/.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.labels import TUMOUR_REGIONS
 from neurotriage.imaging.naming import BRATS2020, SEQUENCES, Naming, from_internal
 from neurotriage.imaging.synth import SynthCase, case_seed, cohort_case_id, generate_case
+from neurotriage.imaging.synth_dicom import series_folder, study_identity, write_dicom_study
 from neurotriage.imaging.synth_head import Pose, head_shells, random_pose, sample, shell_affine
 from neurotriage.imaging.synth_series import SeriesPlan, plan_study
 from neurotriage.parallel import run_jobs
@@ -184,13 +186,28 @@ def _rounded(point: np.ndarray) -> list[float]:
     return [round(float(v), 3) for v in point]
 
 
-def write_raw_case(case: SynthCase, out_dir: Path, rng: np.random.Generator, naming: Naming = BRATS2020) -> dict:
-    """Write out_dir/truth/<ID>/ then the raw study out_dir/<ID>/; returns truth.json's content."""
+def write_raw_case(
+    case: SynthCase,
+    out_dir: Path,
+    rng: np.random.Generator,
+    naming: Naming = BRATS2020,
+    dicom_rng: np.random.Generator | None = None,
+) -> dict:
+    """Write out_dir/truth/<ID>/ then the raw study out_dir/<ID>/; returns truth.json's content.
+
+    With `dicom_rng` (which draws the patient, dates and UIDs) the study is written as DICOM instead of NIfTI.
+    """
     out_dir = Path(out_dir)
     with threadpool_limits(limits=1, user_api="blas"):
         pose, series = raw_series(case, rng)
     sidecars = bool(rng.random() < SIDECAR_CHANCE)
     truth = study_truth(case, pose, series, sidecars, naming)
+    identity = None if dicom_rng is None else study_identity(dicom_rng)
+    if identity is not None:
+        truth["sidecars"] = False
+        truth["dicom"] = identity.truth()
+        for plan, _, _ in series:
+            truth["series"][plan.filename]["dicom"] = series_folder(plan)
     volumes = {**case.images, "seg": from_internal(case.seg, naming)}
     (out_dir / TRUTH_FOLDER).mkdir(parents=True, exist_ok=True)
     with atomic_dir(out_dir / TRUTH_FOLDER / case.case_id) as tmp:
@@ -200,6 +217,9 @@ def write_raw_case(case: SynthCase, out_dir: Path, rng: np.random.Generator, nam
         write_nifti((case.images["t1"] > 0).astype(np.uint8), case.affine, tmp / truth["brain_mask"])
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     with atomic_dir(out_dir / case.case_id) as tmp:
+        if identity is not None:
+            write_dicom_study(series, identity, tmp)
+            return truth
         # gzip releases the GIL: two threads compress two series at once.
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(lambda s: write_nifti(s[2], s[1], tmp / s[0].filename), series))
@@ -211,23 +231,34 @@ def write_raw_case(case: SynthCase, out_dir: Path, rng: np.random.Generator, nam
 
 
 def write_raw_cohort(
-    out_dir: Path, n: int, seed: int, naming: Naming = BRATS2020, *, progress: bool = True, workers: int = 1
+    out_dir: Path,
+    n: int,
+    seed: int,
+    naming: Naming = BRATS2020,
+    *,
+    progress: bool = True,
+    workers: int = 1,
+    dicom: bool = False,
 ) -> list[dict]:
-    """Generate `n` raw studies (case i is the raw form of `write_cohort`'s case i); returns their truths."""
+    """Generate `n` raw studies (case i is the raw form of `write_cohort`'s case i), as DICOM with `dicom`."""
     if n < 1:
         raise UserError(f"synthetic cohort: the number of cases must be at least 1, got {n}")
     if seed < 0:
         raise UserError(f"synthetic cohort: seed must be >= 0, got {seed}")
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder")
-    jobs = [(Path(out_dir), seed, index, n, naming) for index in range(n)]
+    jobs = [(Path(out_dir), seed, index, n, naming, dicom) for index in range(n)]
     done = dict(run_jobs(_write_raw_cohort_case, jobs, min(workers, n), "synth raw", progress))
     return [done[index] for index in range(n)]
 
 
-def _write_raw_cohort_case(out_dir: Path, seed: int, index: int, n: int, naming: Naming) -> tuple[int, dict]:
+def _write_raw_cohort_case(
+    out_dir: Path, seed: int, index: int, n: int, naming: Naming, dicom: bool
+) -> tuple[int, dict]:
     seed_i = case_seed(seed, index)
     case = generate_case(seed_i, cohort_case_id(naming, index, n))
     # A stream of its own: the BraTS-space case stays the one `write_cohort` makes from the same seed.
     rng = np.random.default_rng(np.random.SeedSequence([seed_i, 1]))
-    return index, write_raw_case(case, out_dir, rng, naming)
+    # The DICOM identity has a third stream, so the pixels are those of the NIfTI study from the same seed.
+    dicom_rng = np.random.default_rng(np.random.SeedSequence([seed_i, 2])) if dicom else None
+    return index, write_raw_case(case, out_dir, rng, naming, dicom_rng)
