@@ -170,3 +170,9 @@ def test_reruns_are_byte_identical(study, tmp_path: Path) -> None:
     assert first == again
     for rel in first:
         assert (out / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+
+
+def test_preview_is_refused_with_dicom(tmp_path: Path, capsys) -> None:
+    assert main(["synth", str(tmp_path / "out"), "--n", "1", "--dicom", "--preview"]) == 2
+    assert "--preview" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
