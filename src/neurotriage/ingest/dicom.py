@@ -58,7 +58,7 @@ _GROUPS = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
 _DATETIME_TIME = re.compile(r"\d{8}(\d{6}(?:\.\d+)?)")  # YYYYMMDD then HHMMSS.ffffff, before any offset
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9+-]+")
 # Slice positions closer than this along the normal are the same slice (another echo or time point).
-_SAME_POSITION_MM = 1e-3
+_SAME_POSITION_MM = 0.01
 
 
 class DicomSeries(SeriesInfo):
@@ -202,22 +202,19 @@ def _series(uid: str, source: Path, headers: list[_Header]) -> DicomSeries:
 
 def _check_size(source: Path, headers: list[_Header]) -> None:
     """Refuse a series too large to hold, from the sizes its headers declare."""
-    voxels = sum(int(h.ds.Rows) * int(h.ds.Columns) * _frames(h) for h in headers)
-    size = sum(
-        int(h.ds.Rows)
-        * int(h.ds.Columns)
-        * _frames(h)
-        * int(h.ds.get("SamplesPerPixel") or 1)
-        # MR images are 16-bit when the header does not say
-        * math.ceil(int(h.ds.get("BitsAllocated") or 16) / 8)
-        for h in headers
-    )
+    voxels = [int(h.ds.Rows) * int(h.ds.Columns) * _frames(h) for h in headers]
+    size = sum(n * _bytes_per_voxel(h.ds) for n, h in zip(voxels, headers, strict=True))
     first = headers[0].ds
     declared = f"{first.Rows}x{first.Columns} pixels, {sum(_frames(h) for h in headers)} frames"
-    if voxels > MAX_VOXELS:
+    if sum(voxels) > MAX_VOXELS:
         raise UserError(f"{source}: the series declares {declared}, over 1024x1024x1024 voxels", field="input")
     if size > MAX_BYTES:
         raise UserError(f"{source}: the series declares {declared}, over 2 GB of pixel data", field="input")
+
+
+def _bytes_per_voxel(ds: Dataset) -> int:
+    """Decompressed bytes per voxel; MR pixels are 16-bit when the header does not say."""
+    return int(ds.get("SamplesPerPixel") or 1) * math.ceil(int(ds.get("BitsAllocated") or 16) / 8)
 
 
 def _frames(header: _Header) -> int:
@@ -238,11 +235,12 @@ def _geometry(headers: list[_Header]) -> tuple[tuple[int, ...], tuple[float, flo
     normal = _normal(first)
     positions = [position for h in headers for position in _positions(h.ds)]
     if normal is not None and len(positions) == frames:
-        along = np.unique(np.round(np.asarray(positions) @ normal / _SAME_POSITION_MM)) * _SAME_POSITION_MM
-        if len(along) > 1:
-            gap = float(np.median(np.diff(along)))
-            if frames % len(along) == 0:
-                slices = len(along)
+        steps = np.diff(np.sort(np.asarray(positions) @ normal))
+        steps = steps[steps > _SAME_POSITION_MM]
+        if len(steps):
+            gap = float(np.median(steps))
+            if frames % (len(steps) + 1) == 0:
+                slices = len(steps) + 1
     pixel = _tag(first, "PixelSpacing") or (1.0, 1.0)
     spacing = (float(pixel[0]), float(pixel[1]), gap or _tag_spacing(first))
     volumes = frames // slices
