@@ -34,7 +34,7 @@ on_postgres = pytest.mark.parametrize(
 def test_statement_timeout_is_a_setting() -> None:
     assert load_settings({}).db_statement_timeout_s == 30
     assert load_settings({"NEUROTRIAGE_DB_STATEMENT_TIMEOUT_S": "7"}).db_statement_timeout_s == 7
-    with pytest.raises(UserError, match="NEUROTRIAGE_DB_STATEMENT_TIMEOUT_S='0': must be positive"):
+    with pytest.raises(UserError, match="NEUROTRIAGE_DB_STATEMENT_TIMEOUT_S='0': must be at least 1"):
         load_settings({"NEUROTRIAGE_DB_STATEMENT_TIMEOUT_S": "0"})
 
 

@@ -259,6 +259,16 @@ def write_case(case: SynthCase, out_dir: Path, naming: Naming) -> Path:
     return folder
 
 
+def check_cohort_args(out_dir: Path | str, n: int, seed: int) -> None:
+    """Refuse a cohort of no cases, a negative seed, or an output path that is a file."""
+    if n < 1:
+        raise UserError(f"synthetic cohort: the number of cases must be at least 1, got {n}")
+    if seed < 0:
+        raise UserError(f"synthetic cohort: seed must be >= 0, got {seed}")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder")
+
+
 def write_cohort(
     out_dir: Path,
     n: int,
@@ -274,12 +284,7 @@ def write_cohort(
     Case i always comes from the same seed, whatever `n` or `workers`; existing folders of the same
     IDs are replaced. With `preview`, each case folder also gets preview.png.
     """
-    if n < 1:
-        raise UserError(f"synthetic cohort: the number of cases must be at least 1, got {n}")
-    if seed < 0:
-        raise UserError(f"synthetic cohort: seed must be >= 0, got {seed}")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise UserError(f"{out_dir}: exists and is not a folder")
+    check_cohort_args(out_dir, n, seed)
     jobs = [(Path(out_dir), seed, index, n, naming, preview) for index in range(n)]
     done = dict(run_jobs(_write_cohort_case, jobs, min(workers, n), "synth", progress))
     return [done[index] for index in range(n)]

@@ -19,12 +19,11 @@ import numpy as np
 from scipy import ndimage as ndi
 from threadpoolctl import threadpool_limits
 
-from neurotriage.errors import UserError
 from neurotriage.files import atomic_dir
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.labels import TUMOUR_REGIONS
 from neurotriage.imaging.naming import BRATS2020, SEQUENCES, Naming, from_internal
-from neurotriage.imaging.synth import SynthCase, case_seed, cohort_case_id, generate_case
+from neurotriage.imaging.synth import SynthCase, case_seed, check_cohort_args, cohort_case_id, generate_case
 from neurotriage.imaging.synth_dicom import series_folder, study_identity, write_dicom_study
 from neurotriage.imaging.synth_head import Pose, head_shells, random_pose, sample, shell_affine
 from neurotriage.imaging.synth_series import SeriesPlan, plan_study
@@ -241,12 +240,7 @@ def write_raw_cohort(
     dicom: bool = False,
 ) -> list[dict]:
     """Generate `n` raw studies (case i is the raw form of `write_cohort`'s case i), as DICOM with `dicom`."""
-    if n < 1:
-        raise UserError(f"synthetic cohort: the number of cases must be at least 1, got {n}")
-    if seed < 0:
-        raise UserError(f"synthetic cohort: seed must be >= 0, got {seed}")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise UserError(f"{out_dir}: exists and is not a folder")
+    check_cohort_args(out_dir, n, seed)
     jobs = [(Path(out_dir), seed, index, n, naming, dicom) for index in range(n)]
     done = dict(run_jobs(_write_raw_cohort_case, jobs, min(workers, n), "synth raw", progress))
     return [done[index] for index in range(n)]
