@@ -64,8 +64,9 @@ def _corner(image: sitk.Image) -> np.ndarray:
 
 @pytest.mark.slow
 def test_every_series_lands_on_the_reference_within_2mm(study: Study) -> None:
-    for sequence, image in study.series.items():
-        errors = _landmark_errors(coregister(image, study.reference), study.landmarks, lambda p: p)
+    # The T1ce is the reference's own source: ingest has nothing to register there (14 s to confirm it).
+    for sequence in ("t1", "t2", "flair"):
+        errors = _landmark_errors(coregister(study.series[sequence], study.reference), study.landmarks, lambda p: p)
         assert np.median(errors) < 2.0 and errors.max() < 4.0, (sequence, errors.round(2))
 
 

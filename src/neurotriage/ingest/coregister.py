@@ -18,10 +18,10 @@ SAMPLING_SEED = 18  # fixed: the random sample, hence the result, repeats from r
 SHRINK_FACTORS = (4, 2, 1)
 SMOOTHING_SIGMAS_MM = (3.0, 2.0, 1.0)
 # Steps are in physical units (the scales make one unit about 1 mm of shift, rotations included).
-LEARNING_RATE_MM = 2.0
+LEARNING_RATE_MM = 1.0
 MIN_STEP_MM = 1e-3
 ITERATIONS = 200
-RELAXATION = 0.5
+RELAXATION = 0.7
 # A series whose widest spacing exceeds this is put on its own 1 mm grid before registration: the
 # pyramid's shrink factors apply to the moving image too, and a few dozen thick slices shrunk 4x degenerate.
 # Thinner series register as they are, which saves a third of the time.
