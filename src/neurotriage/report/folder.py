@@ -15,7 +15,7 @@ from typing import Any
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
-from neurotriage.files import drop_set_aside, move_into_place, partial_dir
+from neurotriage.files import move_into_place, partial_dir, swap_dir
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import NAMINGS, from_internal
 from neurotriage.report import html
@@ -98,7 +98,7 @@ def write_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False
     """Write the report folder `out_dir` atomically (replacing an earlier report there); returns it."""
     built = build_report(out_dir, report, fhir=fhir)
     try:
-        drop_set_aside(publish_report(built, out_dir))
+        swap_dir(built, Path(out_dir))
     except BaseException:
         discard_report(built)
         raise
