@@ -90,16 +90,22 @@ def _assert_dicom_matches_nifti(folder: Path, nifti: nib.Nifti1Image) -> None:
     np.testing.assert_array_equal(values.reshape(-1), expected)
 
 
-@pytest.mark.parametrize("codes", [*AXIAL_CODES, *SAGITTAL_CODES])
-def test_a_series_in_any_orientation_reads_back_at_the_nifti_points(tmp_path: Path, codes: str) -> None:
-    """A small series per orientation code: DICOM geometry and values against the NIfTI of the same array."""
+def write_small_series(folder: Path, codes: str) -> Path:
+    """A small random series in orientation `codes`: DICOM in folder/dicom, and the path of its NIfTI in `folder`."""
     plan = SeriesPlan("t2", "AX_T2", 5, codes, (0.9, 0.8, 3.0), (12, 10, 6), {"AcquisitionTime": "10:00:00.000000"})
     plan.sidecar |= {"RepetitionTime": 4.5, "EchoTime": 0.1, "ScanningSequence": "SE", "MRAcquisitionType": "2D"}
     affine = plan.affine(np.array([12.0, -30.0, 40.0]))
     image = np.random.default_rng(0).integers(0, 4000, plan.shape).astype(np.int16)
-    nifti = nib.load(write_nifti(image, affine, tmp_path / plan.filename))
+    nifti = write_nifti(image, affine, folder / plan.filename)
     identity = study_identity(np.random.default_rng(0))
-    write_dicom_series(plan, affine, image, identity, "095500.000000", tmp_path / "dicom")
+    write_dicom_series(plan, affine, image, identity, "095500.000000", folder / "dicom")
+    return nifti
+
+
+@pytest.mark.parametrize("codes", [*AXIAL_CODES, *SAGITTAL_CODES])
+def test_a_series_in_any_orientation_reads_back_at_the_nifti_points(tmp_path: Path, codes: str) -> None:
+    """A small series per orientation code: DICOM geometry and values against the NIfTI of the same array."""
+    nifti = nib.load(write_small_series(tmp_path, codes))
     _assert_dicom_matches_nifti(tmp_path / "dicom", nifti)
 
 
