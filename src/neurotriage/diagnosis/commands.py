@@ -14,7 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "diagnose",
         help="segment, locate, cross-check against symptoms, refer and report one study (or all pending)",
     )
-    p.add_argument("case_dir", type=Path, nargs="?", help="BraTS case folder")
+    p.add_argument(
+        "case_dir",
+        type=Path,
+        nargs="?",
+        help="BraTS case folder, or a raw study (DICOM folder or .zip, converter NIfTI) to ingest first",
+    )
     p.add_argument("--patient", type=int, help="patient id (see `neurotriage patient list`)")
     p.add_argument("--all-pending", action="store_true", help="diagnose every study that has no finding yet")
     p.add_argument(
@@ -36,6 +41,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=10, help="number of referrals (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
     p.add_argument("--fhir", action="store_true", help="also write fhir_bundle.json (HL7 FHIR R4)")
+    p.add_argument(
+        "--accept-patient-mismatch",
+        action="store_true",
+        help="diagnose a raw study whose DICOM name or birth date differs from the patient's (recorded in provenance)",
+    )
 
 
 def _register_worker(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +106,13 @@ def _diagnose(args: argparse.Namespace) -> int:
 
     _check_args(args)
     sweep(folders=[args.out.parent] if args.out else [])  # leftovers of killed runs hold patient data
-    options = DiagnoseOptions(model=args.model, out_dir=args.out, fhir=args.fhir, limit=args.limit)
+    options = DiagnoseOptions(
+        model=args.model,
+        out_dir=args.out,
+        fhir=args.fhir,
+        limit=args.limit,
+        accept_patient_mismatch=args.accept_patient_mismatch,
+    )
     timer = StageTimer(quiet=args.json)
     if args.enqueue:
         from neurotriage.diagnosis.queue import enqueue_pending, queue_counts

@@ -25,6 +25,13 @@ from neurotriage.clinical.decisions import decide
 from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.analysis import Analysis, analyse
+from neurotriage.diagnosis.raw import (
+    brats_named_overrides,
+    has_brats_names,
+    is_raw_study,
+    patient_guard,
+    raw_case_dir,
+)
 from neurotriage.diagnosis.record import Draft, draft, new_finding_key, record
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.faults import fault_point
@@ -44,6 +51,7 @@ class DiagnoseOptions:
     fhir: bool = False
     limit: int = 10
     url: str | None = None
+    accept_patient_mismatch: bool = False
 
 
 def default_report_dir(patient_id: int, finding_key: str) -> Path:
@@ -90,6 +98,24 @@ def store(
     return stored
 
 
+def _ingest_raw(
+    source: Path, patient: PatientSnapshot, options: DiagnoseOptions, timer: StageTimer, accepted: list[str]
+) -> Path:
+    """Ingest a raw study into NEUROTRIAGE_HOME/cases/<ID>/ after checking whose it is; returns that folder."""
+    from neurotriage.ingest.pipeline import ingest_study  # torch and SimpleITK: only for raw studies
+
+    target = raw_case_dir(source)
+    overrides = brats_named_overrides(source) if source.is_dir() and has_brats_names(source) else None
+    guard = patient_guard(patient, options.accept_patient_mismatch, accepted)
+    ingest_study(source, target, overrides=overrides, timer=timer, check_patient=guard)
+    return target
+
+
+def _with_raw_provenance(analysis: Analysis, source: Path, accepted: list[str]) -> Analysis:
+    update = {"raw_study": str(source.resolve()), "accepted_patient_mismatch": accepted}
+    return analysis.model_copy(update={"provenance": analysis.provenance.model_copy(update=update)})
+
+
 def diagnose(
     case_dir: Path | str,
     patient_id: int,
@@ -106,12 +132,18 @@ def diagnose(
     options = options or DiagnoseOptions()
     timer = timer or StageTimer()
     with timer.stage("check inputs"):
-        files = find_case(case_dir)
+        raw = is_raw_study(Path(case_dir))
+        files = None if raw else find_case(case_dir)
         patient = _check_patient(patient_id, options.url)
         if options.out_dir:
             check_target(Path(options.out_dir))
+    accepted: list[str] = []
+    if raw:
+        files = find_case(_ingest_raw(Path(case_dir), patient, options, timer, accepted))
     fault_point("analysing")
     analysis = analyse(files, options.model, timer)
+    if raw:
+        analysis = _with_raw_provenance(analysis, Path(case_dir), accepted)
     drafted = _draft(patient, analysis, options, timer)
     with timer.stage("store"):
         stored = store(drafted, options.url, case_ref, write_lock, fence)

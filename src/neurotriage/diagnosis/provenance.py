@@ -28,6 +28,9 @@ class Provenance(BaseModel):
     tta: bool | None = None
     postprocess: dict[str, Any] | None = None
     inputs: list[InputFile] = Field(default_factory=list)
+    # A case `ingest` made: the raw study it came from, and any patient mismatch the user accepted.
+    raw_study: str | None = None
+    accepted_patient_mismatch: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now().astimezone())
 
 

@@ -87,6 +87,7 @@ def report_input(patient: PatientSnapshot, analysis: Analysis, decision: Decisio
             "seg": analysis.labels,
             "affine": analysis.affine,
             "naming": analysis.naming,
+            "native": analysis.native,
         },
         finding_key=key,
     )

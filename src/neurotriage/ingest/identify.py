@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
-from neurotriage.ingest.rules import CONTRAST_RULES, WEIGHTING_RULES, decide, skip_reasons
+from neurotriage.ingest.rules import CONTRAST_RULES, WEIGHTING_RULES, decide, skip_reasons, weighting_by_name
 from neurotriage.ingest.series import SeriesInfo
 
 # A candidate beats its rivals for the same sequence only with clearly finer voxels (at most 90 % of
@@ -39,6 +39,7 @@ class SkippedSeries(BaseModel):
     source: Path
     series_description: str
     reason: str
+    named_as: str | None = None  # the weighting its name gives (flair, t1, t2), so a gap can be explained
 
 
 class SeriesMap(BaseModel):
@@ -178,6 +179,10 @@ def _missing(seq: str, candidates: dict[str, list[_Candidate]], skipped: list[Sk
     unrecognised = [s.source.name for s in skipped if s.reason == UNRECOGNISED]
     if unrecognised:
         message += f"; not recognised: {', '.join(unrecognised)}"
+    nothing_chosen = not any(candidates.values())
+    named = [s for s in skipped if nothing_chosen or s.named_as == ("t1" if seq == "t1ce" else seq)]
+    if named:
+        message += "; skipped: " + ", ".join(f"{s.series_description} in {s.source.name} ({s.reason})" for s in named)
     return message + f"; set the {seq} override to its file"
 
 
@@ -187,4 +192,10 @@ def _choice(candidate: _Candidate) -> SequenceChoice:
 
 
 def _skipped(series: SeriesInfo, reason: str) -> SkippedSeries:
-    return SkippedSeries(source=series.source, series_description=series.series_description, reason=reason)
+    named = weighting_by_name(series)
+    return SkippedSeries(
+        source=series.source,
+        series_description=series.series_description,
+        reason=reason,
+        named_as=named.conclusion if named else None,
+    )

@@ -35,6 +35,8 @@ OVERLAY_ALPHA = 0.5
 SIDE_COLOURS = {"left": "#1f77b4", "right": "#d62728", "midline": "#7f7f7f"}
 NO_TUMOUR = "No tumour found"
 RADIOLOGICAL = "Radiological convention: the patient's left is on the image's right."
+BRATS_SPACE = "BraTS space (SRI24 1 mm grid)"
+NATIVE_SPACE = "Patient's own space (the T1ce as acquired)"
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,8 @@ def _world(vol: DisplayVolume, voxel: tuple[int, int, int]) -> np.ndarray:
     return (vol.affine @ np.array([*voxel, 1.0]))[:3]
 
 
-def triplanar_figure(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarray) -> Figure:
-    """Axial, coronal and sagittal overlays through the tumour centroid (mid-brain if none)."""
+def triplanar_figure(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarray, space: str = BRATS_SPACE) -> Figure:
+    """Axial, coronal and sagittal overlays through the tumour centroid (mid-brain if none), titled with their space."""
     vol = to_display(image, seg, affine)
     focus = focus_voxel(vol)
     window = _window(vol.image)
@@ -213,7 +215,7 @@ def triplanar_figure(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarr
         title = f"Through the tumour centroid (RAS x {x:.0f}, y {y:.0f}, z {z:.0f} mm)"
     else:
         title = f"{NO_TUMOUR}: mid-brain views"
-    fig.suptitle(f"{title}\n{RADIOLOGICAL}", color="white", fontsize=11)
+    fig.suptitle(f"{space}. {title}\n{RADIOLOGICAL}", color="white", fontsize=11)
     _legend(fig)
     return fig
 
@@ -289,6 +291,9 @@ def render_figures(report: ReportInput, folder: Path) -> dict[str, Path]:
         seg, affine = report.imaging.seg, report.imaging.affine
         figures["triplanar"] = triplanar_figure(background, seg, affine)
         figures["montage"] = montage_figure(background, seg, affine)
+        native = report.imaging.native
+        if native is not None:
+            figures["native"] = triplanar_figure(native.t1ce, native.labels, native.affine, NATIVE_SPACE)
     paths = {}
     for name, fig in figures.items():
         paths[name] = folder / f"{name}.png"

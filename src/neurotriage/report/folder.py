@@ -18,6 +18,7 @@ from neurotriage.errors import UserError
 from neurotriage.files import move_into_place, partial_dir, swap_dir
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import NAMINGS, from_internal
+from neurotriage.ingest.native import write_native_dicom_seg
 from neurotriage.report import html
 from neurotriage.report.fhir import build_fhir_bundle
 from neurotriage.report.figures import render_figures
@@ -26,6 +27,7 @@ from neurotriage.report.inputs import ReportInput
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 FHIR_JSON = "fhir_bundle.json"
+NATIVE_FOLDER = "native"
 
 
 def check_target(out_dir: Path) -> None:
@@ -52,13 +54,28 @@ def _write_segmentation(folder: Path, report: ReportInput) -> Path | None:
     return write_nifti(from_internal(imaging.seg, naming), imaging.affine, path)
 
 
+def _write_native(folder: Path, report: ReportInput) -> list[str]:
+    """The segmentation in the patient's own space: NIfTI, and a DICOM SEG when the study came as DICOM."""
+    imaging = report.imaging
+    if imaging is None or imaging.native is None:
+        return []
+    native = imaging.native
+    (folder / NATIVE_FOLDER).mkdir()
+    nifti = folder / NATIVE_FOLDER / f"{imaging.case_id}_seg_native.nii.gz"
+    written = [write_nifti(from_internal(native.labels, NAMINGS[imaging.naming]), native.affine, nifti)]
+    if native.dicom_folder is not None:
+        written.append(write_native_dicom_seg(native, folder / NATIVE_FOLDER / f"{imaging.case_id}_seg.dcm"))
+    return [f"{NATIVE_FOLDER}/{path.name}" for path in written]
+
+
 def _fill(folder: Path, report: ReportInput, fhir: bool) -> None:
     figures = render_figures(report, folder)
     seg = _write_segmentation(folder, report)
+    native = _write_native(folder, report)
     (folder / REPORT_HTML).write_text(
         html.render_html(report, {name: path.read_bytes() for name, path in figures.items()}), encoding="utf-8"
     )
-    files = [REPORT_HTML, *(p.name for p in figures.values()), *([seg.name] if seg else [])]
+    files = [REPORT_HTML, *(p.name for p in figures.values()), *([seg.name] if seg else []), *native]
     if fhir:
         _write_json(folder / FHIR_JSON, build_fhir_bundle(report))
         files.append(FHIR_JSON)

@@ -24,9 +24,16 @@ FIGURES = (
     (
         "triplanar",
         "Tri-planar overlay",
-        "Axial, coronal and sagittal views through the tumour centroid (mid-brain when there is no tumour).",
+        "Axial, coronal and sagittal views through the tumour centroid (mid-brain when there is no tumour), "
+        "in BraTS space (the SRI24 1 mm grid the model and the atlas use).",
     ),
-    ("montage", "Axial slice montage", "Axial slices spread over the tumour, inferior to superior."),
+    (
+        "native",
+        "Tri-planar overlay in the patient's own space",
+        "The same segmentation taken back to the T1ce as the scanner acquired it (skull on, scanner coordinates), "
+        "as written to native/ beside this report.",
+    ),
+    ("montage", "Axial slice montage", "Axial slices spread over the tumour, inferior to superior, in BraTS space."),
     ("regions", "Tumour volume per region", "Whole-tumour volume in each atlas region, with its side."),
 )
 LOCATION_FACTS = (

@@ -18,6 +18,7 @@ from neurotriage.anatomy.location import Location
 from neurotriage.clinical.crosscheck import CrossCheck
 from neurotriage.clinical.scoring import Recommendation
 from neurotriage.diagnosis.provenance import Provenance
+from neurotriage.ingest.native import NativeSegmentation
 
 
 class Patient(BaseModel):
@@ -64,6 +65,8 @@ class Imaging(BaseModel):
     seg: np.ndarray | None = None
     # Label scheme the segmentation file is written in (neurotriage.imaging.naming.NAMINGS).
     naming: Literal["brats2020", "brats2023"] = "brats2023"
+    # For a case ingested from a raw study: the segmentation on the study's own T1ce grid.
+    native: NativeSegmentation | None = None
 
     @field_validator("affine")
     @classmethod
