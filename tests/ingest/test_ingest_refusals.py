@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -167,3 +168,16 @@ def test_wrong_patient_stops_diagnose_before_ingest(
 def test_raw_study_detection(synth_dicom_root: Path, tmp_path: Path, make_case) -> None:
     assert is_raw_study(synth_dicom_root / SYNTH_CASE)
     assert not is_raw_study(make_case())
+
+
+def test_raw_case_folder_never_replaces_another_inputs_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neurotriage.diagnosis.raw import raw_case_dir
+
+    monkeypatch.setenv("NEUROTRIAGE_HOME", str(tmp_path / "home"))
+    first, second = tmp_path / "a" / "DICOM", tmp_path / "b" / "DICOM"
+    assert raw_case_dir(first) == tmp_path / "home" / "cases" / "DICOM"
+    record = tmp_path / "home" / "cases" / "DICOM" / "ingest" / "ingest.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"input": str(first.resolve())}))
+    assert raw_case_dir(first) == tmp_path / "home" / "cases" / "DICOM"  # the same study: re-ingested in place
+    assert raw_case_dir(second) == tmp_path / "home" / "cases" / "DICOM-2"

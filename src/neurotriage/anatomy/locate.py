@@ -50,7 +50,7 @@ def to_brats_grid(labels: np.ndarray, affine: np.ndarray, source: str) -> np.nda
         raise UserError(
             f"{source}: not on the SRI24 1 mm BraTS grid (shape {tuple(labels.shape)}, orientation {codes}, "
             f"origin {np.round(affine[:3, 3], 2).tolist()}); expected {sri24.GRID_SHAPE} with the BraTS header "
-            "in any axis order. Registering other grids is not supported yet"
+            "in any axis order; bring a raw study onto it with `neurotriage ingest` first"
         )
     return data
 

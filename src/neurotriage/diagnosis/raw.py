@@ -8,6 +8,7 @@ an accepted mismatch is returned so provenance can record it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -20,6 +21,7 @@ from neurotriage.imaging.io import find_case
 from neurotriage.imaging.naming import split_name
 from neurotriage.imaging.sri24 import BRATS_AXCODES
 from neurotriage.ingest.dicom import StudyPatient
+from neurotriage.ingest.layout import INGEST_FOLDER, RECORD_NAME
 from neurotriage.ingest.patient_match import patient_mismatches
 
 CASES_FOLDER = "cases"
@@ -62,9 +64,25 @@ def _on_brats_grid(image: Path) -> bool:
 
 
 def raw_case_dir(source: Path) -> Path:
-    """Where a raw study's BraTS case goes: NEUROTRIAGE_HOME/cases/<the input's name without .zip>."""
+    """Where a raw study's BraTS case goes: NEUROTRIAGE_HOME/cases/<the input's name without .zip>.
+
+    Exports are often all called DICOM or export: a folder that holds another input's case (or
+    anything else) is never replaced, the name gets a number instead (<name>-2, <name>-3...)."""
     name = Path(source).name.removesuffix(".zip") or "study"
-    return load_settings().home / CASES_FOLDER / name
+    cases = load_settings().home / CASES_FOLDER
+    candidate, number = cases / name, 1
+    while candidate.exists() and _ingested_from(candidate) != Path(source).resolve():
+        number += 1
+        candidate = cases / f"{name}-{number}"
+    return candidate
+
+
+def _ingested_from(case_dir: Path) -> Path | None:
+    """The input an earlier ingest into `case_dir` read, None when it is not an ingest's case."""
+    try:
+        return Path(json.loads((case_dir / INGEST_FOLDER / RECORD_NAME).read_text())["input"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def patient_guard(patient: PatientSnapshot, accept_mismatch: bool, accepted: list[str]):

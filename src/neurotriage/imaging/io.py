@@ -243,7 +243,8 @@ def load_case(source: Path | str | CaseFiles, *, with_seg: bool = True) -> Case:
         elif not same_grid(data.shape, img.affine, images[SEQUENCES[0]].shape, ref.affine):
             raise UserError(
                 f"{path}: shape {data.shape} / affine differ from {files.images[SEQUENCES[0]].name} "
-                f"(shape {images[SEQUENCES[0]].shape}); all sequences must share one grid"
+                f"(shape {images[SEQUENCES[0]].shape}); all sequences must share one grid "
+                "(a raw study: run `neurotriage ingest` first)"
             )
         images[key] = np.asarray(data, dtype=np.float32)
     seg = None

@@ -17,7 +17,9 @@ import SimpleITK as sitk
 from pydantic import BaseModel
 
 from neurotriage.imaging.io import load_case
+from neurotriage.ingest.grid import brats_image
 from neurotriage.ingest.layout import BRAIN_MASK, INGEST_FOLDER, TEMPLATE_TRANSFORM
+from neurotriage.ingest.native import labels_on_grid, load_native
 from neurotriage.ingest.pipeline import IngestRecord
 from neurotriage.segmentation.metrics import overlap_scores, region_masks
 
@@ -26,11 +28,19 @@ _SEQS = ("flair", "t1", "t1ce", "t2")
 
 
 class TumourScores(BaseModel):
-    """Whole-tumour Dice against the truth, on the untouched and on the ingested case, and between the two."""
+    """Whole-tumour Dice against the truth, on the untouched and on the ingested case, and between the two.
+
+    In BraTS space the ingested case's frame is where the template registration put it, which differs
+    from the generator's frame by the template's own ambiguity (a few mm on these deformed brains),
+    and Dice counts that offset as error. In the patient's own space (the native T1ce grid) both
+    predictions and the truth are compared where the scanner saw them, through the truth's pose.
+    """
 
     wt_dice_direct: float
     wt_dice_ingested: float
     wt_agreement: float
+    wt_dice_native_direct: float
+    wt_dice_native_ingested: float
 
 
 class RoundTrip(BaseModel):
@@ -91,11 +101,30 @@ def tumour_scores(model, case_dir: Path, truth_dir: Path) -> TumourScores:
     ingested = model.predict(load_case(case_dir, with_seg=False))
     truth_case = load_case(truth_dir)
     direct = model.predict(truth_case)
+    native = load_native(case_dir)
+    by_pose = _truth_to_native(read_truth(truth_dir))
+    truth_native = _through(truth_case.seg, native.grid, by_pose)
     return TumourScores(
         wt_dice_direct=_wt_dice(direct, truth_case.seg),
         wt_dice_ingested=_wt_dice(ingested, truth_case.seg),
         wt_agreement=_wt_dice(ingested, direct),
+        wt_dice_native_direct=_wt_dice(_through(direct, native.grid, by_pose), truth_native),
+        wt_dice_native_ingested=_wt_dice(labels_on_grid(ingested, native), truth_native),
     )
+
+
+def _truth_to_native(truth: dict) -> sitk.AffineTransform:
+    """The truth's pose as a transform from a native (scanner, LPS) point to the generator's BraTS point."""
+    flip = np.diag(LPS)
+    scanner_from_brats = flip @ np.array(truth["pose"]["brats_to_scanner"])[:3, :3] @ flip
+    offset = flip @ np.array(truth["pose"]["brats_to_scanner"])[:3, 3]
+    inverse = np.linalg.inv(scanner_from_brats)
+    return sitk.AffineTransform(inverse.ravel().tolist(), (-inverse @ offset).tolist())
+
+
+def _through(labels: np.ndarray, grid: sitk.Image, transform: sitk.Transform) -> np.ndarray:
+    resampled = sitk.Resample(brats_image(labels.astype(np.uint8)), grid, transform, sitk.sitkNearestNeighbor)
+    return sitk.GetArrayFromImage(resampled)
 
 
 def _wt_dice(labels: np.ndarray, reference: np.ndarray) -> float:

@@ -78,7 +78,7 @@ class SegmentationModel:
             here = {"shape": case.shape, "spacing": case.spacing, "axcodes": case.axcodes}
             raise UserError(
                 f"{case.files.folder}: case grid {_describe_grid(here)} is not the model's grid "
-                f"{_describe_grid(grid)} ({self.source.name}); resample it to that grid first"
+                f"{_describe_grid(grid)} ({self.source.name}); for a raw study run `neurotriage ingest` first"
             )
 
     def predict(
