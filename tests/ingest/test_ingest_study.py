@@ -95,3 +95,25 @@ def test_diagnose_a_raw_study_writes_native_nifti_and_dicom_seg(
     saved = json.loads((report / "report.json").read_text())
     assert "native/" + f"{SYNTH_CASE}_seg.dcm" in saved["files"]
     assert saved["provenance"]["raw_study"] == str((synth_dicom_root / SYNTH_CASE).resolve())
+
+
+def test_failed_quality_gate_leaves_nothing_but_its_figure(
+    synth_dicom_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from neurotriage.ingest import pipeline, skullstrip
+
+    def cube(t1_ras: np.ndarray) -> np.ndarray:  # a 40 ml "brain": what a failed skull strip might give
+        mask = np.zeros(t1_ras.shape, bool)
+        centre = np.array(t1_ras.shape) // 2
+        mask[tuple(slice(c - 17, c + 17) for c in centre)] = True
+        return mask
+
+    monkeypatch.setattr(skullstrip, "brain_mask", cube)
+    monkeypatch.setattr(pipeline, "ROTATION_SEARCH_DEG", ())
+    case_dir = tmp_path / "CASE_Q"
+    capsys.readouterr()
+    assert main(["ingest", str(synth_dicom_root / SYNTH_CASE), "--out", str(case_dir)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "quality gate failed" in errors[0] and "brain volume" in errors[0]
+    assert not case_dir.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CASE_Q_ingest_qc_failed.png"]

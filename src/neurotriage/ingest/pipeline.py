@@ -8,7 +8,7 @@ on quality; write the case. The case folder is built aside and appears whole or 
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import date
@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from pydantic import BaseModel
 
 from neurotriage.errors import UserError
-from neurotriage.files import atomic_dir, write_json_atomic
+from neurotriage.files import atomic_dir, partial_dir, write_json_atomic
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import BRATS2020, SEQUENCES
 from neurotriage.imaging.sri24 import BRATS_AFFINE
@@ -100,44 +100,65 @@ def ingest_study(
     case_dir = Path(case_dir)
     case_id = case_id or case_dir.name
     _check_case_dir(case_dir)
-    with tempfile.TemporaryDirectory(prefix="neurotriage-ingest-") as scratch:
-        with timer.stage("read study"):
-            study = open_study(Path(source), Path(scratch))
-            if check_patient is not None:
-                check_patient(study.patient)
-            mapping = identify(study.series, dict(overrides or {}))
-            chosen = _chosen_series(study.series, mapping)
-        with timer.stage("load series"):
-            images = {seq: load_series(info) for seq, info in chosen.items()}
-            warnings = [w for seq, info in chosen.items() for w in _series_warnings(seq, info, images[seq])]
-        registered = _register(images, timer)
-        with timer.stage("resample to BraTS"):
-            volumes, mask = _to_brats(images, registered)
-            check = qc.assess(volumes["t1"], mask, registered.brain_ml)
-        if check.verdict != "pass":
-            figure = qc.save_qc_figure(volumes["t1"], mask, check, case_dir.parent / f"{case_id}_ingest_qc_failed.png")
-            raise UserError(
-                f"{source}: the quality gate failed ({'; '.join(check.reasons)}); see {figure}", field="input"
-            )
-        record = IngestRecord(
-            id=case_id,
-            case_dir=case_dir.resolve(),
-            input=Path(source).resolve(),
-            kind=study.kind,
-            sequences=mapping.sequences,
-            skipped=mapping.skipped,
-            patient=study.patient,
-            study_date=study.patient.study_date if study.patient else None,
-            warnings=warnings,
-            transforms=_transform_names(),
-            timings_s=_timings(timer),
-            qc=check,
-        )
-        with timer.stage("write case"):
-            _write_case(case_dir, record, volumes, mask, images["t1ce"], registered, chosen["t1ce"])
+    # A zip is unpacked beside the case, hidden and named with its owner like every staging folder, so the
+    # start-up sweep removes what a killed run left (it holds patient data).
+    scratch = partial_dir(case_dir.parent / f"{case_dir.name}-unpacked", mode=0o700)
+    try:
+        return _ingest(Path(source), case_dir, case_id, overrides, timer, check_patient, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _ingest(
+    source: Path,
+    case_dir: Path,
+    case_id: str,
+    overrides: Mapping[str, Path] | None,
+    timer: Timer,
+    check_patient: Callable[[StudyPatient | None], None] | None,
+    scratch: Path,
+) -> IngestRecord:
+    with timer.stage("read study"):
+        study = open_study(source, scratch)
+        if check_patient is not None:
+            check_patient(study.patient)
+        mapping = identify(study.series, dict(overrides or {}))
+        chosen = _chosen_series(study.series, mapping)
+    with timer.stage("load series"):
+        images = {seq: load_series(info) for seq, info in chosen.items()}
+        warnings = [w for seq, info in chosen.items() for w in _series_warnings(seq, info, images[seq])]
+    registered = _register(images, timer)
+    with timer.stage("resample to BraTS"):
+        volumes, mask = _to_brats(images, registered)
+        check = qc.assess(volumes["t1"], mask, registered.brain_ml)
+    _gate(check, volumes["t1"], mask, source, case_dir.parent / f"{case_id}_ingest_qc_failed.png")
+    record = IngestRecord(
+        id=case_id,
+        case_dir=case_dir.resolve(),
+        input=source.resolve(),
+        kind=study.kind,
+        sequences=mapping.sequences,
+        skipped=mapping.skipped,
+        patient=study.patient,
+        study_date=study.patient.study_date if study.patient else None,
+        warnings=warnings,
+        transforms=_transform_names(),
+        timings_s=_timings(timer),
+        qc=check,
+    )
+    with timer.stage("write case"):
+        _write_case(case_dir, record, volumes, mask, images["t1ce"], registered, chosen["t1ce"])
     record.timings_s = _timings(timer)
     write_json_atomic(case_dir / INGEST_FOLDER / RECORD_NAME, record.model_dump(mode="json"), indent=2)
     return record
+
+
+def _gate(check: qc.QualityCheck, t1: np.ndarray, mask: np.ndarray, source: Path, figure: Path) -> None:
+    """Stop a study that fails the quality gate, with its QC figure written beside the case folder."""
+    if check.verdict == "pass":
+        return
+    qc.save_qc_figure(t1, mask, check, figure)
+    raise UserError(f"{source}: the quality gate failed ({'; '.join(check.reasons)}); see {figure}", field="input")
 
 
 def _timings(timer: Timer) -> dict[str, float]:
