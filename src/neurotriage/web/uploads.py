@@ -21,6 +21,7 @@ from neurotriage.errors import UserError
 from neurotriage.files import partial_dir
 from neurotriage.imaging.io import CaseFiles, find_case
 from neurotriage.imaging.naming import split_name
+from neurotriage.ingest.series import NIFTI_SUFFIXES
 
 # A raw DICOM study is one file per slice: hundreds to thousands of files. The cap still refuses a
 # bomb of tiny files, whose folder entries alone would cost more than any study.
@@ -31,7 +32,6 @@ INFLATION = 8  # extracted bytes allowed per uploaded byte (.nii inside a zip co
 # bomb can write, and a large upload keeps the ratio.
 EXPANDED_FLOOR = 2 * 1024**3
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_MAGIC_AT = 128  # a DICOM file's 128-byte preamble is followed by b"DICM"
 
 
