@@ -146,7 +146,9 @@ def test_an_upload_is_a_queued_study_of_its_case_shown_from_the_queue(own_web_se
     url = own_web_settings.database_url
     pid, job_id = queue_a_job(own_web_settings, case_zip)
     study = job_study(url, job_id)
-    assert (study.patient_id, study.case_ref) == (pid, str(own_web_settings.data_dir / "jobs" / str(job_id) / "case"))
+    case = Path(study.case_ref)
+    assert study.patient_id == pid and case.parent == own_web_settings.data_dir / "jobs" / str(job_id)
+    assert case.name.startswith(f"job-{job_id}-") and (case / "SYN_RF_t1ce.nii.gz").is_file()
     assert study.queued_at is not None and study.attempts == 0
     with make_client(own_web_settings, job_workers=0) as c:  # a restart leaves it queued
         sign_in(c)

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from neurotriage.clinical import db
+from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.web.models import Job
 from neurotriage.web.uploads import job_error
 
@@ -101,7 +102,9 @@ def test_job_errors_name_the_upload_not_the_job_folder(client, web_settings):
     assert str(web_settings.data_dir) not in client.get(f"/jobs/{job_id}").text
 
 
-def test_job_error_hides_the_job_folder():
-    work = Path("/srv/neurotriage/jobs/12")
-    message = f"{work}/case/X_t2.nii.gz: volume is all zero; {work}/report: not a folder"
-    assert job_error(message, work, "scan.zip") == "scan.zip/X_t2.nii.gz: volume is all zero; job/report: not a folder"
+def test_job_error_hides_the_job_folder_and_the_ingested_case():
+    case = Path("/srv/neurotriage/jobs/12/job-12-0a1b2c3d")
+    message = f"{case}/X_t2.nii.gz: volume is all zero; {case.parent}/report: not a folder"
+    assert job_error(message, case, "scan.zip") == "scan.zip/X_t2.nii.gz: volume is all zero; job/report: not a folder"
+    qc_figure = f"see {raw_case_dir(case)}_ingest_qc_failed.png"
+    assert job_error(qc_figure, case, "scan.zip") == "see cases/job-12-0a1b2c3d_ingest_qc_failed.png"

@@ -1,10 +1,13 @@
 """Diagnosis jobs of uploaded cases, run on the study queue (diagnosis/queue.py).
 
 An upload becomes a job and a queued study of its case in one transaction (`create_job`); each job
-owns its folder (<data>/jobs/<id>/case and /report). The server's JobRunner threads are queue workers
-that claim only the studies of jobs, through the same lease and fence as `neurotriage worker`: live
-stage progress is kept in memory, so progress never waits on the database, and the write gate is held
-around the one transaction that stores a diagnosis, never while it segments or renders its report.
+owns its folder: <data>/jobs/<id>/job-<id>-<random> holds the upload (its study's case), /report the
+report, options.json the upload's choices. A raw study's case, which `diagnose` ingests into
+NEUROTRIAGE_HOME/cases/<the upload folder's name>, is removed when its job fails. The server's JobRunner
+threads are queue workers that claim only the studies of jobs, through the same lease and fence as
+`neurotriage worker`: live stage progress (ingest's stages too) is kept in memory, so progress never
+waits on the database, and the write gate is held around the one transaction that stores a diagnosis,
+never while it segments or renders its report.
 The job row records the final stage timings and the outcome.
 
 A separate `neurotriage worker` may claim a job's study too, and a server that stopped mid-job leaves
@@ -14,6 +17,7 @@ job's state is read from its study (`job_state`), so a reloaded page shows the t
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -32,11 +36,13 @@ from neurotriage.clinical.models import Finding, Study, utcnow
 from neurotriage.diagnosis.batch import diagnose_claimed
 from neurotriage.diagnosis.pipeline import DiagnoseOptions
 from neurotriage.diagnosis.queue import Claim, QueueSettings, claim, db_now, enqueue, release, worker_name
+from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.errors import UserError
+from neurotriage.files import write_json_atomic
 from neurotriage.imaging.io import CaseFiles
 from neurotriage.web.models import Job
-from neurotriage.web.uploads import extract_case, job_error
+from neurotriage.web.uploads import extract_study, job_error, new_case_folder
 from neurotriage.web.write_gate import WriteGate
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,7 @@ class ProgressBoard:
             return self._stages.pop(job_id, [])
 
 
+OPTIONS_FILE = "options.json"  # in the job's folder: the upload's choices that shape its diagnosis
 JOB_STUDIES = exists().where(Job.study_id == Study.id)  # the studies a server's threads claim
 END_STATES = {"ok": "done", "parked": "failed", "failed": "queued"}  # a study's outcome as its job's status
 
@@ -111,7 +118,7 @@ def job_state(session: Session, job: Job) -> JobState:
     if finding_id is not None:
         return JobState("done", finding_id)
     if study.parked_at is not None:
-        return JobState("failed", error=job_error(study.last_error or "failed", Path(job.work_dir), job.upload_name))
+        return JobState("failed", error=job_error(study.last_error or "failed", Path(study.case_ref), job.upload_name))
     if study.claim_token is not None and study.lease_until >= db_now(session):
         return JobState("running")
     return JobState("queued")
@@ -202,16 +209,35 @@ class JobRunner:
             release(claimed)
             return
         job_id, work, upload = found
-        options = DiagnoseOptions(out_dir=work / "report", url=self.url)
+        options = job_options(work, self.url)
         row = diagnose_claimed(claimed, options, self.settings, JobTimer(self.board, job_id), self.gate.held)
         status = END_STATES.get(row["status"])  # a lost claim's study is another worker's now: no update
         try:
+            if row["status"] == "parked":  # a study queued again is re-ingested by its next claim
+                drop_ingested(Path(claimed.case_ref))
             if status is not None:
-                error = job_error(row["error"], work, upload) if row["status"] == "parked" else None
+                error = job_error(row["error"], Path(claimed.case_ref), upload) if row["status"] == "parked" else None
                 stages = self.board.stages(job_id)
                 self._update(job_id, status=status, error=error, finding_id=row.get("finding_id"), stages=stages)
         finally:
             self.board.pop(job_id)  # after the row has the stages, so a reader always finds them
+
+
+def job_options(work: Path, url: str) -> DiagnoseOptions:
+    """How the job in `work` is diagnosed: its report in work/report, with the choices made at upload."""
+    path = work / OPTIONS_FILE
+    chosen = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    accept = chosen.get("accept_patient_mismatch") is True
+    return DiagnoseOptions(out_dir=work / "report", url=url, accept_patient_mismatch=accept)
+
+
+def drop_ingested(upload: Path) -> None:
+    """Remove what ingesting the job's raw study at `upload` left in NEUROTRIAGE_HOME/cases (the case and
+    its quality-gate figure, named after it): a failed job leaves no patient data outside its folder."""
+    case = raw_case_dir(upload)
+    shutil.rmtree(case, ignore_errors=True)
+    for leftover in case.parent.glob(f"{case.name}_*") if case.parent.is_dir() else ():
+        leftover.unlink(missing_ok=True)
 
 
 def get_job(session: Session, job_id: int) -> Job:
@@ -223,10 +249,18 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def create_job(
-    session: Session, data_dir: Path, patient_id: int, user_id: int | None, name: str, stream: BinaryIO, entries: list
-) -> tuple[Job, CaseFiles]:
+    session: Session,
+    data_dir: Path,
+    patient_id: int,
+    user_id: int | None,
+    name: str,
+    stream: BinaryIO,
+    entries: list,
+    accept_patient_mismatch: bool = False,
+) -> tuple[Job, CaseFiles | None]:
     """Add a job for the patient, unpack its checked upload (`check_zip`'s entries) into the job's folder
-    and queue the upload's study; the caller wakes the runner once the transaction has committed."""
+    and queue the upload's study; returns the job and the upload's BraTS case (None for a raw study).
+    The caller wakes the runner once the transaction has committed."""
     intake.get_patient(session, patient_id)
     job = Job(patient_id=patient_id, user_id=user_id, upload_name=name[:300], work_dir="", stages=[])
     session.add(job)
@@ -234,8 +268,10 @@ def create_job(
     work = data_dir / "jobs" / str(job.id)
     job.work_dir = str(work)
     try:
-        case = extract_case(name, stream, entries, data_dir / "staging", work / "case")
-        study = intake.study_for(session, patient_id, str(work / "case"))
+        folder = new_case_folder(work)
+        case = extract_study(name, stream, entries, data_dir / "staging", folder)
+        write_json_atomic(work / OPTIONS_FILE, {"accept_patient_mismatch": accept_patient_mismatch})
+        study = intake.study_for(session, patient_id, str(folder))
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

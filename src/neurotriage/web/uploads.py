@@ -1,31 +1,49 @@
-"""Receive a BraTS case as a zip: size and type checks, zip-slip-safe extraction, atomic move.
+"""Receive a study as a zip: size and type checks, zip-slip-safe extraction, atomic move.
 
-Every entry is checked before anything is written, so a hostile zip writes nothing. The case is
-extracted into a private temporary folder and only renamed into the job's folder once it has been
-recognised as a complete BraTS case.
+A zip holds a BraTS case folder or a raw study (DICOM files in any nesting, or a converter's NIfTI
+series). Every entry is checked before anything is written, so a hostile zip writes nothing. The zip
+is extracted into a private temporary folder and only renamed into the job's folder once it has been
+recognised: a BraTS case (files with BraTS names) must be complete, and its one folder is kept; any
+other tree must hold DICOM or NIfTI files and is kept whole, for `diagnose` to ingest.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.errors import UserError
 from neurotriage.files import partial_dir
 from neurotriage.imaging.io import CaseFiles, find_case
+from neurotriage.imaging.naming import split_name
+from neurotriage.ingest.series import NIFTI_SUFFIXES
 
-MAX_ENTRIES = 100  # a case is 4-5 files; room for a README or folders, not for a bomb of tiny files
+# A raw DICOM study is one file per slice: hundreds to thousands of files. The cap still refuses a
+# bomb of tiny files, whose folder entries alone would cost more than any study.
+MAX_ENTRIES = 20_000
 INFLATION = 8  # extracted bytes allowed per uploaded byte (.nii inside a zip compresses ~4x)
+# DICOM slices with an empty background compress far more than 8x, so a ratio alone would refuse real
+# studies of a modest upload; this floor (room for thousands of 512x512 slices) still bounds what a
+# bomb can write, and a large upload keeps the ratio.
+EXPANDED_FLOOR = 2 * 1024**3
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+DICOM_MAGIC_AT = 128  # a DICOM file's 128-byte preamble is followed by b"DICM"
 
 
 def check_size(name: str, size: int, limit: int) -> None:
     """Refuse an upload over the configured limit."""
     if size > limit:
         raise UserError(f"{name}: upload is {size:,} bytes, over the limit of {limit:,} bytes")
+
+
+def expanded_limit(size: int) -> int:
+    """The most bytes an upload of `size` bytes may expand to."""
+    return max(INFLATION * size, EXPANDED_FLOOR)
 
 
 def _safe_member(info: zipfile.ZipInfo) -> PurePosixPath | None:
@@ -44,7 +62,7 @@ def _safe_member(info: zipfile.ZipInfo) -> PurePosixPath | None:
 def check_zip(name: str, stream: BinaryIO, size: int, limit: int) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
     """Validate an uploaded zip without writing anything; returns the file entries to extract."""
     if not name.lower().endswith(".zip"):
-        raise UserError(f"{name}: expected a .zip of one BraTS case folder")
+        raise UserError(f"{name}: expected a .zip of one study (a BraTS case folder, DICOM files or NIfTI series)")
     check_size(name, size, limit)
     stream.seek(0)
     if stream.read(4) not in ZIP_MAGIC:
@@ -56,8 +74,8 @@ def check_zip(name: str, stream: BinaryIO, size: int, limit: int) -> list[tuple[
     except zipfile.BadZipFile as exc:
         raise UserError(f"{name}: damaged zip ({exc})") from None
     if len(infos) > MAX_ENTRIES:
-        raise UserError(f"{name}: {len(infos)} entries, more than {MAX_ENTRIES}; upload one case folder")
-    if sum(i.file_size for i in infos) > INFLATION * max(size, 1):
+        raise UserError(f"{name}: {len(infos)} entries, more than {MAX_ENTRIES}; upload one study")
+    if sum(i.file_size for i in infos) > expanded_limit(size):
         raise UserError(f"{name}: expands to far more than its size; refused as a possible zip bomb")
     entries = [(info, path) for info in infos if (path := _safe_member(info)) is not None]
     if not entries:
@@ -70,23 +88,45 @@ def as_uploaded(message: str, folder: Path, name: str) -> str:
     return message.replace(str(folder), name)
 
 
-def job_error(message: str, work: Path, upload_name: str) -> str:
-    """A job's error as its user may see it: no server path, the case named as it was uploaded."""
-    # A job's folder holds the unpacked case in case/ and the report in report/ (see JobRunner._run).
-    return as_uploaded(as_uploaded(message, work / "case", upload_name), work, "job")
+def new_case_folder(work: Path) -> Path:
+    """Where a new job in `work` keeps its upload: jobs/<id>/job-<id>-<random>. A raw study is ingested into
+    NEUROTRIAGE_HOME/cases/<that name>, so no two jobs share a case there, even jobs of another database."""
+    return work / f"job-{work.name}-{secrets.token_hex(4)}"
 
 
-def _case_folder(root: Path, name: str) -> CaseFiles:
-    """The one folder in the extracted tree that holds NIfTI files, as a BraTS case."""
-    folders = sorted({p.parent for p in root.rglob("*.nii*") if p.is_file()})
-    if len(folders) != 1:
-        found = "no NIfTI files" if not folders else f"NIfTI files in {len(folders)} folders"
-        raise UserError(f"{name}: expected one BraTS case folder, found {found}")
-    return find_case(folders[0])
+def job_error(message: str, case: Path, upload_name: str) -> str:
+    """A job's error as its user may see it: no server path, its `case` folder named as it was uploaded."""
+    # The job's folder (case's parent) also holds report/ (see JobRunner._run); a raw study's ingested
+    # case is in the cases folder of NEUROTRIAGE_HOME.
+    named = as_uploaded(as_uploaded(message, case, upload_name), case.parent, "job")
+    return as_uploaded(named, raw_case_dir(case).parent, "cases")
 
 
-def extract_case(name: str, stream: BinaryIO, entries, staging: Path, target: Path) -> CaseFiles:
-    """Extract checked entries into a temp folder under `staging`, then move the case to `target`."""
+def _brats_case(root: Path, name: str) -> CaseFiles | None:
+    """The one folder in the extracted tree that holds BraTS-named files, as a BraTS case; None without any."""
+    folders = sorted({p.parent for p in root.rglob("*") if p.is_file() and split_name(p.name) is not None})
+    if len(folders) > 1:
+        raise UserError(f"{name}: expected one BraTS case folder, found BraTS-named files in {len(folders)} folders")
+    return find_case(folders[0]) if folders else None
+
+
+def _is_image(path: Path) -> bool:
+    """Whether the file is a NIfTI image by name or a DICOM file by its magic bytes."""
+    if path.name.lower().endswith(NIFTI_SUFFIXES):
+        return True
+    with open(path, "rb") as file:
+        return file.read(DICOM_MAGIC_AT + 4)[DICOM_MAGIC_AT:] == b"DICM"
+
+
+def _check_raw(root: Path, name: str) -> None:
+    """Refuse a tree that holds neither DICOM nor NIfTI files (what they hold, ingest judges)."""
+    if not any(_is_image(p) for p in root.rglob("*") if p.is_file()):
+        raise UserError(f"{name}: no BraTS case, DICOM or NIfTI files found")
+
+
+def extract_study(name: str, stream: BinaryIO, entries, staging: Path, target: Path) -> CaseFiles | None:
+    """Extract checked entries into a temp folder under `staging`, then move the study to `target`: a BraTS
+    case's folder (returned), or the whole tree of a raw study (returns None)."""
     # Named with its owner, so a sweep removes what a killed server left (uploads hold patient data).
     tmp = partial_dir(staging / "upload", mode=0o700)
     try:
@@ -97,11 +137,13 @@ def extract_case(name: str, stream: BinaryIO, entries, staging: Path, target: Pa
                 with archive.open(info) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
         try:
-            case = _case_folder(tmp, name)
+            case = _brats_case(tmp, name)
+            if case is None:
+                _check_raw(tmp, name)
         except UserError as exc:
             raise UserError(as_uploaded(exc.message, tmp, name), exc.field) from None
         target.parent.mkdir(parents=True, exist_ok=True)
-        case.folder.rename(target)
-        return find_case(target)
+        (case.folder if case is not None else tmp).rename(target)
+        return find_case(target) if case is not None else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

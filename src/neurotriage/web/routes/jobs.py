@@ -1,4 +1,4 @@
-"""Upload a case zip for a patient, then follow its background diagnosis."""
+"""Upload a study zip (a BraTS case or a raw DICOM/NIfTI study) for a patient, then follow its background diagnosis."""
 
 from __future__ import annotations
 
@@ -30,15 +30,21 @@ def upload_case(
     patient_id: int,
     case_zip: UploadFile,
     csrf_token: Annotated[str, Form()] = "",
+    accept_patient_mismatch: Annotated[bool, Form()] = False,
 ):
-    """Check and unpack a case zip into a new job's folder, queue its diagnosis, show the job."""
+    """Check and unpack a study zip into a new job's folder, queue its diagnosis, show the job.
+
+    `accept_patient_mismatch` lets a raw study whose DICOM headers name another patient through."""
     check_csrf(request, csrf_token)
     conf = settings(request)
     name = Path(case_zip.filename or "upload.zip").name  # the client's path is never used
     entries = check_zip(name, case_zip.file, _file_size(case_zip), conf.max_upload_bytes)
     with db() as session:
-        job, case = create_job(session, conf.data_dir, patient_id, user.id, name, case_zip.file, entries)
-        audit(session, user, "upload", f"patient:{patient_id}/job:{job.id}", {"file": name, "case": case.case_id})
+        job, case = create_job(
+            session, conf.data_dir, patient_id, user.id, name, case_zip.file, entries, accept_patient_mismatch
+        )
+        detail = {"file": name, "case": case.case_id if case else None, "accept_mismatch": accept_patient_mismatch}
+        audit(session, user, "upload", f"patient:{patient_id}/job:{job.id}", detail)
     request.app.state.jobs.wake()
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
