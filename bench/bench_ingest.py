@@ -109,7 +109,11 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "thin_series_wt_dice_drop": [
             round(r["tumour"]["wt_dice_direct"] - r["tumour"]["wt_dice_ingested"], 4) for r in thin
         ],
+        "thin_series_wt_dice_drop_native": [
+            round(r["tumour"]["wt_dice_native_direct"] - r["tumour"]["wt_dice_native_ingested"], 4) for r in thin
+        ],
         "thick_series_wt_agreement": [r["tumour"]["wt_agreement"] for r in thick],
+        "thick_series_wt_agreement_native": [r["tumour"]["wt_agreement_native"] for r in thick],
         "targets": {"wall_s": TARGET_S, "peak_rss_mb": TARGET_RSS_MB},
     }
 

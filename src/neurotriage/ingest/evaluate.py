@@ -41,6 +41,7 @@ class TumourScores(BaseModel):
     wt_agreement: float
     wt_dice_native_direct: float
     wt_dice_native_ingested: float
+    wt_agreement_native: float
 
 
 class RoundTrip(BaseModel):
@@ -104,12 +105,15 @@ def tumour_scores(model, case_dir: Path, truth_dir: Path) -> TumourScores:
     native = load_native(case_dir)
     by_pose = _truth_to_native(read_truth(truth_dir))
     truth_native = _through(truth_case.seg, native.grid, by_pose)
+    direct_native = _through(direct, native.grid, by_pose)
+    ingested_native = labels_on_grid(ingested, native)
     return TumourScores(
         wt_dice_direct=_wt_dice(direct, truth_case.seg),
         wt_dice_ingested=_wt_dice(ingested, truth_case.seg),
         wt_agreement=_wt_dice(ingested, direct),
-        wt_dice_native_direct=_wt_dice(_through(direct, native.grid, by_pose), truth_native),
-        wt_dice_native_ingested=_wt_dice(labels_on_grid(ingested, native), truth_native),
+        wt_dice_native_direct=_wt_dice(direct_native, truth_native),
+        wt_dice_native_ingested=_wt_dice(ingested_native, truth_native),
+        wt_agreement_native=_wt_dice(ingested_native, direct_native),
     )
 
 
