@@ -100,7 +100,7 @@ def test_diagnose_a_raw_study_writes_native_nifti_and_dicom_seg(
 def test_failed_quality_gate_leaves_nothing_but_its_figure(
     synth_dicom_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from neurotriage.ingest import pipeline, skullstrip
+    from neurotriage.ingest import skullstrip
 
     def cube(t1_ras: np.ndarray) -> np.ndarray:  # a 40 ml "brain": what a failed skull strip might give
         mask = np.zeros(t1_ras.shape, bool)
@@ -109,7 +109,6 @@ def test_failed_quality_gate_leaves_nothing_but_its_figure(
         return mask
 
     monkeypatch.setattr(skullstrip, "brain_mask", cube)
-    monkeypatch.setattr(pipeline, "ROTATION_SEARCH_DEG", ())
     case_dir = tmp_path / "CASE_Q"
     capsys.readouterr()
     assert main(["ingest", str(synth_dicom_root / SYNTH_CASE), "--out", str(case_dir)]) == 2

@@ -202,7 +202,11 @@ def test_a_single_unmarked_t1_leaves_t1ce_missing(tmp_path):
 
 def test_only_a_localiser_is_a_missing_flair(tmp_path):
     write_series(tmp_path, "AAHead_Scout_1", slices=128, zooms=(1.6, 1.6, 1.6))
-    with pytest.raises(UserError, match=r"^flair: no FLAIR series in the study; set the flair override"):
+    with pytest.raises(
+        UserError,
+        match=r"^flair: no FLAIR series in the study; skipped: AAHead_Scout in AAHead_Scout_1.nii.gz "
+        r"\(localiser or scout: name says SCOUT\); set the flair override",
+    ):
         identify(read_nifti_folder(tmp_path))
 
 

@@ -9,6 +9,8 @@ to bring the series onto the reference grid.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -29,6 +31,14 @@ RELAXATION = 0.7
 # pyramid's shrink factors apply to the moving image too, and a few dozen thick slices shrunk 4x degenerate.
 # Thinner series register as they are, which saves a third of the time.
 FINE_ENOUGH_MM = 3.0
+# The coarse rotation search before the template registration (see `coarse_rotation`).
+COARSE_PITCH_YAW_DEG = (-40, -20, 0, 20, 40)
+COARSE_ROLL_DEG = (-20, 0, 20)
+COARSE_SHRINK = 4
+COARSE_BLUR_MM = 2.0
+# Mattes MI (negative) by which a registration from the coarse search's tilt must beat the untilted one to be
+# taken: 35 and 50 degree turns beat it by 0.18 and 0.26, an oddly shaped synthetic brain by 0.012.
+CLEARLY_BETTER_MI = 0.05
 
 
 def reference_grid(image: sitk.Image) -> sitk.Image:
@@ -66,6 +76,50 @@ def register_to_template(
     method = _method(initial, TEMPLATE_LEVELS)
     found = _unwrapped(method.Execute(fixed, moving))
     return found, float(method.GetMetricValue())
+
+
+def template_transform(brain: sitk.Image, template: sitk.Image) -> sitk.Euler3DTransform:
+    """Rigid template registration from no tilt, or from the coarse search's tilt when that lands clearly better.
+
+    Most heads lie within 20 degrees of the template, where the search from no tilt finds the right basin and
+    a tilted start may only trade a millimetre for a slightly better metric on an oddly shaped brain. A head
+    turned further sends the untilted search astray by centimetres, with a far worse final metric.
+    """
+    found, metric = register_to_template(brain, template)
+    start = coarse_rotation(brain, template)
+    if not any(start):
+        return found
+    tilted, tilted_metric = register_to_template(brain, template, start)
+    return tilted if tilted_metric < metric - CLEARLY_BETTER_MI else found
+
+
+def coarse_rotation(brain: sitk.Image, template: sitk.Image) -> tuple[float, float, float]:
+    """The starting rotation (radians about x, y, z) under which the brain best matches the template at 8 mm.
+
+    A grid of tilts (up to 40 degrees of pitch and yaw, 20 of roll) is scored by mutual information on
+    blurred 4x-shrunk images, centres of mass aligned, without optimising: a few seconds, and the
+    registration then starts in the right basin for heads turned further than it could find alone.
+    """
+    fixed, moving = (sitk.Shrink(_blurred(image), [COARSE_SHRINK] * 3) for image in (template, brain))
+    centred = sitk.Euler3DTransform(
+        sitk.CenteredTransformInitializer(
+            fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
+    )
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
+    method.SetInterpolator(sitk.sitkLinear)
+    scores = {}
+    for degrees in itertools.product(COARSE_PITCH_YAW_DEG, COARSE_ROLL_DEG, COARSE_PITCH_YAW_DEG):
+        start = sitk.Euler3DTransform(centred)
+        start.SetRotation(*np.radians(degrees))
+        method.SetInitialTransform(start, inPlace=False)
+        scores[degrees] = method.MetricEvaluate(fixed, moving)
+    return tuple(float(v) for v in np.radians(min(scores, key=scores.get)))
+
+
+def _blurred(image: sitk.Image) -> sitk.Image:
+    return sitk.Cast(sitk.SmoothingRecursiveGaussian(image, COARSE_BLUR_MM), sitk.sitkFloat32)
 
 
 def _method(initial: sitk.Transform, levels: tuple[tuple[int, ...], tuple[float, ...]]) -> sitk.ImageRegistrationMethod:

@@ -25,7 +25,7 @@ from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.naming import BRATS2020, SEQUENCES
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 from neurotriage.ingest import qc, skullstrip
-from neurotriage.ingest.coregister import coregister, reference_grid, register_to_template
+from neurotriage.ingest.coregister import coregister, reference_grid, template_transform
 from neurotriage.ingest.dicom import DicomSeries, StudyPatient
 from neurotriage.ingest.grid import from_ras_array, ras_array, template_image, to_brats_grid
 from neurotriage.ingest.identify import SequenceChoice, SeriesMap, SkippedSeries, identify
@@ -49,8 +49,6 @@ STAGES = (
     "resample to BraTS",
     "write case",
 )
-# Starting rotations (degrees about x, y, z) tried when the first template registration fails its gate.
-ROTATION_SEARCH_DEG = ((0, 0, 25), (0, 0, -25), (25, 0, 0), (-25, 0, 0), (0, 25, 0), (0, -25, 0))
 
 
 class Timer(Protocol):
@@ -80,7 +78,7 @@ class IngestRecord(BaseModel):
 
 class _Registered(BaseModel, arbitrary_types_allowed=True):
     series_transforms: dict[str, sitk.Transform]  # reference (T1ce) point -> series point
-    template_transform: sitk.Euler3DTransform  # BraTS point -> reference point
+    brats_to_reference: sitk.Euler3DTransform  # BraTS point -> reference point
     mask_reference: sitk.Image
     brain_ml: float
 
@@ -199,30 +197,13 @@ def _register(images: dict[str, sitk.Image], timer: Timer) -> _Registered:
         mask = from_ras_array(skullstrip.brain_mask(t1_ras).astype(np.uint8), lps, t1)
         brain_ml = float(sitk.GetArrayViewFromImage(mask).sum()) * float(np.prod(mask.GetSpacing())) / 1000.0
     with timer.stage("register to template"):
-        found = _template_transform(sitk.Mask(t1, mask))
-    return _Registered(series_transforms=transforms, template_transform=found, mask_reference=mask, brain_ml=brain_ml)
-
-
-def _template_transform(brain: sitk.Image) -> sitk.Euler3DTransform:
-    """Rigid template registration; from rotated starts too when the first result fails the similarity gate."""
-    template = template_image()
-    found, metric = register_to_template(brain, template)
-    if _similarity(brain, found) >= qc.MIN_SIMILARITY:
-        return found
-    tries = [(found, metric)]
-    for degrees in ROTATION_SEARCH_DEG:
-        tries.append(register_to_template(brain, template, tuple(np.radians(degrees))))
-    return min(tries, key=lambda t: t[1])[0]
-
-
-def _similarity(brain: sitk.Image, transform: sitk.Transform) -> float:
-    t1 = to_brats_grid(brain, transform)
-    return qc.template_similarity(t1, t1 > 0)
+        found = template_transform(sitk.Mask(t1, mask), template_image())
+    return _Registered(series_transforms=transforms, brats_to_reference=found, mask_reference=mask, brain_ml=brain_ml)
 
 
 def _to_brats(images: dict[str, sitk.Image], registered: _Registered) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each sequence on the BraTS grid (one linear resample through composed transforms), zero outside the brain."""
-    to_reference = registered.template_transform
+    to_reference = registered.brats_to_reference
     mask = to_brats_grid(registered.mask_reference, to_reference) > 0.5
     volumes = {}
     for seq in SEQUENCES:
@@ -257,7 +238,7 @@ def _write_case(
         write_nifti(mask.astype(np.uint8), BRATS_AFFINE, folder / BRAIN_MASK)
         for seq in ("t1", "t2", "flair"):
             sitk.WriteTransform(registered.series_transforms[seq], str(folder / f"{seq}_to_t1ce.tfm"))
-        sitk.WriteTransform(registered.template_transform, str(folder / TEMPLATE_TRANSFORM))
+        sitk.WriteTransform(registered.brats_to_reference, str(folder / TEMPLATE_TRANSFORM))
         sitk.WriteImage(t1ce, str(folder / NATIVE_T1CE), useCompression=True)
         if isinstance(t1ce_series, DicomSeries):
             copy_series_files(t1ce_series, folder / T1CE_DICOM)
