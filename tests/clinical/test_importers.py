@@ -234,3 +234,33 @@ def test_a_failed_import_leaves_the_callers_transaction_as_it_was(
             importers.import_csv(session, "patients", path)
     with db.transaction() as session:
         assert list(session.scalars(select(Patient.name))) == ["Kept"]
+
+
+def test_patients_import_with_mrns_refusing_repeats_in_the_file_and_the_database(
+    db_url: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("patient", "add", "--name", "Stored", "--mrn", "100", "--mrn-issuer", "HOSP").code == 0
+    good = write(tmp_path, "good.csv", "name,mrn,mrn_issuer\nAnn,100,OTHER\nBob,100,\nCyd,,\nDee,,\n")
+    assert cli("db", "import", "patients", good).code == 0
+    listed = json.loads(cli("patient", "list", "--json").out)
+    assert [(p["name"], p["mrn"], p["mrn_issuer"], p["confirmed"]) for p in listed] == [
+        ("Stored", "100", "HOSP", True),
+        ("Ann", "100", "OTHER", True),
+        ("Bob", "100", None, True),
+        ("Cyd", None, None, True),
+        ("Dee", None, None, True),
+    ]
+    # Batches of two: row 5 repeats row 2, which an earlier batch has inserted by then.
+    monkeypatch.setattr(importers, "BATCH_ROWS", 2)
+    rows = "name,mrn,mrn_issuer\nEve,200,H\nFay,100,HOSP\nGus,100,\nHal,200,H\nIda,,HOSP\n"
+    refused = cli("db", "import", "patients", write(tmp_path, "bad.csv", rows))
+    assert refused.code == 2 and refused.err.count("\n") == 1
+    for expected in (
+        "nothing imported, 4 error(s)",
+        "row 3, column mrn: MRN '100' (issuer 'HOSP') already belongs to patient 1 in the database",
+        "row 4, column mrn: MRN '100' (no issuer) already belongs to patient 3 in the database",
+        "row 5, column mrn: MRN '200' (issuer 'H') also on row 2",
+        "row 6, column mrn_issuer: an issuer needs an MRN in the same row",
+    ):
+        assert expected in refused.err
+    assert count(Patient) == 5

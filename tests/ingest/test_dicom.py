@@ -124,9 +124,10 @@ def test_a_nested_study_is_read_and_identified_end_to_end(tmp_path: Path) -> Non
 
 
 def test_study_patient_comes_from_the_headers(tmp_path: Path) -> None:
-    write_series(tmp_path, 3, "T2", T2)
+    write_series(tmp_path, 3, "T2", T2, IssuerOfPatientID="HOSP")
     assert study_patient(tmp_path).model_dump() == {
         "patient_id": "MRN-1",
+        "issuer": "HOSP",
         "patient_name": "Doe^Jane",
         "birth_date": date(1961, 2, 3),
         "study_date": date(2024, 5, 17),

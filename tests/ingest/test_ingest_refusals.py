@@ -151,6 +151,32 @@ def test_patient_match_by_family_name_and_birth_date() -> None:
     assert patient_mismatches(None, "Anyone", None) == []
 
 
+def test_patient_match_by_mrn_within_one_issuer() -> None:
+    study = StudyPatient(patient_id="M1", issuer="HOSP", patient_name="DOE^JANE")
+    assert patient_mismatches(study, "Jane Doe", None, "M1", "HOSP") == []
+    assert patient_mismatches(study, "Jane Doe", None, "M1", None) == []
+    assert patient_mismatches(study, "Jane Doe", None, None, None) == []
+    assert patient_mismatches(study, "Jane Doe", None, "M2", "CLINIC") == []  # another register's number
+    assert patient_mismatches(study, "Jane Doe", None, "M2", "HOSP") == [
+        "MRN 'M1' (issuer 'HOSP') in the study, 'M2' (issuer 'HOSP') on record"
+    ]
+    no_issuer = StudyPatient(patient_id="M1", patient_name="DOE^JANE")
+    assert len(patient_mismatches(no_issuer, "Jane Doe", None, "M2", "HOSP")) == 1
+
+
+def test_patient_guard_refuses_a_study_of_another_mrn() -> None:
+    from neurotriage.clinical.snapshot import PatientSnapshot
+    from neurotriage.diagnosis.raw import patient_guard
+
+    patient = PatientSnapshot(id=4, name="Jane Doe", mrn="M2", mrn_issuer="HOSP")
+    study = StudyPatient(patient_id="M1", issuer="HOSP", patient_name="DOE^JANE")
+    with pytest.raises(UserError, match="the study is not patient 4's: MRN 'M1' .*in the study, 'M2' .*on record"):
+        patient_guard(patient, False, [])(study)
+    accepted: list[str] = []
+    patient_guard(patient, True, accepted)(study)
+    assert accepted == ["MRN 'M1' (issuer 'HOSP') in the study, 'M2' (issuer 'HOSP') on record"]
+
+
 def test_wrong_patient_stops_diagnose_before_ingest(
     synth_dicom_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 from neurotriage import NOTICE
 from neurotriage.report.html import render_html
 from neurotriage.report.inputs import ReportInput
-from neurotriage.report.text import NOT_AVAILABLE
+from neurotriage.report.text import NOT_AVAILABLE, PROVISIONAL_REFERRAL
 
 from .conftest import HOSTILE_NAME
 
@@ -85,3 +85,11 @@ def test_missing_stages_say_not_available(make_input, missing, message):
 def test_healthy_scan_says_no_tumour(make_input):
     html = _html(make_input(None, verdict="no tumour found despite focal symptoms"))
     assert "No tumour found" in html and 'class="verdict flag"' in html
+
+
+def test_referral_of_an_unconfirmed_patient_is_provisional(make_input):
+    confirmed = _html(make_input("left", patient={"id": 17, "name": "Jo Test", "mrn": "M17", "mrn_issuer": "HOSP"}))
+    assert "M17 (HOSP)" in confirmed and PROVISIONAL_REFERRAL not in confirmed
+    unconfirmed = _html(make_input("left", patient={"id": 17, "name": "JO TEST", "mrn": "M17", "confirmed": False}))
+    assert unconfirmed.count(PROVISIONAL_REFERRAL) == 1
+    assert unconfirmed.index("Recommended doctors") < unconfirmed.index(PROVISIONAL_REFERRAL)

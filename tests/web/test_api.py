@@ -8,10 +8,10 @@ import pytest
 
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
-from neurotriage.clinical.models import Finding
+from neurotriage.clinical.models import Finding, Patient
 from neurotriage.errors import UserError
 from neurotriage.web.reviews import check_review
-from neurotriage.web.views import finding_view, patient_view
+from neurotriage.web.views import finding_view, get_finding, patient_view
 
 from ..clinical.locates import locate
 from .helpers import page_csrf
@@ -86,3 +86,19 @@ def test_check_review_names_the_field(fields, field):
     with pytest.raises(UserError, match=f"^{field}: ") as caught:
         check_review(*fields)
     assert caught.value.field == field
+
+
+def test_a_finding_of_an_unconfirmed_patient_has_a_provisional_referral(client, web_settings, finding_id):
+    with db.transaction(web_settings.database_url) as session:
+        finding, study = get_finding(session, finding_id)
+        session.get(Patient, study.patient_id).confirmed = False
+        pid = study.patient_id
+    got = client.get(f"/api/findings/{finding_id}").json()
+    assert got["patient"]["confirmed"] is False
+    assert got["referral_status"] == "provisional: the patient is not confirmed yet"
+    assert "provisional: the patient is not confirmed yet" in client.get(f"/reports/{finding_id}").text
+    token = page_csrf(client)
+    assert client.post(f"/api/patients/{pid}/confirm").status_code == 403
+    done = client.post(f"/api/patients/{pid}/confirm", headers={"X-CSRF-Token": token})
+    assert done.status_code == 200 and done.json()["confirmed"] is True
+    assert client.get(f"/api/findings/{finding_id}").json()["referral_status"] != got["referral_status"]

@@ -1,6 +1,6 @@
 """The web migrations: 0003 creates exactly the web tables the ORM models describe and downgrades
 cleanly; 0004 gives existing findings the report folder their segmentation was written to; 0008 keeps
-existing jobs, with no study."""
+existing jobs, with no study; 0009 keeps patients and everything that hangs on them, confirmed and without MRN."""
 
 from __future__ import annotations
 
@@ -65,3 +65,17 @@ def test_existing_jobs_keep_their_rows_and_have_no_study(tmp_path):
     with db.connection(url) as conn:
         table = Table("jobs", MetaData(), autoload_with=conn)
         assert conn.execute(select(table.c.id, table.c.status, table.c.study_id)).all() == [(7, "done", None)]
+
+
+def test_existing_patients_are_confirmed_without_mrn_and_keep_their_studies(tmp_path):
+    study = f"INSERT INTO studies (id, patient_id, case_ref, created_at) VALUES (1, 1, 'C', '{NOW}')"
+    url = old_database(tmp_path, "0008", study)
+    db.migrate_and_load(url, create=False)
+    with db.connection(url) as conn:
+        patients = Table("patients", MetaData(), autoload_with=conn)
+        rows = conn.execute(select(patients.c.id, patients.c.mrn, patients.c.mrn_issuer, patients.c.confirmed)).all()
+        assert rows == [(1, None, None, True)]
+        assert conn.execute(text("SELECT count(*) FROM studies")).scalar() == 1
+        command.downgrade(db.alembic_config(conn), "0008")
+        assert "mrn" not in {c["name"] for c in inspect(conn).get_columns("patients")}
+        assert conn.execute(text("SELECT count(*) FROM studies")).scalar() == 1

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from neurotriage import NOTICE
 from neurotriage.clinical import db
 from neurotriage.clinical.models import Patient, PatientSymptom
+from neurotriage.clinical.mrn import UNCONFIRMED_NOTE, find_or_create_by_mrn
+from neurotriage.web.models import AuditEvent
 
 from .helpers import page_csrf
 
@@ -88,3 +90,30 @@ def test_user_text_is_escaped_in_pages(client):
     r = client.post("/patients", data={"csrf_token": token, "name": "<script>alert(1)</script>"})
     assert r.status_code == 200
     assert "<script>alert(1)" not in r.text and "&lt;script&gt;alert(1)" in r.text
+
+
+def test_mrn_on_forms_and_search_and_confirming_a_received_patient(client, web_settings):
+    token = page_csrf(client)
+    form = {"csrf_token": token, "name": "Mo Record", "mrn": "MR-77", "mrn_issuer": "HOSP"}
+    added = client.post("/patients", data=form, follow_redirects=False)
+    assert added.status_code == 303
+    taken = client.post("/patients", data=form | {"name": "Mo Twin"})
+    assert taken.status_code == 400 and "Mo Twin" not in client.get("/patients").text
+    assert beside(taken.text, "mrn").startswith("MRN 'MR-77' (issuer 'HOSP') already belongs to patient")
+    assert "Mo Record" in client.get("/patients", params={"q": "mr-77"}).text
+    with db.transaction(web_settings.database_url) as session:
+        made, _ = find_or_create_by_mrn(session, mrn="RX-1", issuer=None, name="ROE^RAY", birth_date=None, sex="M")
+        pid = made.id
+    assert UNCONFIRMED_NOTE in client.get("/patients", params={"q": "RX-1"}).text
+    page = client.get(f"/patients/{pid}").text
+    assert UNCONFIRMED_NOTE in page and f'action="/patients/{pid}/confirm"' in page
+    assert client.post(f"/patients/{pid}/confirm", data={}).status_code == 403
+    confirmed = client.post(f"/patients/{pid}/confirm", data={"csrf_token": token}, follow_redirects=False)
+    assert confirmed.status_code == 303
+    assert UNCONFIRMED_NOTE not in client.get(f"/patients/{pid}").text
+    with db.transaction(web_settings.database_url) as session:
+        assert session.get(Patient, pid).confirmed
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "confirm")).all()
+        assert [(e.target, e.detail) for e in events] == [
+            (f"patient:{pid}", {"mrn": "RX-1", "already_confirmed": False})
+        ]

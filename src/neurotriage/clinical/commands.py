@@ -66,10 +66,30 @@ def _patient_add(args: argparse.Namespace) -> int:
 
     with db.transaction() as session:
         patient = intake.add_patient(
-            session, args.name, args.sex, args.birth_date, args.city, args.lat, args.lon, args.dominance
+            session,
+            args.name,
+            args.sex,
+            args.birth_date,
+            args.city,
+            args.lat,
+            args.lon,
+            args.dominance,
+            args.mrn,
+            args.mrn_issuer,
         )
         data = intake.patient_summary(patient)
     render.emit(data, args.json, lambda p: f"added patient {p['id']}: {p['name']}")
+    return 0
+
+
+def _patient_confirm(args: argparse.Namespace) -> int:
+    from neurotriage.clinical import db, intake, render
+
+    with db.transaction() as session:
+        patient, changed = intake.confirm_patient(session, args.patient)
+        data = intake.patient_summary(patient)
+    already = "" if changed else " (already confirmed)"
+    render.emit(data, args.json, lambda p: f"confirmed patient {p['id']}: {p['name']}{already}")
     return 0
 
 
@@ -190,7 +210,7 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_patient(sub: argparse._SubParsersAction) -> None:
-    patient = sub.add_parser("patient", help="add, show and list patients")
+    patient = sub.add_parser("patient", help="add, show, list and confirm patients")
     actions = patient.add_subparsers(dest="command_name", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add a patient")
     add.add_argument("--name", required=True)
@@ -200,14 +220,20 @@ def _register_patient(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--lat", help="home latitude (degrees)")
     add.add_argument("--lon", help="home longitude (degrees)")
     add.add_argument("--dominance", help="language-dominant hemisphere: left (default) or right")
+    add.add_argument("--mrn", help="medical record number (the PACS's PatientID)")
+    add.add_argument("--mrn-issuer", help="the MRN's issuer (DICOM IssuerOfPatientID)")
     _json_flag(add)
     add.set_defaults(handler=_patient_add)
+    confirm = actions.add_parser("confirm", help="confirm the identity of a patient created from a received study")
+    confirm.add_argument("patient", type=int, metavar="PATIENT")
+    _json_flag(confirm)
+    confirm.set_defaults(handler=_patient_confirm)
     show = actions.add_parser("show", help="show one patient with symptoms and studies")
     show.add_argument("patient", type=int, metavar="PATIENT")
     _json_flag(show)
     show.set_defaults(handler=_patient_show)
     listing = actions.add_parser("list", help="list patients")
-    listing.add_argument("--search", help="only names or cities containing this text")
+    listing.add_argument("--search", help="only names, cities or MRNs containing this text")
     _json_flag(listing)
     listing.set_defaults(handler=_patient_list)
 

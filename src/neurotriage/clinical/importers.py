@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from neurotriage.clinical import mrn as mrns
 from neurotriage.clinical import validate
 from neurotriage.clinical.knowledge import REGIONS
 from neurotriage.clinical.models import CAPABILITIES, DOMINANCE, SEXES, SPECIALTIES, Doctor, Hospital, Patient
@@ -70,6 +71,8 @@ SPECS: dict[str, dict[str, Column]] = {
         "lat": Column(partial(validate.number, low=-90, high=90, required=False)),
         "lon": Column(partial(validate.number, low=-180, high=180, required=False)),
         "language_dominance": Column(lambda raw: validate.choice(raw or "left", DOMINANCE)),
+        "mrn": Column(_optional_text(mrns.MAX_LEN)),
+        "mrn_issuer": Column(_optional_text(mrns.MAX_LEN)),
     },
 }
 
@@ -190,15 +193,39 @@ def _doctors(session: Session, parsed: Parsed, ids: dict[str, int]) -> list[Erro
     return errors
 
 
-def _patients(_session: Session, parsed: Parsed, _seen: dict) -> list[Error]:
-    """Check that coordinates come in pairs; blank optional text is stored as NULL."""
+def _patients(session: Session, parsed: Parsed, seen: dict[tuple[str, str | None], int]) -> list[Error]:
+    """Check that coordinates come in pairs and MRNs are unique; blank optional text is stored as NULL."""
     for _, values in parsed:
         values.update({k: None for k, v in values.items() if v == ""})
-    return [
+    errors = [
         (number, "lat" if v.get("lat") is None else "lon", "latitude and longitude must be given together")
         for number, v in parsed
         if "lat" in v and "lon" in v and (v["lat"] is None) != (v["lon"] is None)
     ]
+    return errors + _mrn_errors(session, parsed, seen)
+
+
+def _mrn_errors(session: Session, parsed: Parsed, seen: dict[tuple[str, str | None], int]) -> list[Error]:
+    """Refuse an issuer without an MRN, and an MRN and issuer repeated in the file (`seen` holds those of
+    earlier rows) or held by a stored patient."""
+    wanted = {v["mrn"] for _, v in parsed if v.get("mrn")}
+    query = select(Patient.mrn, Patient.mrn_issuer, Patient.id).where(Patient.mrn.in_(wanted))
+    stored = {(mrn, issuer): patient_id for mrn, issuer, patient_id in session.execute(query)} if wanted else {}
+    errors = []
+    for number, values in parsed:
+        mrn, issuer = values.get("mrn"), values.get("mrn_issuer")
+        if mrn is None:
+            if issuer is not None:
+                errors.append((number, "mrn_issuer", "an issuer needs an MRN in the same row"))
+            continue
+        key, what = (mrn, issuer), mrns.describe(mrn, issuer)
+        # Earlier rows of this file may already be inserted: a repeat is "twice in the file".
+        if key in seen:
+            errors.append((number, "mrn", f"{what} also on row {seen[key]}"))
+        elif key in stored:
+            errors.append((number, "mrn", f"{what} already belongs to patient {stored[key]} in the database"))
+        seen.setdefault(key, number)
+    return errors
 
 
 def _person(name: str, birth_date: date) -> Person:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from neurotriage.clinical import mrn as mrns
 from neurotriage.clinical import validate
 from neurotriage.clinical.models import (
     DOMINANCE,
@@ -46,6 +47,8 @@ LABELS = {
     "onset": "onset date",
     "severity": "severity",
     "case_ref": "case",
+    "mrn": "MRN",
+    "mrn_issuer": "MRN issuer",
 }
 
 
@@ -78,15 +81,19 @@ def demographics(
     lat: str | None = None,
     lon: str | None = None,
     dominance: str | None = None,
+    mrn: str | None = None,
+    mrn_issuer: str | None = None,
 ) -> dict[str, Any]:
     """Validate a patient's own fields, as typed, into the values of the Patient columns."""
-    return {
+    values = {
         "name": checked("name", validate.text, name, 200),
         "sex": checked("sex", validate.choice, sex or "unknown", SEXES),
         "birth_date": checked("birth_date", validate.iso_date, birth_date),
         **_home(city, lat, lon),
         "language_dominance": checked("dominance", validate.choice, dominance or "left", DOMINANCE),
     }
+    values["mrn"], values["mrn_issuer"] = mrns.parse_mrn(mrn, mrn_issuer)
+    return values
 
 
 def add_patient(
@@ -98,9 +105,13 @@ def add_patient(
     lat: str | None = None,
     lon: str | None = None,
     dominance: str | None = None,
+    mrn: str | None = None,
+    mrn_issuer: str | None = None,
 ) -> Patient:
-    """Validate and add one patient; text arguments as typed on the command line or in a form."""
-    patient = Patient(**demographics(name, sex, birth_date, city, lat, lon, dominance))
+    """Validate and add one (confirmed) patient; text arguments as typed on the command line or in a form."""
+    values = demographics(name, sex, birth_date, city, lat, lon, dominance, mrn, mrn_issuer)
+    mrns.check_free(session, values["mrn"], values["mrn_issuer"])
+    patient = Patient(**values)
     session.add(patient)
     session.flush()
     return patient
@@ -116,13 +127,25 @@ def update_patient(
     lat: str | None = None,
     lon: str | None = None,
     dominance: str | None = None,
+    mrn: str | None = None,
+    mrn_issuer: str | None = None,
 ) -> tuple[Patient, dict[str, str | None]]:
     """Validate every field first, then change the patient; returns it and the changed values as text."""
     patient = get_patient(session, patient_id)
-    new = demographics(name, sex, birth_date, city, lat, lon, dominance)
+    new = demographics(name, sex, birth_date, city, lat, lon, dominance, mrn, mrn_issuer)
+    mrns.check_free(session, new["mrn"], new["mrn_issuer"], patient.id)
     changed = {k: None if v is None else str(v) for k, v in new.items() if getattr(patient, k) != v}
     for key, value in new.items():
         setattr(patient, key, value)
+    session.flush()
+    return patient, changed
+
+
+def confirm_patient(session: Session, patient_id: int) -> tuple[Patient, bool]:
+    """Mark the patient's identity as checked by a clinician; True when it was unconfirmed."""
+    patient = get_patient(session, patient_id)
+    changed = not patient.confirmed
+    patient.confirmed = True
     session.flush()
     return patient, changed
 
@@ -142,11 +165,11 @@ def _like_pattern(search: str) -> str:
 
 
 def list_patients(session: Session, search: str | None = None) -> list[Patient]:
-    """Patients by id, optionally those whose name or city contains `search` (case-insensitive)."""
+    """Patients by id, optionally those whose name, city or MRN contains `search` (case-insensitive)."""
     query = select(Patient).order_by(Patient.id)
     if search:
         pattern = _like_pattern(search)
-        query = query.where(or_(Patient.name.ilike(pattern, escape="\\"), Patient.city.ilike(pattern, escape="\\")))
+        query = query.where(or_(*(c.ilike(pattern, escape="\\") for c in (Patient.name, Patient.city, Patient.mrn))))
     return list(session.scalars(query))
 
 
@@ -238,6 +261,9 @@ def patient_summary(patient: Patient) -> dict[str, Any]:
         "lat": patient.lat,
         "lon": patient.lon,
         "language_dominance": patient.language_dominance,
+        "mrn": patient.mrn,
+        "mrn_issuer": patient.mrn_issuer,
+        "confirmed": patient.confirmed,
     }
 
 

@@ -23,6 +23,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -64,6 +66,12 @@ def one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
     return CheckConstraint(f"{column} IN ({listed})", name=name)
 
 
+def _where(condition: str) -> dict[str, Any]:
+    """The keyword arguments of a partial index with this condition, on SQLite and PostgreSQL."""
+    clause = text(condition)
+    return {"sqlite_where": clause, "postgresql_where": clause}
+
+
 class Base(DeclarativeBase):
     """Declarative base with the shared naming convention and JSON column types."""
 
@@ -80,6 +88,10 @@ class Patient(Base):
         one_of("language_dominance", DOMINANCE, "dominance"),
         # CSV import looks up probable duplicates (same name and birth date) by birth date.
         Index("ix_patients_birth_date", "birth_date"),
+        # One patient per MRN and issuer, and per MRN without an issuer; patients without an MRN are
+        # not indexed. The first index also serves lookups by MRN alone.
+        Index("uq_patients_mrn", "mrn", "mrn_issuer", unique=True, **_where("mrn IS NOT NULL")),
+        Index("uq_patients_mrn_no_issuer", "mrn", unique=True, **_where("mrn IS NOT NULL AND mrn_issuer IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -91,6 +103,11 @@ class Patient(Base):
     lon: Mapped[float | None]
     language_dominance: Mapped[str] = mapped_column(String(8), default="left")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Medical record number and its issuer (DICOM PatientID and IssuerOfPatientID).
+    mrn: Mapped[str | None] = mapped_column(String(64))
+    mrn_issuer: Mapped[str | None] = mapped_column(String(64))
+    # False for a patient created from a received study until a clinician confirms the identity.
+    confirmed: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Study(Base):

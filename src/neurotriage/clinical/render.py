@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from neurotriage import NOTICE
+from neurotriage.clinical.mrn import UNCONFIRMED_NOTE
 
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
@@ -22,7 +23,10 @@ def patient_line(p: dict[str, Any]) -> str:
     if p["city"]:
         facts.append(p["city"])
     facts.append(f"{p['language_dominance']}-language-dominant")
-    return f"{p['id']:>5}  {p['name']}  ({', '.join(facts)})"
+    if p["mrn"]:
+        facts.append(f"MRN {p['mrn']}" + (f" ({p['mrn_issuer']})" if p["mrn_issuer"] else ""))
+    line = f"{p['id']:>5}  {p['name']}  ({', '.join(facts)})"
+    return line if p["confirmed"] else f"{line}  UNCONFIRMED"
 
 
 def patient_list(patients: list[dict[str, Any]]) -> str:
@@ -33,6 +37,8 @@ def patient_list(patients: list[dict[str, Any]]) -> str:
 def patient_detail(p: dict[str, Any]) -> str:
     """A patient with symptoms, studies and the latest verdict."""
     lines = [patient_line(p)]
+    if not p["confirmed"]:
+        lines.append(f"       {UNCONFIRMED_NOTE}")
     if p["lat"] is not None:
         lines.append(f"       home: {p['city'] or '?'} ({p['lat']:.4f}, {p['lon']:.4f})")
     for s in p["symptoms"]:

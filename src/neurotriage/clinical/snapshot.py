@@ -33,6 +33,10 @@ class PatientSnapshot(BaseModel):
     lat: float | None = None
     lon: float | None = None
     language_dominance: str = "left"
+    mrn: str | None = None
+    mrn_issuer: str | None = None
+    # False while the patient, created from a received study, awaits a clinician's identity check.
+    confirmed: bool = True
     symptoms: list[SymptomEntry] = Field(default_factory=list)
 
     @property

@@ -89,7 +89,7 @@ def patient_guard(patient: PatientSnapshot, accept_mismatch: bool, accepted: lis
     """A `check_patient` for ingest: refuse a study whose headers name another patient, or note the override."""
 
     def check(study: StudyPatient | None) -> None:
-        found = patient_mismatches(study, patient.name, patient.birth_date)
+        found = patient_mismatches(study, patient.name, patient.birth_date, patient.mrn, patient.mrn_issuer)
         if not found:
             return
         if not accept_mismatch:

@@ -72,6 +72,7 @@ class StudyPatient(BaseModel):
     """Who and when the study is, from its headers: for the wrong-patient check."""
 
     patient_id: str | None = None
+    issuer: str | None = None  # IssuerOfPatientID: the namespace of patient_id
     patient_name: str | None = None
     birth_date: date | None = None
     study_date: date | None = None
@@ -316,6 +317,7 @@ def _patient(header: _Header) -> StudyPatient:
     ds = header.ds
     return StudyPatient(
         patient_id=str(ds.get("PatientID") or "").strip() or None,
+        issuer=str(ds.get("IssuerOfPatientID") or "").strip() or None,
         patient_name=str(ds.get("PatientName") or "").strip() or None,
         birth_date=_date(header, "PatientBirthDate"),
         study_date=_date(header, "StudyDate"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from neurotriage import NOTICE
 from neurotriage.report.inputs import ReportInput
-from neurotriage.report.text import NO_TUMOUR_SENTENCE, NOT_AVAILABLE, fmt, fmt_score
+from neurotriage.report.text import NO_TUMOUR_SENTENCE, NOT_AVAILABLE, PROVISIONAL_REFERRAL, fmt, fmt_score
 
 # Verdicts a clinician must look at; the others are shown plainly.
 FLAGGED_VERDICTS = frozenset({"discordant", "no tumour found despite focal symptoms"})
@@ -58,6 +58,7 @@ def _patient_rows(report: ReportInput) -> list[tuple[str, str]]:
     p = report.patient
     return [
         ("Patient ID", p.id),
+        ("MRN", f"{p.mrn} ({p.mrn_issuer})" if p.mrn and p.mrn_issuer else fmt(p.mrn)),
         ("Name", p.name or NOT_AVAILABLE),
         ("Sex", fmt(p.sex)),
         ("Birth date", fmt(p.birth_date.isoformat() if p.birth_date else None)),
@@ -194,6 +195,7 @@ def report_view(report: ReportInput, figures: dict[str, bytes]) -> dict[str, Any
         "vasari": _flatten(vasari) if vasari else [],
         "crosscheck": _crosscheck(report),
         "referrals": _referrals(report),
+        "referral_note": None if report.patient.confirmed else PROVISIONAL_REFERRAL,
         "provenance": _provenance(report),
         "figures": [
             {"title": title, "caption": caption, "src": png_data_uri(figures[key])}

@@ -29,6 +29,10 @@ class Patient(BaseModel):
     sex: str | None = None
     birth_date: date | None = None
     language_dominance: Literal["left", "right"] = "left"
+    mrn: str | None = None
+    mrn_issuer: str | None = None
+    # False for a patient created from a received study whose identity no clinician has checked yet.
+    confirmed: bool = True
 
     @field_validator("id", mode="before")
     @classmethod

@@ -7,6 +7,10 @@ from typing import Any
 
 NOT_AVAILABLE = "not available"
 NO_TUMOUR_SENTENCE = "No tumour found on this scan."
+PROVISIONAL_REFERRAL = (
+    "Provisional referral: the patient record was created from a received study and is not confirmed;"
+    " the referral is final only once a clinician confirms the patient."
+)
 IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
 
 

@@ -17,6 +17,8 @@ class PatientIn(BaseModel):
     lat: str | None = None
     lon: str | None = None
     dominance: str | None = Field(default=None, description="left or right")
+    mrn: str | None = Field(default=None, description="medical record number")
+    mrn_issuer: str | None = Field(default=None, description="the MRN's issuer (DICOM IssuerOfPatientID)")
 
 
 class SymptomIn(BaseModel):
@@ -39,6 +41,9 @@ class PatientOut(BaseModel):
     lat: float | None
     lon: float | None
     language_dominance: str
+    mrn: str | None
+    mrn_issuer: str | None
+    confirmed: bool = Field(description="false while a patient created from a received study awaits a clinician")
 
 
 class SymptomOut(BaseModel):

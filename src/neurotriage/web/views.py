@@ -80,7 +80,8 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
     """Everything the report page shows about one finding, with the referral's status.
 
     A finding whose cross-check needs review (discordant) has a provisional referral until a
-    clinician signs it off; otherwise the referral is final as computed."""
+    clinician signs it off, and so does any finding of an unconfirmed patient until the patient is
+    confirmed; otherwise the referral is final as computed."""
     finding, study = get_finding(session, finding_id)
     check = _crosscheck_of(session, finding.id)
     referral = session.scalar(
@@ -88,9 +89,11 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
     )
     signed = reviews(session, finding.id)
     needs_review = bool(check and check.needs_review)
+    patient = intake.patient_summary(intake.get_patient(session, study.patient_id))
+    status = "provisional: awaiting clinician sign-off" if needs_review and not signed else "final"
     return {
         "finding_id": finding.id,
-        "patient": intake.patient_summary(intake.get_patient(session, study.patient_id)),
+        "patient": patient,
         "study": {"id": study.id, "case": case_label(finding, study)},
         "model_id": finding.model_id,
         "created_at": finding.created_at.isoformat(timespec="seconds"),
@@ -99,7 +102,7 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
         "verdict": check.verdict if check else None,
         "crosscheck_summary": check.result.get("summary") if check else None,
         "needs_review": needs_review,
-        "referral_status": "provisional: awaiting clinician sign-off" if needs_review and not signed else "final",
+        "referral_status": status if patient["confirmed"] else "provisional: the patient is not confirmed yet",
         "referrals": referral_rows(referral) if referral else [],
         "reviews": signed,
         "notice": NOTICE,

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 @router.get("/patients", response_model=list[PatientOut])
 def list_patients(db: SessionDep, user: CurrentUser, q: str = "") -> Any:
-    """Patients, optionally those whose name or city contains `q`."""
+    """Patients, optionally those whose name, city or MRN contains `q`."""
     with db() as session:
         audit(session, user, "view", "patients", {"search": q, "via": "api"})
         return [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
@@ -54,6 +54,18 @@ def get_patient(db: SessionDep, user: CurrentUser, patient_id: int) -> Any:
     with db() as session:
         audit(session, user, "view", f"patient:{patient_id}", {"via": "api"})
         return patient_view(session, patient_id)
+
+
+@router.post("/patients/{patient_id}/confirm", response_model=PatientOut)
+def confirm_patient(
+    request: Request, db: SessionDep, user: CurrentUser, patient_id: int, x_csrf_token: Annotated[str, Header()] = ""
+) -> Any:
+    """Confirm the identity of a patient created from a received study."""
+    check_csrf(request, x_csrf_token)
+    with db() as session:
+        patient, changed = intake.confirm_patient(session, patient_id)
+        audit(session, user, "confirm", f"patient:{patient_id}", {"via": "api", "already_confirmed": not changed})
+        return intake.patient_summary(patient)
 
 
 @router.post("/patients/{patient_id}/symptoms", status_code=201, response_model=SymptomOut)

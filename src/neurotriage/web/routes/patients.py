@@ -1,4 +1,4 @@
-"""Patient pages: list with search, detail, add patient, add symptom."""
+"""Patient pages: list with search, detail, add, edit and confirm a patient, add symptom."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from neurotriage.clinical import intake
 from neurotriage.clinical.models import DOMINANCE, SEVERITIES, SEXES, SYMPTOM_SIDES, Symptom
+from neurotriage.clinical.mrn import UNCONFIRMED_NOTE
 from neurotriage.errors import UserError
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit, settings
@@ -21,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=300)]
 
 
-EDITABLE = ("sex", "birth_date", "city", "lat", "lon", "dominance")
+EDITABLE = ("sex", "birth_date", "city", "lat", "lon", "dominance", "mrn", "mrn_issuer")
 
 
 def _blank(value: str) -> str | None:
@@ -31,7 +32,7 @@ def _blank(value: str) -> str | None:
 
 @router.get("/patients")
 def patients(request: Request, db: SessionDep, user: CurrentUser, q: str = ""):
-    """The patient list, optionally filtered by name or city."""
+    """The patient list, optionally filtered by name, city or MRN."""
     with db() as session:
         context = _list_context(session, q)
         audit(session, user, "view", "patients", {"search": q} if q else None)
@@ -41,7 +42,7 @@ def patients(request: Request, db: SessionDep, user: CurrentUser, q: str = ""):
 def _list_context(session: Session, q: str) -> dict[str, Any]:
     """What the patient list page shows."""
     rows = [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
-    return {"patients": rows, "q": q, "sexes": SEXES, "dominance": DOMINANCE}
+    return {"patients": rows, "q": q, "sexes": SEXES, "dominance": DOMINANCE, "unconfirmed_note": UNCONFIRMED_NOTE}
 
 
 def demographics_form(
@@ -52,9 +53,11 @@ def demographics_form(
     lat: Text = "",
     lon: Text = "",
     dominance: Text = "",
+    mrn: Text = "",
+    mrn_issuer: Text = "",
 ) -> dict[str, str | None]:
     """The patient form shared by add and edit: name plus the EDITABLE fields, blanks as None."""
-    values = (sex, birth_date, city, lat, lon, dominance)
+    values = (sex, birth_date, city, lat, lon, dominance, mrn, mrn_issuer)
     return {"name": name} | {k: _blank(v) for k, v in zip(EDITABLE, values, strict=True)}
 
 
@@ -97,6 +100,7 @@ def _detail_context(request: Request, session: Session, patient_id: int) -> dict
         "max_upload_mb": settings(request).max_upload_bytes // (1 << 20),
         "sexes": SEXES,
         "dominance": DOMINANCE,
+        "unconfirmed_note": UNCONFIRMED_NOTE,
     }
 
 
@@ -116,6 +120,16 @@ def edit_patient(
         with db() as session:
             context = _detail_context(request, session, patient_id)
         return page(request, "patient.html.j2", user, 400, **context, form=fields, error=exc)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.post("/patients/{patient_id}/confirm")
+def confirm_patient(request: Request, db: SessionDep, user: CurrentUser, patient_id: int, csrf_token: Text = ""):
+    """Record that a clinician checked the identity of a patient created from a received study."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        patient, changed = intake.confirm_patient(session, patient_id)
+        audit(session, user, "confirm", f"patient:{patient_id}", {"mrn": patient.mrn, "already_confirmed": not changed})
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
