@@ -126,7 +126,7 @@ def _source_images(volume: DicomVolume, segment_map: np.ndarray) -> tuple[list[D
     """The source datasets (headers only) and the segment map in their order: file by file, or frame by frame."""
     paths = list(dict.fromkeys(source.path for source in volume.frames))
     if all(source.frame is None for source in volume.frames):
-        return [_header(path) for path in paths], segment_map
+        return [source_header(path) for path in paths], segment_map
     if len(paths) != 1:
         raise UserError(
             f"{paths[0].parent}: the series spreads over {len(paths)} files of which some are multi-frame; "
@@ -134,10 +134,10 @@ def _source_images(volume: DicomVolume, segment_map: np.ndarray) -> tuple[list[D
             field="input",
         )
     by_frame = np.argsort([source.frame for source in volume.frames])
-    return [_header(paths[0])], segment_map[by_frame]
+    return [source_header(paths[0])], segment_map[by_frame]
 
 
-def _header(path: Path) -> Dataset:
+def source_header(path: Path) -> Dataset:
     """A source's header, with the patient and study tags a SEG copies present (empty when the source lacks them)."""
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     for keyword in _COPIED_TYPE_2:

@@ -55,7 +55,8 @@ def _write_segmentation(folder: Path, report: ReportInput) -> Path | None:
 
 
 def _write_native(folder: Path, report: ReportInput) -> list[str]:
-    """The segmentation in the patient's own space: NIfTI, and a DICOM SEG when the study came as DICOM."""
+    """The segmentation in the patient's own space: NIfTI and, when the study came as DICOM, the objects for its PACS
+    (a DICOM SEG, a preliminary measurement report SR and a summary page)."""
     imaging = report.imaging
     if imaging is None or imaging.native is None:
         return []
@@ -64,7 +65,10 @@ def _write_native(folder: Path, report: ReportInput) -> list[str]:
     nifti = folder / NATIVE_FOLDER / f"{imaging.case_id}_seg_native.nii.gz"
     written = [write_nifti(from_internal(native.labels, NAMINGS[imaging.naming]), native.affine, nifti)]
     if native.dicom_folder is not None:
-        written.append(write_native_dicom_seg(native, folder / NATIVE_FOLDER / f"{imaging.case_id}_seg.dcm"))
+        from neurotriage.pacs.results import write_result_objects  # highdicom: only when DICOM is written
+
+        seg = write_native_dicom_seg(native, folder / NATIVE_FOLDER / f"{imaging.case_id}_seg.dcm")
+        written += [seg, *write_result_objects(report, folder / NATIVE_FOLDER, seg=seg)]
     return [f"{NATIVE_FOLDER}/{path.name}" for path in written]
 
 
