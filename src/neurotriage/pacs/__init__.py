@@ -1,0 +1,1 @@
+"""The DICOM node: receiving studies from a PACS or a scanner, and sending results back."""
