@@ -24,6 +24,7 @@ COMMANDS = {
     "neurotriage.imaging.commands": ("info", "synth"),
     "neurotriage.segmentation.commands": ("prepare", "train", "segment", "evaluate", "metrics", "train-default"),
     "neurotriage.ingest.commands": ("ingest",),
+    "neurotriage.pacs.commands": ("listen",),
     "neurotriage.anatomy.commands": ("locate",),
     "neurotriage.clinical.commands": ("db", "patient", "symptom", "finding", "crosscheck", "refer"),
     "neurotriage.diagnosis.commands": ("diagnose", "worker"),

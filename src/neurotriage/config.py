@@ -12,6 +12,8 @@ from neurotriage.errors import UserError
 DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB: a BraTS case is ~40 MB zipped, a multi-case zip far less than this
 DEFAULT_JOB_WORKERS = 2
 DEFAULT_DB_STATEMENT_TIMEOUT_S = 30  # a PostgreSQL statement or commit longer than this is an error
+DEFAULT_DICOM_STABLE_S = 30  # a study is complete once no instance has arrived for this long
+AE_TITLE_MAX = 16  # DICOM PS3.5: an AE title is at most 16 characters, no backslash or control characters
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -31,6 +33,8 @@ class Settings:
     admin_user: str | None  # the first admin, created when the web app starts with no users
     admin_password: str | None
     new_password: str | None  # the password of `user add`, instead of a prompt
+    dicom_stable_s: int
+    dicom_allowed_aes: tuple[str, ...]  # calling AE titles the DICOM listener accepts; empty: any
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -58,6 +62,19 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return word in TRUE_WORDS
 
 
+def ae_title(raw: str, field: str) -> str:
+    """A DICOM AE title with its padding stripped; UserError naming `field` when it is not a valid one."""
+    title = raw.strip()
+    if not title or len(title) > AE_TITLE_MAX or "\\" in title or not title.isprintable() or not title.isascii():
+        raise UserError(f"{field}={raw!r}: not a DICOM AE title (1 to 16 ASCII characters, no backslash)", field=field)
+    return title
+
+
+def _ae_titles(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """AE titles from `name`, separated by commas (a title may hold spaces); none when unset or blank."""
+    return tuple(ae_title(word, name) for word in env.get(name, "").split(",") if word.strip())
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from NEUROTRIAGE_* variables of `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -75,4 +92,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admin_user=env.get("NEUROTRIAGE_ADMIN_USER") or None,
         admin_password=env.get("NEUROTRIAGE_ADMIN_PASSWORD") or None,
         new_password=env.get("NEUROTRIAGE_NEW_PASSWORD") or None,
+        dicom_stable_s=_whole_number(env, "NEUROTRIAGE_DICOM_STABLE_S", DEFAULT_DICOM_STABLE_S),
+        dicom_allowed_aes=_ae_titles(env, "NEUROTRIAGE_DICOM_ALLOWED_AES"),
     )
