@@ -12,6 +12,8 @@ from neurotriage.errors import UserError
 DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB: a BraTS case is ~40 MB zipped, a multi-case zip far less than this
 DEFAULT_JOB_WORKERS = 2
 DEFAULT_DB_STATEMENT_TIMEOUT_S = 30  # a PostgreSQL statement or commit longer than this is an error
+DEFAULT_SEND_RETRY_S = 30  # the first wait after a failed send to a PACS; it doubles per failure
+DEFAULT_SEND_RETRY_MAX_S = 3600
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -31,6 +33,9 @@ class Settings:
     admin_user: str | None  # the first admin, created when the web app starts with no users
     admin_password: str | None
     new_password: str | None  # the password of `user add`, instead of a prompt
+    dicom_send_to: str | None  # the default destination of results, AET@host:port (checked where it is used)
+    dicom_send_retry_s: int
+    dicom_send_retry_max_s: int
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -75,4 +80,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admin_user=env.get("NEUROTRIAGE_ADMIN_USER") or None,
         admin_password=env.get("NEUROTRIAGE_ADMIN_PASSWORD") or None,
         new_password=env.get("NEUROTRIAGE_NEW_PASSWORD") or None,
+        dicom_send_to=env.get("NEUROTRIAGE_DICOM_SEND_TO") or None,
+        dicom_send_retry_s=_whole_number(env, "NEUROTRIAGE_DICOM_SEND_RETRY_S", DEFAULT_SEND_RETRY_S),
+        dicom_send_retry_max_s=_whole_number(env, "NEUROTRIAGE_DICOM_SEND_RETRY_MAX_S", DEFAULT_SEND_RETRY_MAX_S),
     )

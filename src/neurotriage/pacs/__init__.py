@@ -1,0 +1,1 @@
+"""DICOM networking: receive studies from a PACS, send results back."""
