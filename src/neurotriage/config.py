@@ -14,6 +14,8 @@ DEFAULT_JOB_WORKERS = 2
 DEFAULT_DB_STATEMENT_TIMEOUT_S = 30  # a PostgreSQL statement or commit longer than this is an error
 DEFAULT_DICOM_STABLE_S = 30  # a study is complete once no instance has arrived for this long
 AE_TITLE_MAX = 16  # DICOM PS3.5: an AE title is at most 16 characters, no backslash or control characters
+DEFAULT_SEND_RETRY_S = 30  # the first wait after a failed send to a PACS; it doubles per failure
+DEFAULT_SEND_RETRY_MAX_S = 3600
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -35,6 +37,9 @@ class Settings:
     new_password: str | None  # the password of `user add`, instead of a prompt
     dicom_stable_s: int
     dicom_allowed_aes: tuple[str, ...]  # calling AE titles the DICOM listener accepts; empty: any
+    dicom_send_to: str | None  # the default destination of results, AET@host:port (checked where it is used)
+    dicom_send_retry_s: int
+    dicom_send_retry_max_s: int
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -94,4 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         new_password=env.get("NEUROTRIAGE_NEW_PASSWORD") or None,
         dicom_stable_s=_whole_number(env, "NEUROTRIAGE_DICOM_STABLE_S", DEFAULT_DICOM_STABLE_S),
         dicom_allowed_aes=_ae_titles(env, "NEUROTRIAGE_DICOM_ALLOWED_AES"),
+        dicom_send_to=env.get("NEUROTRIAGE_DICOM_SEND_TO") or None,
+        dicom_send_retry_s=_whole_number(env, "NEUROTRIAGE_DICOM_SEND_RETRY_S", DEFAULT_SEND_RETRY_S),
+        dicom_send_retry_max_s=_whole_number(env, "NEUROTRIAGE_DICOM_SEND_RETRY_MAX_S", DEFAULT_SEND_RETRY_MAX_S),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -31,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --all-pending: also studies parked after failing too often, with fresh attempts",
     )
     p.add_argument("--out", type=Path, help="report folder (default: NEUROTRIAGE_HOME/reports/patient-ID/finding-KEY)")
+    p.add_argument(
+        "--send-to",
+        metavar="AET@host:port",
+        help="send the report's DICOM objects to this PACS (default: NEUROTRIAGE_DICOM_SEND_TO; see `send --status`)",
+    )
     _add_run_options(p)
     p.set_defaults(handler=_diagnose)
     _register_worker(sub)
@@ -105,6 +111,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     from neurotriage.maintenance.sweep import sweep
 
     _check_args(args)
+    destination = _send_destination(args)
     sweep(folders=[args.out.parent] if args.out else [])  # leftovers of killed runs hold patient data
     options = DiagnoseOptions(
         model=args.model,
@@ -126,7 +133,23 @@ def _diagnose(args: argparse.Namespace) -> int:
         return 1 if result["failed"] else 0
     result = diagnose(args.case_dir, args.patient, options, timer)
     _emit(result, args.json, print_result)
-    return 0
+    if destination is None:
+        return 0
+    from neurotriage.pacs.send_commands import send_report
+
+    return send_report(Path(result["report_dir"]), destination, sys.stderr if args.json else None)
+
+
+def _send_destination(args: argparse.Namespace):
+    """The PACS a single study's results go to (--send-to, else the configured one), checked before any work."""
+    from neurotriage.errors import UserError
+    from neurotriage.pacs.send import resolve_destination
+
+    if not args.all_pending:
+        return resolve_destination(args.send_to)
+    if args.send_to:
+        raise UserError("--send-to: only for one study, not with --all-pending")
+    return None
 
 
 def _emit(result: dict, as_json: bool, printer) -> None:
