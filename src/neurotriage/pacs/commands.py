@@ -29,6 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="AE",
         help="calling AE titles accepted (default: NEUROTRIAGE_DICOM_ALLOWED_AES, comma-separated; none: any)",
     )
+    p.add_argument(
+        "--send-to",
+        metavar="AET@HOST:PORT",
+        help="where results go back (default: NEUROTRIAGE_DICOM_SEND_TO; none: results stay in the reports)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="diagnose queued studies in this process (1, the default) or only receive and queue them (0)",
+    )
     p.set_defaults(handler=_listen)
 
 
@@ -37,6 +49,8 @@ def _listen(args: argparse.Namespace) -> int:
     from neurotriage.errors import UserError
     from neurotriage.pacs.inbox import Inbox, inbox_root
     from neurotriage.pacs.listener import ListenerConfig, listen
+    from neurotriage.pacs.node import Node
+    from neurotriage.pacs.send import resolve_destination
 
     settings = load_settings()
     stable_s = settings.dicom_stable_s if args.stable_seconds is None else args.stable_seconds
@@ -51,9 +65,12 @@ def _listen(args: argparse.Namespace) -> int:
         port=args.port,
         allowed_aes=tuple(ae_title(title, "--allow-ae") for title in allowed),
     )
+    destination = resolve_destination(args.send_to)
+    inbox = Inbox(inbox_root(), stable_s)
+    node = Node(inbox, destination)
     _log_to_stderr()
     try:
-        listen(Inbox(inbox_root(), stable_s), config)
+        listen(inbox, config, node.hand_off, node.run_worker if args.workers else None)
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise UserError(f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}") from None
     return 0

@@ -241,6 +241,18 @@ class Inbox:
         with self._lock:
             self._save(state)
 
+    def set_state(self, study_uid: str, state_name: str, error: str | None = None) -> None:
+        """Record what became of a handed-on study (queued, diagnosed, sent, failed) and why, in memory and on disk."""
+        if state_name not in STATES:
+            raise ValueError(f"{state_name!r} is not a study state")
+        with self._lock:
+            state = self._studies.get(study_uid) or read_state(self.study_dir(study_uid))
+            if state is None:
+                raise ValueError(f"study {study_uid} is not in the inbox")
+            self._studies[study_uid] = state
+            state.state, state.error = state_name, error
+            self._save(state)
+
     def flush(self) -> None:
         """Write the state of every study whose counts changed."""
         with self._lock:

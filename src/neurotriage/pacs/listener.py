@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,9 +161,19 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def listen(inbox: Inbox, config: ListenerConfig, on_complete: CompleteCallback = log_complete) -> None:
-    """Run a listener until SIGTERM or SIGINT, then stop it cleanly."""
+def listen(
+    inbox: Inbox,
+    config: ListenerConfig,
+    on_complete: CompleteCallback = log_complete,
+    worker: Callable[[threading.Event], None] | None = None,
+) -> None:
+    """Run a listener (and `worker`, in a thread, given the stop event) until SIGTERM or SIGINT, then stop both."""
     with stop_on_signals() as stop, Listener(inbox, config, on_complete) as listener:
         log.info("DICOM listener %s on %s port %d", config.ae_title, config.host, listener.port)
+        thread = threading.Thread(target=worker, args=(stop,), name="dicom-node-worker") if worker else None
+        if thread is not None:
+            thread.start()
         while not stop.wait(1.0):  # a timed wait: the signal handler runs between waits on every platform
             pass
+        if thread is not None:
+            thread.join()
