@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="AET@host:port",
         help="send the report's DICOM objects to this PACS (default: NEUROTRIAGE_DICOM_SEND_TO; see `send --status`)",
     )
+    p.add_argument(
+        "--from-pacs",
+        metavar="AET@host:port",
+        help="retrieve the study (--study UID) from this PACS by C-GET instead of reading CASE_DIR",
+    )
+    p.add_argument("--study", metavar="UID", help="with --from-pacs: the StudyInstanceUID to retrieve")
     _add_run_options(p)
     p.set_defaults(handler=_diagnose)
     _register_worker(sub)
@@ -92,8 +98,10 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UserError("--all-pending: give no CASE_DIR, --patient or --out with it")
     elif args.enqueue or args.retry_parked:
         raise UserError(f"{'--enqueue' if args.enqueue else '--retry-parked'}: only with --all-pending")
-    elif args.case_dir is None or args.patient is None:
-        raise UserError("diagnose: give CASE_DIR and --patient ID, or --all-pending")
+    elif bool(args.from_pacs) != bool(args.study) or (args.from_pacs and args.case_dir):
+        raise UserError("--from-pacs: give it with --study UID and without CASE_DIR")
+    elif (args.case_dir is None and not args.from_pacs) or args.patient is None:
+        raise UserError("diagnose: give CASE_DIR (or --from-pacs and --study) and --patient ID, or --all-pending")
     _check_limit(args)
 
 
@@ -131,13 +139,25 @@ def _diagnose(args: argparse.Namespace) -> int:
         result = diagnose_pending(options, quiet=args.json, retry_parked=args.retry_parked)
         _emit(result, args.json, print_pending)
         return 1 if result["failed"] else 0
-    result = diagnose(args.case_dir, args.patient, options, timer)
+    result = diagnose(_study_folder(args, timer), args.patient, options, timer)
     _emit(result, args.json, print_result)
     if destination is None:
         return 0
     from neurotriage.pacs.send_commands import send_report
 
     return send_report(Path(result["report_dir"]), destination, sys.stderr if args.json else None)
+
+
+def _study_folder(args: argparse.Namespace, timer) -> Path:
+    """CASE_DIR, or the study --from-pacs retrieves (a stage of its own)."""
+    if not args.from_pacs:
+        return args.case_dir
+    from neurotriage.pacs.pull import pull_study
+    from neurotriage.pacs.send import parse_destination
+
+    source = parse_destination(args.from_pacs, field="from_pacs")
+    with timer.stage("retrieve from PACS"):
+        return pull_study(source, args.study)
 
 
 def _send_destination(args: argparse.Namespace):
