@@ -26,8 +26,14 @@ def _follow(stream, lines: list[str]) -> None:
 
 
 def test_listen_logs_associations_and_studies_and_stops_on_sigterm(series_files, tmp_path):
-    env = os.environ | {"NEUROTRIAGE_HOME": str(tmp_path / "home"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = os.environ | {
+        "NEUROTRIAGE_HOME": str(tmp_path / "home"),
+        "NEUROTRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'node.db'}",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    subprocess.run([sys.executable, "-m", "neurotriage", "db", "init"], env=env, check=True, capture_output=True)
     command = [sys.executable, "-m", "neurotriage", "listen", "--port", "0", "--stable-seconds", "0.5"]
+    command += ["--workers", "0"]  # receive and queue only: the 3 instances are no study to diagnose
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     threading.Thread(target=_follow, args=(process.stderr, lines), daemon=True).start()
@@ -36,6 +42,7 @@ def test_listen_logs_associations_and_studies_and_stops_on_sigterm(series_files,
         port = int(re.search(r"DICOM listener NEUROTRIAGE on 127\.0\.0\.1 port (\d+)", "".join(lines))[1])
         assert send(port, series_files[:3]) == [0, 0, 0]
         wait_until(lambda: any(" complete: 3 instances, patient " in line for line in lines), what="completion")
+        wait_until(lambda: any("(a new, unconfirmed patient)" in line for line in lines), what="the hand-off")
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
@@ -44,6 +51,13 @@ def test_listen_logs_associations_and_studies_and_stops_on_sigterm(series_files,
     assert re.search(r"SCANNER@127\.0\.0\.1:\d+: association released, 3 instances stored, 0 duplicates", text)
     assert "Traceback" not in text
     assert len(list((tmp_path / "home" / "dicom" / "inbox").glob("*/*/*.dcm"))) == 3
+
+
+def test_listen_refuses_to_start_without_a_database(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROTRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert main(["listen", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "db init" in err
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _listen(args: argparse.Namespace) -> int:
+    from neurotriage.clinical.db import transaction
     from neurotriage.config import ae_title, load_settings
     from neurotriage.errors import UserError
     from neurotriage.pacs.inbox import Inbox, inbox_root
@@ -66,6 +67,8 @@ def _listen(args: argparse.Namespace) -> int:
         allowed_aes=tuple(ae_title(title, "--allow-ae") for title in allowed),
     )
     destination = resolve_destination(args.send_to)
+    with transaction():  # complete studies are filed in the database: refuse to start without one
+        pass
     inbox = Inbox(inbox_root(), stable_s)
     node = Node(inbox, destination)
     _log_to_stderr()

@@ -26,6 +26,7 @@ from neurotriage.diagnosis.pipeline import DiagnoseOptions
 from neurotriage.diagnosis.queue import QueueSettings, enqueue
 from neurotriage.errors import UserError
 from neurotriage.pacs.inbox import Inbox, StudyState
+from neurotriage.pacs.listener import log_complete
 from neurotriage.pacs.send import Destination, describe, queue_results, read_item, report_objects, send_pending
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Node:
 
     def hand_off(self, study_dir: Path, state: StudyState) -> None:
         """The listener's `on_complete`: queue a diagnosis of the study for the patient its PatientID names."""
+        log_complete(study_dir, state)
         tags = state.patient
         if not tags.get("PatientID"):
             raise UserError(f"study {state.study_uid}: no PatientID, so no patient to file it under", field="mrn")
