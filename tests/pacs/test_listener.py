@@ -13,6 +13,8 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
 
+from neurotriage.pacs.inbox import read_events
+
 from .conftest import LISTENER_AET, LOOPBACK, required_tool, send, wait_until
 
 
@@ -74,6 +76,8 @@ def test_a_calling_ae_title_outside_the_allow_list_is_rejected_with_one_log_line
         wait_until(lambda: "INTRUDER" in caplog.text, what="the rejection to be logged")
     [line] = [r.getMessage() for r in caplog.records if "INTRUDER" in r.getMessage()]
     assert line.startswith(f"association from INTRUDER@{LOOPBACK}:") and "allow-list" in line
+    newest = read_events()[0]  # the web app's DICOM page shows the node's events
+    assert newest["kind"] == "rejected" and newest["detail"] == line
     assert not running.listener.inbox.root.exists() or not any(running.listener.inbox.root.iterdir())
     assert send(running.port, series_files[:1], calling="PACS") == [0]
 

@@ -66,6 +66,7 @@ class StudyState:
 
 
 CompleteCallback = Callable[[Path, StudyState], None]
+_EVENTS_LOCK = threading.Lock()
 
 
 def inbox_root() -> Path:
@@ -97,6 +98,35 @@ def read_state(study_dir: Path) -> StudyState | None:
 def write_state(study_dir: Path, state: StudyState) -> None:
     """Save a study's state atomically."""
     write_json_atomic(study_dir / STATE_NAME, asdict(state))
+
+
+def events_file() -> Path:
+    """The node's event log (rejected associations), one JSON object per line, beside the inbox."""
+    return load_settings().home / "dicom" / "events.jsonl"
+
+
+def record_event(kind: str, detail: str) -> None:
+    """Append one event (`kind`: e.g. "rejected") to the node's event log, for the web app's DICOM page."""
+    path = events_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"at": _now(), "kind": kind, "detail": detail})
+    with _EVENTS_LOCK, open(path, "a", encoding="utf-8") as log_file:
+        log_file.write(line + "\n")
+
+
+def read_events(limit: int = 50) -> list[dict[str, str]]:
+    """The newest `limit` events of the node's event log, newest first (a damaged line is skipped)."""
+    try:
+        lines = events_file().read_text(encoding="utf-8").splitlines()[-limit:]
+    except FileNotFoundError:
+        return []
+    events = []
+    for line in reversed(lines):
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 def instance_files(study_dir: Path) -> Iterator[Path]:

@@ -21,7 +21,7 @@ from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.sop_class import EnhancedMRImageStorage, MRImageStorage, Verification
 
-from neurotriage.pacs.inbox import CompleteCallback, Inbox, InstanceRefused, StudyState
+from neurotriage.pacs.inbox import CompleteCallback, Inbox, InstanceRefused, StudyState, record_event
 
 log = logging.getLogger("neurotriage.pacs")
 
@@ -121,6 +121,7 @@ class Listener:
         refused_title = bool(allowed) and event.assoc.requestor.ae_title not in allowed
         why = "calling AE title not in the allow-list" if refused_title else "refused"
         log.warning("association from %s rejected: %s", _peer(event.assoc), why)
+        record_event("rejected", f"association from {_peer(event.assoc)} rejected: {why}")
 
     def _watch(self) -> None:
         while not self._stopping.wait(self.config.check_s):
