@@ -7,10 +7,7 @@ stops the worker; a second one interrupts the study, whose claim is given back f
 
 from __future__ import annotations
 
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +17,7 @@ from neurotriage.clinical.db import database_url
 from neurotriage.diagnosis.batch import Progress, describe, drain, summarise
 from neurotriage.diagnosis.pipeline import DiagnoseOptions
 from neurotriage.diagnosis.queue import QueueSettings, worker_name
+from neurotriage.signals import stop_on_signals
 
 SCALE_OUT_NOTE = (
     "SQLite: workers share this queue on this machine only; workers on several machines need "
@@ -40,24 +38,6 @@ class WorkerProgress(Progress):
             self.console.print(f"{describe(row)} ({row['seconds']:.1f} s)")
 
 
-@contextmanager
-def stop_on_signals(stop: threading.Event, console: Console) -> Iterator[None]:
-    """While the block runs, a first SIGTERM or SIGINT sets `stop`; a second raises KeyboardInterrupt."""
-
-    def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        console.print(f"{signal.Signals(signum).name}: stopping after the current study (send it again to stop now)")
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def run_worker(
     options: DiagnoseOptions,
     settings: QueueSettings,
@@ -73,7 +53,7 @@ def run_worker(
     if make_url(database_url(options.url)).get_backend_name() == "sqlite":
         notes.print(SCALE_OUT_NOTE)
     stop = threading.Event()
-    with stop_on_signals(stop, notes):
+    with stop_on_signals(stop, notes.print, after=" after the current study (send it again to stop now)"):
         rows = drain(
             options,
             settings,

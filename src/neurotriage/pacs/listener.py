@@ -9,10 +9,8 @@ turns other callers away at association time.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import EnhancedMRImageStorage, MRImageStorage, Verification
 
 from neurotriage.pacs.inbox import CompleteCallback, Inbox, InstanceRefused, StudyState, record_event
+from neurotriage.signals import stop_on_signals
 
 log = logging.getLogger("neurotriage.pacs")
 
@@ -145,23 +144,6 @@ def _peer(assoc: Association) -> str:
     return f"{requestor.ae_title}@{requestor.address}:{requestor.port}"
 
 
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """While the block runs, SIGTERM or SIGINT sets the event it yields."""
-    stop = threading.Event()
-
-    def handle(signum: int, _frame: object) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def listen(
     inbox: Inbox,
     config: ListenerConfig,
@@ -169,7 +151,8 @@ def listen(
     worker: Callable[[threading.Event], None] | None = None,
 ) -> None:
     """Run a listener (and `worker`, in a thread, given the stop event) until SIGTERM or SIGINT, then stop both."""
-    with stop_on_signals() as stop, Listener(inbox, config, on_complete) as listener:
+    stop = threading.Event()
+    with stop_on_signals(stop, log.info), Listener(inbox, config, on_complete) as listener:
         log.info("DICOM listener %s on %s port %d", config.ae_title, config.host, listener.port)
         thread = threading.Thread(target=worker, args=(stop,), name="dicom-node-worker") if worker else None
         if thread is not None:
