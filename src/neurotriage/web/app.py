@@ -22,7 +22,7 @@ from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
 from neurotriage.web.jobs import JobRunner
 from neurotriage.web.middleware import SecurityHeaders, UploadLimit
 from neurotriage.web.render import error_page
-from neurotriage.web.routes import api, auth, jobs, patients, reports
+from neurotriage.web.routes import api, auth, dicom, jobs, patients, reports
 from neurotriage.web.settings import WebSettings, load_web_settings
 from neurotriage.web.write_gate import WriteGate
 
@@ -106,7 +106,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.gate = WriteGate(settings.database_url)
     app.state.jobs = JobRunner(settings.database_url, settings.job_workers, app.state.gate)
     _install_error_handlers(app)
-    for module in (auth, patients, jobs, reports, api):
+    for module in (auth, patients, jobs, reports, dicom, api):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

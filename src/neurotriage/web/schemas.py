@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -181,3 +182,62 @@ class AuditEventOut(BaseModel):
     action: str
     target: str
     detail: dict[str, Any] | None
+
+
+class ListenerSettingsOut(BaseModel):
+    """The DICOM listener's configured settings (it runs as its own process, `command`)."""
+
+    command: str
+    allowed_aes: list[str] = Field(description="calling AE titles accepted; empty: any")
+    send_to: str | None = Field(description="the default destination of results, AET@host:port")
+    stable_s: int = Field(description="seconds without a new instance after which a study is complete")
+
+
+class ReceivedStudyOut(BaseModel):
+    """A study the DICOM listener received, and what became of it."""
+
+    study_uid: str
+    state: str = Field(description="receiving, complete, queued, diagnosed, sent or failed")
+    patient_id: str = Field(description="the DICOM PatientID of the first instance")
+    patient_name: str
+    other_patient_ids: list[str] = Field(description="further PatientIDs seen in the study (it is then refused)")
+    instances: int
+    series: int
+    calling_aes: list[str]
+    first_arrival: str | None
+    last_arrival: str | None
+    error: str | None
+    clinical_patient_id: int | None = Field(description="the patient it was filed under, once handed on")
+    finding_id: int | None = Field(description="its newest finding, once diagnosed")
+
+
+class OutboxItemOut(BaseModel):
+    """A set of DICOM objects waiting to be sent (or failed for good)."""
+
+    item: str
+    state: str = Field(description="queued or failed")
+    files: list[str]
+    delivered: list[str]
+    attempts: int
+    queued_at: datetime
+    next_attempt: datetime | None
+    last_error: str | None
+
+
+class DestinationOut(BaseModel):
+    """A destination's outbox: counts by state, and the items not sent."""
+
+    destination: str
+    queued: int
+    sent: int
+    failed: int
+    items: list[OutboxItemOut]
+
+
+class DicomNodeOut(BaseModel):
+    """The DICOM node: listener settings, received studies (newest first) with a count per state, destinations."""
+
+    listener: ListenerSettingsOut
+    counts: dict[str, int]
+    studies: list[ReceivedStudyOut]
+    destinations: list[DestinationOut]
