@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from neurotriage.clinical import db
 from neurotriage.clinical.models import Finding, Patient, Study
-from neurotriage.pacs.inbox import Inbox, inbox_root, read_state, write_state
+from neurotriage.pacs.inbox import Inbox, inbox_root, read_state, record_event, write_state
 from neurotriage.pacs.send import parse_destination, queue_results, send_pending
 from neurotriage.web.models import AuditEvent
 
@@ -93,6 +93,7 @@ def node(node_home: Path, tmp_path: Path, own_web_settings) -> dict[str, str]:
     result.write_bytes(mr_instance(diagnosed, "MRN-3")[1])
     queue_results([result], parse_destination(DOWN), now=T0)
     send_pending(now=T0)
+    record_event("rejected", "association from INTRUDER@127.0.0.1:50000 rejected: calling AE title not allowed")
     return ids | {"mixed": mixed, "diagnosed": diagnosed, "receiving": receiving}
 
 
@@ -130,11 +131,13 @@ def test_page_shows_badges_errors_links_and_no_server_paths(node_client, node, n
     assert "cannot connect to 127.0.0.1:9" in html and DOWN in html
     assert "neurotriage listen" in html and "SCANNER, ORTHANC" in html
     assert str(node_home) not in html
+    assert "INTRUDER@127.0.0.1:50000 rejected" in html  # the node's events
 
 
 def test_empty_node(client, node_home):
     body = client.get("/api/dicom").json()
-    assert body["studies"] == [] and body["destinations"] == [] and set(body["counts"].values()) == {0}
+    assert body["studies"] == [] and body["destinations"] == [] and body["events"] == []
+    assert set(body["counts"].values()) == {0}
     html = client.get("/dicom").text
     assert "No study received yet." in html and "Nothing queued for any destination." in html
 

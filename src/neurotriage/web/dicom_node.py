@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from neurotriage.clinical.models import Finding, Study
 from neurotriage.config import load_settings
-from neurotriage.pacs.inbox import STATES, StudyState, inbox_root, read_state
+from neurotriage.pacs.inbox import STATES, StudyState, inbox_root, read_events, read_state
 from neurotriage.pacs.send import DestinationStatus, outbox_status
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def listener_settings() -> dict[str, Any]:
 
 
 def node_view(session: Session) -> dict[str, Any]:
-    """Everything the DICOM-node page shows: settings, received studies with a count per state, destinations."""
+    """Everything the DICOM-node page shows: settings, received studies with a count per state, destinations, events."""
     root = inbox_root()
     states = received_studies(root)
     links = filed_as(session, [root / s.study_uid for s in states])
@@ -100,4 +100,5 @@ def node_view(session: Session) -> dict[str, Any]:
         "counts": counts,
         "studies": [study_row(s, links.get(s.study_uid, {})) for s in states],
         "destinations": [destination_row(d) for d in outbox_status().destinations],
+        "events": read_events(),
     }

@@ -234,6 +234,14 @@ class DestinationOut(BaseModel):
     items: list[OutboxItemOut]
 
 
+class NodeEventOut(BaseModel):
+    """One event of the DICOM node's log (a rejected association)."""
+
+    at: str
+    kind: str
+    detail: str
+
+
 class DicomNodeOut(BaseModel):
     """The DICOM node: listener settings, received studies (newest first) with a count per state, destinations."""
 
@@ -241,3 +249,4 @@ class DicomNodeOut(BaseModel):
     counts: dict[str, int]
     studies: list[ReceivedStudyOut]
     destinations: list[DestinationOut]
+    events: list[NodeEventOut]
