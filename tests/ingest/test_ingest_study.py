@@ -14,7 +14,10 @@ import pydicom
 import pytest
 
 from neurotriage.cli import main
+from neurotriage.imaging.naming import BRATS2020, to_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE, GRID_SHAPE
+from neurotriage.ingest.dicom import scan_dicom_folder
+from neurotriage.ingest.dicom_volume import load_dicom_volume
 from neurotriage.ingest.evaluate import score_ingest
 from neurotriage.ingest.pipeline import IngestRecord
 
@@ -92,6 +95,7 @@ def test_diagnose_a_raw_study_writes_native_nifti_and_dicom_seg(
     source = pydicom.dcmread(next((tmp_path / "home" / "cases" / SYNTH_CASE / "ingest" / "t1ce_dicom").iterdir()))
     assert seg.PatientID == truth["patient_id"]
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    _seg_matches_the_native_nifti(seg, tmp_path / "home" / "cases" / SYNTH_CASE / "ingest" / "t1ce_dicom", native)
     saved = json.loads((report / "report.json").read_text())
     assert "native/" + f"{SYNTH_CASE}_seg.dcm" in saved["files"]
     assert saved["provenance"]["raw_study"] == str((synth_dicom_root / SYNTH_CASE).resolve())
@@ -116,3 +120,17 @@ def test_failed_quality_gate_leaves_nothing_but_its_figure(
     assert len(errors) == 1 and "quality gate failed" in errors[0] and "brain volume" in errors[0]
     assert not case_dir.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CASE_Q_ingest_qc_failed.png"]
+
+
+def _seg_matches_the_native_nifti(seg: hd.seg.Segmentation, t1ce_dicom: Path, native: nib.Nifti1Image) -> None:
+    """The DICOM SEG, read back slice by source slice, is the native-space NIfTI's labels voxel for voxel."""
+    (series,) = scan_dicom_folder(t1ce_dicom).series
+    volume = load_dicom_volume(series)
+    sources = [str(pydicom.dcmread(frame.path, stop_before_pixels=True).SOPInstanceUID) for frame in volume.frames]
+    # Segment numbers follow the internal labels (1 necrosis, 2 oedema, 3 enhancing), as the SEG writer numbers them.
+    from_seg = seg.get_pixels_by_source_instance(
+        sources, combine_segments=True, assert_missing_frames_are_empty=True, skip_overlap_checks=True
+    )
+    labels = to_internal(np.asanyarray(native.dataobj), BRATS2020, "native seg")  # (x, y, z) on the T1ce grid
+    assert from_seg.shape == labels.T.shape  # (z, y, x): one frame per source slice
+    assert np.array_equal(from_seg, labels.T)
