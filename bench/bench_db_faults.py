@@ -24,10 +24,11 @@ import random
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command as alembic
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
@@ -37,7 +38,6 @@ from bench.databases import DatabaseFactory
 from bench.db_kill import Run, State, read_state, run_command
 from neurotriage.clinical import db, sample
 from neurotriage.clinical.knowledge import load_knowledge
-from neurotriage.clinical.models import Patient
 
 IMPORT_ROWS = 100_000
 UPGRADE_ROWS = 100_000  # patients in the database `db upgrade` migrates
@@ -65,6 +65,9 @@ def write_patients_csv(path: Path, n: int) -> Path:
     return path
 
 
+OLD_PATIENT_COLUMNS = ("name", "sex", "birth_date", "city", "language_dominance", "created_at")
+
+
 def at_old_revision(rows: int) -> Callable[[str], None]:
     """Prepares a database as an earlier neurotriage left it: schema at OLD_REVISION, knowledge base,
     the sample hospitals and doctors, and `rows` patients."""
@@ -75,7 +78,11 @@ def at_old_revision(rows: int) -> Callable[[str], None]:
             with Session(bind=conn) as session:
                 load_knowledge(session)
                 sample.add_hospitals_and_doctors(session, sample.N_HOSPITALS, sample.N_DOCTORS, random.Random(1))
-                session.execute(insert(Patient), list(patients(rows)))
+                # The patients table as it was then: the model's newer columns (MRN, confirmed) are not there yet.
+                old_patients = sa.table("patients", *(sa.column(name) for name in OLD_PATIENT_COLUMNS))
+                now = datetime.now(UTC).replace(tzinfo=None)
+                filled = {"language_dominance": "left", "created_at": now}
+                session.execute(insert(old_patients), [row | filled for row in patients(rows)])
 
     return prepare
 
