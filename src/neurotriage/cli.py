@@ -24,14 +24,13 @@ COMMANDS = {
     "neurotriage.imaging.commands": ("info", "synth"),
     "neurotriage.segmentation.commands": ("prepare", "train", "segment", "evaluate", "metrics", "train-default"),
     "neurotriage.ingest.commands": ("ingest",),
-    "neurotriage.pacs.commands": ("listen",),
+    "neurotriage.pacs.commands": ("listen", "send"),
     "neurotriage.anatomy.commands": ("locate",),
     "neurotriage.clinical.commands": ("db", "patient", "symptom", "finding", "crosscheck", "refer"),
     "neurotriage.diagnosis.commands": ("diagnose", "worker"),
     "neurotriage.web.commands": ("serve", "user"),
     "neurotriage.demo": ("demo",),
     "neurotriage.maintenance.commands": ("check",),
-    "neurotriage.pacs.send_commands": ("send",),
 }
 # Library fields carried by a flag whose dest has another name (`--patient` holds `patient_id`).
 FIELD_DESTS = {"patient_id": "patient", "case_ref": "case"}

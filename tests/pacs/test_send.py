@@ -26,6 +26,7 @@ from neurotriage.imaging.synth_series import plan_study
 from neurotriage.ingest.dicom import scan_dicom_folder
 from neurotriage.ingest.dicom_seg import write_dicom_seg
 from neurotriage.ingest.dicom_volume import load_dicom_volume
+from neurotriage.pacs.commands import send_report
 from neurotriage.pacs.send import (
     outbox_status,
     parse_destination,
@@ -33,7 +34,6 @@ from neurotriage.pacs.send import (
     read_item,
     send_pending,
 )
-from neurotriage.pacs.send_commands import send_report
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 PACS_AE = "TESTPACS"

@@ -113,7 +113,10 @@ def test_mrn_on_forms_and_search_and_confirming_a_received_patient(client, web_s
     assert UNCONFIRMED_NOTE not in client.get(f"/patients/{pid}").text
     with db.transaction(web_settings.database_url) as session:
         assert session.get(Patient, pid).confirmed
-        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "confirm")).all()
+        # The web tests share one database: only this patient's confirmations count here.
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "confirm", AuditEvent.target == f"patient:{pid}")
+        ).all()
         assert [(e.target, e.detail) for e in events] == [
             (f"patient:{pid}", {"mrn": "RX-1", "already_confirmed": False})
         ]

@@ -143,7 +143,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     _emit(result, args.json, print_result)
     if destination is None:
         return 0
-    from neurotriage.pacs.send_commands import send_report
+    from neurotriage.pacs.commands import send_report
 
     return send_report(Path(result["report_dir"]), destination, sys.stderr if args.json else None)
 
