@@ -101,11 +101,11 @@ def test_user_add_command(tmp_path, monkeypatch, capsys):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     db.migrate_and_load(url, create=True)
     monkeypatch.setenv("NEUROTRIAGE_DATABASE_URL", url)
-    monkeypatch.setenv("NEUROTRIAGE_NEW_PASSWORD", "long enough")
+    monkeypatch.setenv("NEUROTRIAGE_NEW_PASSWORD", "long enough now")
     assert run_user_add(["user", "add", "dr.who", "--role", "admin"]) == 0
     assert "added admin 'dr.who'" in capsys.readouterr().out
     with pytest.raises(UserError, match="already exists"):
         run_user_add(["user", "add", "dr.who"])
     monkeypatch.setenv("NEUROTRIAGE_NEW_PASSWORD", "short")
-    with pytest.raises(UserError, match="at least 8"):
+    with pytest.raises(UserError, match="at least 12"):
         run_user_add(["user", "add", "nurse"])

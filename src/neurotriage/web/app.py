@@ -24,6 +24,7 @@ from neurotriage.web.middleware import SecurityHeaders, UploadLimit
 from neurotriage.web.render import error_page
 from neurotriage.web.routes import api, auth, dicom, jobs, patients, reports
 from neurotriage.web.settings import WebSettings, load_web_settings
+from neurotriage.web.throttle import LoginThrottle
 from neurotriage.web.write_gate import WriteGate
 
 STATIC = Path(__file__).parent / "static"
@@ -104,6 +105,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.gate = WriteGate(settings.database_url)
+    app.state.throttle = LoginThrottle()
     app.state.jobs = JobRunner(settings.database_url, settings.job_workers, app.state.gate)
     _install_error_handlers(app)
     for module in (auth, patients, jobs, reports, dicom, api):

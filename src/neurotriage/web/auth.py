@@ -1,8 +1,10 @@
 """Users, password hashing (scrypt, stdlib), sessions and CSRF tokens.
 
-Sessions live in a signed cookie (Starlette's SessionMiddleware); it holds the user id and the
-session's CSRF token. Every state-changing request must echo that token, in a hidden form field
-or an X-CSRF-Token header, so another site cannot post on a signed-in clinician's behalf.
+Sessions live in a signed cookie (Starlette's SessionMiddleware); it holds the user id, the user's
+session generation at sign-in and the session's CSRF token. Signing out or a new password increments
+the user's generation, so every copy of an older cookie is refused from then on (every session of
+that user ends, on all devices). Every state-changing request must echo the CSRF token, in a hidden
+form field or an X-CSRF-Token header, so another site cannot post on a signed-in clinician's behalf.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from functools import cache
 
 from fastapi import Request
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from neurotriage.errors import UserError
 from neurotriage.web.models import ROLES, User
+from neurotriage.web.passwords import check_password
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # OWASP's scrypt minimum; ~50 ms per hash
-MIN_PASSWORD = 8
 
 
 class LoginRequired(Exception):
@@ -55,8 +60,7 @@ def add_user(session: Session, username: str, password: str, role: str = "clinic
     name = username.strip()
     if not name or len(name) > 64 or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
         raise UserError(f"username {username!r}: use 1-64 letters, digits, '.', '-' or '_'")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+    check_password(password)
     if role not in ROLES:
         raise UserError(f"role {role!r}: must be one of {', '.join(ROLES)}")
     if session.scalar(select(User).where(User.username == name)) is not None:
@@ -74,10 +78,34 @@ def ensure_admin(session: Session, name: str | None, password: str | None) -> Us
     return add_user(session, name, password, "admin")
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The user with these credentials, or None (same work either way, so timing reveals nothing)."""
-    user = session.scalar(select(User).where(User.username == username.strip()))
-    ok = verify_password(password, user.password_hash if user else hash_password("timing-equaliser"))
+def change_password(session: Session, user_id: int, password: str) -> None:
+    """Give the user a new password (policy checked) and end every session they have."""
+    check_password(password)
+    session.execute(update(User).where(User.id == user_id).values(password_hash=hash_password(password)))
+    end_sessions(session, user_id)
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """Refuse every session cookie the user holds now, copies included."""
+    session.execute(update(User).where(User.id == user_id).values(session_generation=User.session_generation + 1))
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to check unknown usernames against, so that they cost one scrypt like known ones."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def authenticate(
+    open_session: Callable[[], AbstractContextManager[Session]], username: str, password: str
+) -> User | None:
+    """The user (detached) with these credentials, or None; one scrypt either way, so timing reveals nothing.
+
+    The user is read in a short transaction of its own and the password checked after it ends: on
+    SQLite every transaction holds the write lock, which scrypt's 50 ms must not keep from others."""
+    with open_session() as session:
+        user = session.scalar(select(User).where(User.username == username.strip()))
+    ok = verify_password(password, user.password_hash if user else _dummy_hash())
     return user if user and ok else None
 
 
@@ -100,4 +128,5 @@ def sign_in(request: Request, user: User) -> None:
     """Start a fresh session for `user` (a new CSRF token too, against session fixation)."""
     request.session.clear()
     request.session["uid"] = user.id
+    request.session["gen"] = user.session_generation
     request.session["csrf"] = secrets.token_urlsafe(32)

@@ -41,13 +41,13 @@ def session_opener(request: Request) -> OpenSession:
 
 
 def require_user(request: Request) -> User:
-    """The signed-in user (detached); raises LoginRequired when nobody is signed in."""
+    """The signed-in user (detached); raises LoginRequired when nobody is signed in, or the session has ended."""
     uid = request.session.get("uid")
     if uid is None:
         raise LoginRequired()
     with db(request) as session:
         user = session.get(User, uid)
-    if user is None:  # deleted since signing in
+    if user is None or user.session_generation != request.session.get("gen"):  # deleted, or signed out since
         request.session.clear()
         raise LoginRequired()
     return user

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from neurotriage.web.auth import authenticate, check_csrf, sign_in
-from neurotriage.web.deps import SessionDep, audit
+from neurotriage.web.auth import authenticate, check_csrf, end_sessions, sign_in
+from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -34,10 +34,20 @@ def login(
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form()] = "",
 ):
-    """Check the credentials; a wrong password is refused with the form shown again."""
+    """Check the credentials; a wrong password is refused with the form shown again, and after a few
+    failures of the account or the client address further attempts wait (429, Retry-After)."""
     check_csrf(request, csrf_token)
+    throttle = request.app.state.throttle
+    client = request.client.host if request.client else "-"
+    wait_s = throttle.retry_after_s(username, client)
+    if wait_s:
+        error = f"Too many failed sign-ins: try again in {wait_s} seconds."
+        response = page(request, "login.html.j2", None, 429, error=error)
+        response.headers["Retry-After"] = str(wait_s)
+        return response
+    user = authenticate(db, username, password)
+    throttle.record(username, client, ok=user is not None)
     with db() as session:
-        user = authenticate(session, username, password)
         audit(session, user, "login" if user else "login_failed", f"user:{username[:64]}")
     if user is None:
         return page(request, "login.html.j2", None, 401, error="Wrong username or password.")
@@ -46,8 +56,11 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token: Annotated[str, Form()] = ""):
-    """End the session."""
+def logout(request: Request, db: SessionDep, user: CurrentUser, csrf_token: Annotated[str, Form()] = ""):
+    """End every session of the user on the server (copies of the cookie included), then this one."""
     check_csrf(request, csrf_token)
+    with db() as session:
+        end_sessions(session, user.id)
+        audit(session, user, "logout", f"user:{user.username}")
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
