@@ -15,3 +15,7 @@ class UserError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class NotFound(UserError):
+    """A record named by its id does not exist (the web answers 404)."""

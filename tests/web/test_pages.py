@@ -72,7 +72,7 @@ def test_invalid_forms_are_refused_naming_the_field(client, web_settings):
     assert r.status_code == 400 and "not-a-symptom" in r.text
     r = client.post("/patients/1/symptoms", data={"csrf_token": token, "code": "headache", "side": "left"})
     assert r.status_code == 400 and "takes no side" in r.text
-    assert client.get("/patients/999999").status_code == 400
+    assert client.get("/patients/999999").status_code == 404
     assert counts(web_settings.database_url) == before
 
 

@@ -28,9 +28,10 @@ from neurotriage.clinical.models import (
     Symptom,
     SymptomRegionRule,
 )
-from neurotriage.errors import UserError
+from neurotriage.errors import NotFound, UserError
 
 T = TypeVar("T")
+MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER primary key holds on PostgreSQL
 
 
 # How each field is called in messages; the keys are the argument names, which front ends map
@@ -152,9 +153,10 @@ def confirm_patient(session: Session, patient_id: int) -> tuple[Patient, bool]:
 
 def get_patient(session: Session, patient_id: int) -> Patient:
     """The patient with this id, or a UserError."""
-    patient = session.get(Patient, patient_id)
+    # An id beyond PostgreSQL's INTEGER (or SQLite's 64 bits) names no row; the driver would raise instead.
+    patient = session.get(Patient, patient_id) if 0 < patient_id <= MAX_ROW_ID else None
     if patient is None:
-        raise UserError(f"patient {patient_id}: no such patient", field="patient_id")
+        raise NotFound(f"patient {patient_id}: no such patient", field="patient_id")
     return patient
 
 

@@ -6,6 +6,7 @@ Orientation is carried as the NIfTI affine; nothing here reorders array axes.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import zlib
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import nibabel as nib
 import numpy as np
@@ -24,6 +26,11 @@ from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES, Naming, split
 AFFINE_TOLERANCE = 1e-3  # mm; headers written by different tools differ in float noise only
 # radians: a tilt this small is float noise (it moves a voxel 0.1 mm at 10 cm from the origin)
 OBLIQUE_TOLERANCE = 1e-3
+# The most one volume may declare, in NIfTI or DICOM headers: checked before any voxel is read, so a
+# small file whose header claims a huge grid (a gzip bomb) is refused without allocating anything.
+MAX_VOXELS = 1024**3
+MAX_BYTES = 2 * 1024**3
+NIFTI2_HEADER_BYTES = 540
 
 
 @dataclass(frozen=True)
@@ -167,13 +174,42 @@ def check_readable_file(path: Path) -> None:
     raise UserError(f"{path}: is {kind}, not a NIfTI file")
 
 
+def check_declared_size(header: nib.Nifti1Header, name: Path | str, field: str | None = None) -> None:
+    """Refuse a NIfTI whose header declares more voxels or bytes than one volume may hold."""
+    shape = tuple(int(n) for n in header.get_data_shape())
+    if any(n < 1 for n in shape):
+        raise UserError(f"{name}: the header declares an empty grid {shape}", field)
+    dtype = header.get_data_dtype()
+    voxels = math.prod(shape)
+    declared = f"{'x'.join(map(str, shape))} {dtype.name} ({voxels * dtype.itemsize / 1024**3:.1f} GB)"
+    if voxels > MAX_VOXELS:
+        raise UserError(f"{name}: the header declares {declared}, over 1024x1024x1024 voxels", field)
+    if voxels * dtype.itemsize > MAX_BYTES:
+        raise UserError(f"{name}: the header declares {declared}, over 2 GB of data", field)
+
+
+def read_nifti_header(stream: BinaryIO, name: str) -> nib.Nifti1Header:
+    """The NIfTI-1 or -2 header at the start of an uncompressed `stream`, read without its voxels."""
+    raw = stream.read(NIFTI2_HEADER_BYTES)
+    for klass, size in ((nib.Nifti1Header, 348), (nib.Nifti2Header, NIFTI2_HEADER_BYTES)):
+        if len(raw) >= size and size in (int.from_bytes(raw[:4], "little"), int.from_bytes(raw[:4], "big")):
+            try:
+                header = klass(raw[:size], check=False)
+                header.get_data_dtype()
+            except nib.spatialimages.HeaderDataError as exc:
+                raise UserError(f"{name}: not a readable NIfTI header ({exc})") from None
+            return header
+    raise UserError(f"{name}: not a NIfTI file")
+
+
 def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
-    """Open a NIfTI file and read its voxels, turning any file fault into a UserError."""
+    """Open a NIfTI file, check its header's declared size, then read its voxels; any fault is a UserError."""
     check_readable_file(path)
     try:
         img = nib.load(str(path))
         if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
             raise UserError(f"{path}: not a NIfTI image")
+        check_declared_size(img.header, path)
         data = np.asanyarray(img.dataobj)
     except UserError:
         raise

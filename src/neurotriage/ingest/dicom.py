@@ -24,10 +24,9 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
 from neurotriage.errors import UserError
+from neurotriage.imaging.io import MAX_BYTES, MAX_VOXELS
 from neurotriage.ingest.series import SeriesInfo, series_from_keywords
 
-MAX_VOXELS = 1024**3
-MAX_BYTES = 2 * 1024**3
 _MAGIC_OFFSET, _MAGIC = 128, b"DICM"
 # The tags identification reads, by their DICOM keywords (see `series_from_keywords`).
 _KEYWORDS = (

@@ -18,6 +18,7 @@ import nibabel as nib
 from pydantic import BaseModel, ConfigDict
 
 from neurotriage.errors import UserError
+from neurotriage.imaging.io import check_declared_size
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # A converter names a file <SeriesDescription>_<SeriesNumber>; the number is the last underscore part.
@@ -142,6 +143,7 @@ def _header_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, float, f
         header = nib.load(str(path)).header  # nibabel reads the header only until data is asked for
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as exc:
         raise UserError(f"{path}: not a readable NIfTI header ({exc})", field="input") from exc
+    check_declared_size(header, path, field="input")
     shape = tuple(int(n) for n in header.get_data_shape())
     if len(shape) < 3:
         raise UserError(f"{path}: a {len(shape)}D image; a series needs three spatial axes", field="input")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -71,7 +72,7 @@ def load_series(info: SeriesInfo) -> sitk.Image:
 def unzip(archive: Path, folder: Path) -> None:
     """Unpack `archive` into `folder`, refusing members outside it and archives over the size caps."""
     with zipfile.ZipFile(archive) as zf:
-        members = [m for m in zf.infolist() if not m.is_dir()]
+        members = [m for m in zf.infolist() if not m.is_dir() and not is_mac_metadata(m.filename)]
         if len(members) > MAX_ZIP_MEMBERS:
             raise UserError(f"{archive}: {len(members)} files, over the limit of {MAX_ZIP_MEMBERS}", field="input")
         if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
@@ -86,16 +87,29 @@ def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo, folder: Path, archive
         raise UserError(f"{archive}: member {member.filename!r} would unpack outside its folder", field="input")
     target = folder.joinpath(*name.parts)
     target.parent.mkdir(parents=True, exist_ok=True)
+    copy_member(zf, member, target, str(archive), field="input")
+
+
+def copy_member(
+    zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, label: str, field: str | None = None
+) -> None:
+    """Write one zip member to `target`, never more bytes than it declares; a fault is a UserError naming `label`."""
     written = 0
     try:
         with zf.open(member) as src, open(target, "wb") as dst:
             while chunk := src.read(_CHUNK):
                 written += len(chunk)
                 if written > member.file_size:  # a member that inflates past its declared size is a zip bomb
-                    raise UserError(f"{archive}: member {member.filename!r} is larger than declared", field="input")
+                    raise UserError(f"{label}: member {member.filename!r} is larger than declared", field)
                 dst.write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise UserError(f"{archive}: cannot unpack {member.filename!r} ({exc})", field="input") from exc
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{label}: cannot unpack {member.filename!r} ({exc})", field) from exc
+
+
+def is_mac_metadata(name: str) -> bool:
+    """Whether a zip member is macOS Finder metadata (a __MACOSX/ folder or a ._ resource fork), not a file."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    return bool(parts) and (parts[0] == "__MACOSX" or parts[-1].startswith("._"))
 
 
 def _nifti_root(folder: Path) -> Path | None:

@@ -16,7 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from neurotriage import NOTICE, __version__
 from neurotriage.clinical.db import engine_for, transaction
-from neurotriage.errors import UserError
+from neurotriage.errors import NotFound, UserError
 from neurotriage.maintenance.sweep import staging_roots, sweep
 from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
 from neurotriage.web.jobs import JobRunner
@@ -66,9 +66,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UserError)
     async def _user_error(request: Request, exc: UserError):
+        status = 404 if isinstance(exc, NotFound) else 400
         if _wants_json(request):
-            return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=400)
-        return error_page(request, 400, "That did not work", str(exc), request.headers.get("referer"))
+            return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=status)
+        return error_page(request, status, "That did not work", str(exc), request.headers.get("referer"))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

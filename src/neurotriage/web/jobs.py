@@ -60,8 +60,12 @@ class JobTimer(StageTimer):
     def stage(self, name: str) -> Iterator[None]:
         """Mark the stage running, time it, then mark it done with its duration."""
         self.board.set_stage(self.job_id, name, "running", None)
-        with super().stage(name):
-            yield
+        try:
+            with super().stage(name):
+                yield
+        except BaseException:
+            self.board.set_stage(self.job_id, name, "failed", None)
+            raise
         self.board.set_stage(self.job_id, name, "done", self.timings[name])
 
 

@@ -9,24 +9,31 @@ other tree must hold DICOM or NIfTI files and is kept whole, for `diagnose` to i
 
 from __future__ import annotations
 
+import gzip
+import math
 import secrets
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.errors import UserError
 from neurotriage.files import partial_dir
-from neurotriage.imaging.io import CaseFiles, find_case
+from neurotriage.imaging.io import CaseFiles, check_declared_size, find_case, read_nifti_header
 from neurotriage.imaging.naming import split_name
 from neurotriage.ingest.series import NIFTI_SUFFIXES
+from neurotriage.ingest.source import MAX_ZIP_BYTES, copy_member, is_mac_metadata
 
 # A raw DICOM study is one file per slice: hundreds to thousands of files. The cap still refuses a
 # bomb of tiny files, whose folder entries alone would cost more than any study.
 MAX_ENTRIES = 20_000
-INFLATION = 8  # extracted bytes allowed per uploaded byte (.nii inside a zip compresses ~4x)
+# Extracted bytes allowed per uploaded byte. A .nii whose header passes the size caps is exempt: its
+# background deflates far more than 8x, and what it expands to is bounded by its header instead, with
+# the whole upload never expanding past what `ingest` accepts from a zip.
+INFLATION = 8
 # DICOM slices with an empty background compress far more than 8x, so a ratio alone would refuse real
 # studies of a modest upload; this floor (room for thousands of 512x512 slices) still bounds what a
 # bomb can write, and a large upload keeps the ratio.
@@ -70,17 +77,39 @@ def check_zip(name: str, stream: BinaryIO, size: int, limit: int) -> list[tuple[
     stream.seek(0)
     try:
         with zipfile.ZipFile(stream) as archive:
-            infos = archive.infolist()
+            infos = [i for i in archive.infolist() if not is_mac_metadata(i.filename)]
+            if len(infos) > MAX_ENTRIES:
+                raise UserError(f"{name}: {len(infos)} entries, more than {MAX_ENTRIES}; upload one study")
+            declared = sum(_nifti_declared(archive, i, name) for i in infos)
     except zipfile.BadZipFile as exc:
         raise UserError(f"{name}: damaged zip ({exc})") from None
-    if len(infos) > MAX_ENTRIES:
-        raise UserError(f"{name}: {len(infos)} entries, more than {MAX_ENTRIES}; upload one study")
-    if sum(i.file_size for i in infos) > expanded_limit(size):
+    expanded = sum(i.file_size for i in infos)
+    if expanded - declared > expanded_limit(size) or expanded > max(expanded_limit(size), MAX_ZIP_BYTES):
         raise UserError(f"{name}: expands to far more than its size; refused as a possible zip bomb")
     entries = [(info, path) for info in infos if (path := _safe_member(info)) is not None]
     if not entries:
         raise UserError(f"{name}: the zip is empty")
     return entries
+
+
+def _nifti_declared(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> int:
+    """Check a NIfTI member's header against the size caps; returns the bytes of an uncompressed .nii member
+    that its header accounts for (0 for other members: a .nii.gz is read only as far as its header declares)."""
+    lower = info.filename.lower()
+    if info.is_dir() or not lower.endswith(NIFTI_SUFFIXES):
+        return 0
+    label = f"{name}: {info.filename}"
+    try:
+        with archive.open(info) as member:
+            stream = gzip.GzipFile(fileobj=member) if lower.endswith(".gz") else member
+            header = read_nifti_header(stream, label)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{label}: cannot read its NIfTI header ({exc})") from None
+    check_declared_size(header, label)
+    if lower.endswith(".gz"):
+        return 0
+    data = math.prod(header.get_data_shape()) * header.get_data_dtype().itemsize
+    return min(info.file_size, int(header.get_data_offset()) + data)
 
 
 def as_uploaded(message: str, folder: Path, name: str) -> str:
@@ -130,13 +159,12 @@ def extract_study(name: str, stream: BinaryIO, entries, staging: Path, target: P
     # Named with its owner, so a sweep removes what a killed server left (uploads hold patient data).
     tmp = partial_dir(staging / "upload", mode=0o700)
     try:
-        with zipfile.ZipFile(stream) as archive:
-            for info, rel in entries:
-                dest = tmp.joinpath(*rel.parts)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as src, open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
         try:
+            with zipfile.ZipFile(stream) as archive:
+                for info, rel in entries:
+                    dest = tmp.joinpath(*rel.parts)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    copy_member(archive, info, dest, name)
             case = _brats_case(tmp, name)
             if case is None:
                 _check_raw(tmp, name)

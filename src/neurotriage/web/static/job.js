@@ -3,7 +3,8 @@ const script = document.currentScript;
 const url = `/api/jobs/${script.dataset.job}`;
 
 function render(job) {
-  document.getElementById("job-status").textContent = job.status;
+  const failed = job.status === "failed" && job.error;
+  document.getElementById("job-status").textContent = failed ? `failed: ${job.error.split("\n")[0]}` : job.status;
   const body = document.getElementById("job-stages");
   body.replaceChildren(...job.stages.map((s) => {
     const row = document.createElement("tr");
