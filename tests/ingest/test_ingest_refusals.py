@@ -40,10 +40,11 @@ def refused(capsys: pytest.CaptureFixture[str], study: Path, case_dir: Path, *fl
     """Run ingest expecting a refusal; returns its one line."""
     capsys.readouterr()
     assert main(["ingest", str(study), "--out", str(case_dir), *flags]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]  # the others are finished stages' lines
+    assert len(errors) == 1, err
     assert not case_dir.exists() or not any(case_dir.iterdir())
-    return err
+    return errors[0]
 
 
 def test_missing_sequence(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,6 +94,16 @@ def test_single_slice_nifti(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     for name in ("AX_FLAIR_2", "T1_AX_3", "T1_AX_POST_GAD_5", "AX_T2_4"):
         nib.save(nib.Nifti1Image(np.ones((64, 64, 1), np.float32), np.eye(4)), str(folder / f"{name}.nii.gz"))
     assert "slices" in refused(capsys, folder, tmp_path / "case")
+
+
+def test_a_series_without_signal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import nibabel as nib
+
+    folder = tmp_path / "nifti"
+    folder.mkdir()
+    for name in ("AX_FLAIR_2", "T1_AX_3", "T1_AX_POST_GAD_5", "AX_T2_4"):
+        nib.save(nib.Nifti1Image(np.zeros((64, 64, 24), np.float32), np.eye(4)), str(folder / f"{name}.nii.gz"))
+    assert "has no image in it" in refused(capsys, folder, tmp_path / "case")
 
 
 def test_not_empty_case_dir_is_kept(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

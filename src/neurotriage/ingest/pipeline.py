@@ -177,9 +177,13 @@ def _chosen_series(series: list, mapping: SeriesMap) -> dict:
 
 
 def _series_warnings(seq: str, info, image: sitk.Image) -> list[str]:
+    """Refuse a series registration cannot use (one slice, no signal); warn about thick slices."""
     size = image.GetSize()
     if min(size) < 2:
         raise UserError(f"{info.source}: {seq} is a single slice ({size}); a sequence needs a 3D volume", field=seq)
+    voxels = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(voxels).all() or voxels.min() == voxels.max():
+        raise UserError(f"{info.source}: {seq} has no image in it (every voxel the same, or not a number)", field=seq)
     thickest = max(image.GetSpacing())
     if thickest > qc.THICK_SLICE_MM:
         return [f"{seq}: {thickest:.1f} mm slices ({info.source.name}); detail across slices is lost"]
