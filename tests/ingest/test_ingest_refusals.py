@@ -7,6 +7,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -86,24 +87,22 @@ def test_corrupt_dicom(study: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert victim.name in refused(capsys, study, tmp_path / "case")
 
 
-def test_single_slice_nifti(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import nibabel as nib
-
-    folder = tmp_path / "nifti"
+def nifti_study(folder: Path, voxels: np.ndarray) -> Path:
+    """A converter-named NIfTI study whose four series all hold `voxels`."""
     folder.mkdir()
     for name in ("AX_FLAIR_2", "T1_AX_3", "T1_AX_POST_GAD_5", "AX_T2_4"):
-        nib.save(nib.Nifti1Image(np.ones((64, 64, 1), np.float32), np.eye(4)), str(folder / f"{name}.nii.gz"))
-    assert "slices" in refused(capsys, folder, tmp_path / "case")
+        nib.save(nib.Nifti1Image(voxels, np.eye(4)), str(folder / f"{name}.nii.gz"))
+    return folder
+
+
+def test_single_slice_nifti(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = nifti_study(tmp_path / "nifti", np.ones((64, 64, 1), np.float32))
+    assert "slices" in refused(capsys, study, tmp_path / "case")
 
 
 def test_a_series_without_signal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import nibabel as nib
-
-    folder = tmp_path / "nifti"
-    folder.mkdir()
-    for name in ("AX_FLAIR_2", "T1_AX_3", "T1_AX_POST_GAD_5", "AX_T2_4"):
-        nib.save(nib.Nifti1Image(np.zeros((64, 64, 24), np.float32), np.eye(4)), str(folder / f"{name}.nii.gz"))
-    assert "has no image in it" in refused(capsys, folder, tmp_path / "case")
+    study = nifti_study(tmp_path / "nifti", np.zeros((64, 64, 24), np.float32))
+    assert "has no image in it" in refused(capsys, study, tmp_path / "case")
 
 
 def test_not_empty_case_dir_is_kept(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
