@@ -323,13 +323,19 @@ def _patient(header: _Header) -> StudyPatient:
     )
 
 
-def _date(header: _Header, keyword: str) -> date | None:
-    value = str(header.ds.get(keyword) or "").strip()
+def dicom_date(value: str | None) -> date | None:
+    """A DICOM DA value (YYYYMMDD) as a date, None when empty; ValueError when it is not a date."""
+    value = (value or "").strip()
     if not value:
         return None
+    return datetime.strptime(value.replace(".", ""), "%Y%m%d").date()  # old ACR-NEMA dates have dots
+
+
+def _date(header: _Header, keyword: str) -> date | None:
+    value = str(header.ds.get(keyword) or "")
     try:
-        return datetime.strptime(value.replace(".", ""), "%Y%m%d").date()  # old ACR-NEMA dates have dots
+        return dicom_date(value)
     except ValueError:
         raise UserError(
-            f"{header.path}: tag {keyword} should be a date YYYYMMDD, not {value!r}", field="input"
+            f"{header.path}: tag {keyword} should be a date YYYYMMDD, not {value.strip()!r}", field="input"
         ) from None

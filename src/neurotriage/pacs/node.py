@@ -25,6 +25,7 @@ from neurotriage.diagnosis.batch import Progress, drain
 from neurotriage.diagnosis.pipeline import DiagnoseOptions
 from neurotriage.diagnosis.queue import QueueSettings, enqueue
 from neurotriage.errors import UserError
+from neurotriage.ingest.dicom import dicom_date
 from neurotriage.pacs.inbox import Inbox, StudyState
 from neurotriage.pacs.listener import log_complete
 from neurotriage.pacs.send import Destination, describe, queue_results, read_item, report_objects, send_pending
@@ -34,9 +35,9 @@ RETRY_SEND_EVERY_S = 30.0
 
 
 def _birth_date(value: str | None) -> date | None:
-    """A DICOM DA (YYYYMMDD) as a date; None when absent or not a date."""
+    """A DICOM DA (YYYYMMDD) as a date; None when absent or not a date (the record is then made without one)."""
     try:
-        return date(int(value[:4]), int(value[4:6]), int(value[6:8])) if value and len(value) == 8 else None
+        return dicom_date(value)
     except ValueError:
         return None
 

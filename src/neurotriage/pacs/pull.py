@@ -22,10 +22,11 @@ from pynetdicom.sop_class import (
 from neurotriage.config import load_settings
 from neurotriage.errors import UserError
 from neurotriage.pacs.inbox import Inbox, checked_uid
+from neurotriage.pacs.listener import STATUS_SUCCESS
 from neurotriage.pacs.send import Destination
 
 RETRIEVED_CLASSES = (MRImageStorage, EnhancedMRImageStorage)
-SUCCESS, PENDING = 0x0000, (0xFF00, 0xFF01)
+PENDING = (0xFF00, 0xFF01)
 
 
 def pulled_root() -> Path:
@@ -45,7 +46,7 @@ def pull_study(source: Destination, study_uid: str, calling_ae: str = "NEUROTRIA
 
     def store(event: evt.Event) -> int:
         inbox.store(event.dataset, event.encoded_dataset(), str(source.ae_title))
-        return SUCCESS
+        return STATUS_SUCCESS
 
     assoc = ae.associate(
         source.host, source.port, ae_title=source.ae_title, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, store)]
@@ -57,7 +58,7 @@ def pull_study(source: Destination, study_uid: str, calling_ae: str = "NEUROTRIA
     finally:
         assoc.release()
     folder = inbox.study_dir(study_uid)
-    if final != SUCCESS or not folder.is_dir():
+    if final != STATUS_SUCCESS or not folder.is_dir():
         raise UserError(f"{source}: C-GET of study {study_uid} ended with status 0x{final:04X}", field="from_pacs")
     inbox.flush()
     return folder
