@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from neurotriage.clinical.models import Base, one_of, utcnow
 
-ROLES = ("clinician", "admin")
+ROLES = ("clinician", "admin", "read_only")
+ACCESS_KINDS = ("team", "break_glass")
 JOB_STATES = ("queued", "running", "done", "failed")
 DECISIONS = ("confirm", "override")
 
@@ -31,7 +32,26 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="clinician")
     # Sessions carry the generation they began in; signing out or a new password increments it (0010).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A disabled user cannot sign in and their sessions are refused; their records keep their name (0011).
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PatientAccess(Base):
+    """A user's access to a patient: care-team membership, or a time-limited break-glass grant (0011)."""
+
+    __tablename__ = "patient_access"
+    __table_args__ = (one_of("kind", ACCESS_KINDS, "kind"), UniqueConstraint("patient_id", "user_id", "kind"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Why a break-glass grant was taken, in the user's words; None for care-team membership.
+    reason: Mapped[str | None] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Job(Base):
@@ -88,3 +108,5 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any] | None]
+    # The patient the event concerns, for filtering; not a foreign key, so the log outlives the patient (0011).
+    patient_id: Mapped[int | None] = mapped_column(index=True)
