@@ -55,10 +55,10 @@ def test_cli_refuses_a_taken_mrn_and_an_issuer_alone(db_url: str, cli) -> None:
 def test_editing_keeps_its_own_mrn_and_refuses_another_patients(db_url: str) -> None:
     first, second = stored(Patient(name="First", mrn="1"), Patient(name="Second", mrn="2"))
     with db.transaction() as session:
-        _, changed = intake.update_patient(session, first, "First", mrn="1")
+        _, changed = intake.update_patient(session, first, name="First", mrn="1")
         assert changed == {}
         with pytest.raises(UserError, match="MRN '1' .* already belongs to patient") as caught:
-            intake.update_patient(session, second, "Second", mrn="1")
+            intake.update_patient(session, second, name="Second", mrn="1")
         assert caught.value.field == "mrn"
 
 

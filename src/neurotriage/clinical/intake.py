@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from neurotriage.clinical import mrn as mrns
 from neurotriage.clinical import validate
+from neurotriage.clinical.places import geocode
 from neurotriage.clinical.models import (
     DOMINANCE,
     SEVERITIES,
@@ -22,6 +23,7 @@ from neurotriage.clinical.models import (
     SYMPTOM_SIDES,
     CrossCheckRecord,
     Finding,
+    Hospital,
     Patient,
     PatientSymptom,
     Study,
@@ -97,6 +99,14 @@ def demographics(
     return values
 
 
+def _place_home(session: Session, values: dict[str, Any]) -> None:
+    """Give a city typed without coordinates the coordinates of the town it names (GeoNames, offline)."""
+    if values["city"] and values["lat"] is None:
+        countries = session.scalars(select(Hospital.country).distinct())
+        place = geocode(values["city"], [c for c in countries if c])
+        values["lat"], values["lon"] = place.lat, place.lon
+
+
 def add_patient(
     session: Session,
     name: str,
@@ -112,29 +122,35 @@ def add_patient(
     """Validate and add one (confirmed) patient; text arguments as typed on the command line or in a form."""
     values = demographics(name, sex, birth_date, city, lat, lon, dominance, mrn, mrn_issuer)
     mrns.check_free(session, values["mrn"], values["mrn_issuer"])
+    _place_home(session, values)
     patient = Patient(**values)
     session.add(patient)
     session.flush()
     return patient
 
 
-def update_patient(
-    session: Session,
-    patient_id: int,
-    name: str,
-    sex: str | None = None,
-    birth_date: str | None = None,
-    city: str | None = None,
-    lat: str | None = None,
-    lon: str | None = None,
-    dominance: str | None = None,
-    mrn: str | None = None,
-    mrn_issuer: str | None = None,
-) -> tuple[Patient, dict[str, str | None]]:
-    """Validate every field first, then change the patient; returns it and the changed values as text."""
+def _as_typed(patient: Patient) -> dict[str, str | None]:
+    """The patient's own fields as text, keyed like demographics()' arguments."""
+    summary = patient_summary(patient)
+    summary["dominance"] = summary.pop("language_dominance")
+    return {key: None if summary[key] is None else str(summary[key]) for key in LABELS if key in summary}
+
+
+def update_patient(session: Session, patient_id: int, **given: str | None) -> tuple[Patient, dict[str, str | None]]:
+    """Change the fields given (None clears one; a field not given keeps its value), all validated first.
+
+    A new city without new coordinates drops the old coordinates and is looked up afresh.
+    Returns the patient and the changed values as text."""
     patient = get_patient(session, patient_id)
-    new = demographics(name, sex, birth_date, city, lat, lon, dominance, mrn, mrn_issuer)
+    current = _as_typed(patient)
+    unknown = sorted(set(given) - set(current))
+    if unknown:
+        raise UserError(f"{unknown[0]}: not a patient field", field=unknown[0])
+    if given.get("city", current["city"]) != current["city"] and not {"lat", "lon"} & set(given):
+        given |= {"lat": None, "lon": None}
+    new = demographics(**(current | given))
     mrns.check_free(session, new["mrn"], new["mrn_issuer"], patient.id)
+    _place_home(session, new)
     changed = {k: None if v is None else str(v) for k, v in new.items() if getattr(patient, k) != v}
     for key, value in new.items():
         setattr(patient, key, value)

@@ -21,7 +21,7 @@ def patient_line(p: dict[str, Any]) -> str:
     if p["birth_date"]:
         facts.append(f"born {p['birth_date']}")
     if p["city"]:
-        facts.append(p["city"])
+        facts.append(p["city"] + (f" {p['lat']:.2f}, {p['lon']:.2f}" if p["lat"] is not None else ""))
     facts.append(f"{p['language_dominance']}-language-dominant")
     if p["mrn"]:
         facts.append(f"MRN {p['mrn']}" + (f" ({p['mrn_issuer']})" if p["mrn_issuer"] else ""))
