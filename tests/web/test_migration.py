@@ -83,36 +83,26 @@ def test_existing_patients_are_confirmed_without_mrn_and_keep_their_studies(tmp_
         assert conn.execute(text("SELECT count(*) FROM studies")).scalar() == 1
 
 
+def _insert_user(name: str, role: str) -> str:
+    return f"INSERT INTO users (username, password_hash, role, created_at) VALUES ('{name}', 'x', '{role}', '{NOW}')"
+
+
 def test_roles_upgrade_keeps_users_records_and_gives_clinicians_todays_patients(tmp_path):
-    users = [
-        f"INSERT INTO users (id, username, password_hash, role, created_at) VALUES ({i}, '{name}', 'x', '{role}', '{NOW}')"
-        for i, name, role in ((1, "ada", "clinician"), (2, "root", "admin"))
-    ]
     job = (
         "INSERT INTO jobs (id, patient_id, user_id, status, upload_name, work_dir, stages, created_at, updated_at)"
         f" VALUES (7, 1, 1, 'done', 'a.zip', '/w/7', '[]', '{NOW}', '{NOW}')"
     )
-    url = old_database(tmp_path, "0010", *users, job)
+    url = old_database(tmp_path, "0010", _insert_user("ada", "clinician"), _insert_user("root", "admin"), job)
     db.migrate_and_load(url, create=False)
     with db.connection(url) as conn:
         assert conn.execute(text("SELECT user_id FROM jobs")).scalar() == 1
         assert conn.execute(text("SELECT patient_id, user_id, kind FROM patient_access")).all() == [(1, 1, "team")]
         assert conn.execute(text("SELECT count(*) FROM users WHERE disabled")).scalar() == 0
-        conn.execute(
-            text(
-                f"INSERT INTO users (username, password_hash, role, created_at) VALUES ('r', 'x', 'read_only', '{NOW}')"
-            )
-        )
-        with pytest.raises(IntegrityError):
-            with conn.begin_nested():
-                conn.execute(
-                    text(
-                        f"INSERT INTO users (username, password_hash, role, created_at) VALUES ('s', 'x', 'superuser', '{NOW}')"
-                    )
-                )
+        conn.execute(text(_insert_user("r", "read_only")))
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            conn.execute(text(_insert_user("s", "superuser")))
         command.downgrade(db.alembic_config(conn), "0010")
         assert conn.execute(text("SELECT role FROM users WHERE username = 'r'")).scalar() == "clinician"
         assert conn.execute(text("SELECT user_id FROM jobs")).scalar() == 1
-        with pytest.raises(IntegrityError):
-            with conn.begin_nested():
-                conn.execute(text("UPDATE users SET role = 'read_only' WHERE id = 1"))
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            conn.execute(text("UPDATE users SET role = 'read_only' WHERE id = 1"))

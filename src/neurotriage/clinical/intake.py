@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from neurotriage.clinical import mrn as mrns
 from neurotriage.clinical import validate
-from neurotriage.clinical.places import geocode
 from neurotriage.clinical.models import (
     DOMINANCE,
     SEVERITIES,
@@ -30,6 +29,7 @@ from neurotriage.clinical.models import (
     Symptom,
     SymptomRegionRule,
 )
+from neurotriage.clinical.places import geocode
 from neurotriage.errors import NotFound, UserError
 
 T = TypeVar("T")
