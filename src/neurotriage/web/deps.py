@@ -16,11 +16,14 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.db import transaction
+from neurotriage.web.audit_log import patient_of
 from neurotriage.web.auth import LoginRequired
 from neurotriage.web.models import AuditEvent, User
 from neurotriage.web.settings import WebSettings
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
+CLIENT_CHARS = 64  # longer than any IPv6 address with a zone
+USER_AGENT_CHARS = 300
 
 
 def settings(request: Request) -> WebSettings:
@@ -66,8 +69,25 @@ CurrentUser = Annotated[User, Depends(require_user)]
 AdminUser = Annotated[User, Depends(require_admin)]
 
 
-def audit(session: Session, user: User | None, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-    """Record who did what to which record, in the caller's transaction."""
+def client_detail(request: Request) -> dict[str, str]:
+    """The client's address and user agent, cut to a sane length, for the audit detail of a sign-in."""
+    return {
+        "ip": (request.client.host if request.client else "-")[:CLIENT_CHARS],
+        "user_agent": request.headers.get("user-agent", "")[:USER_AGENT_CHARS],
+    }
+
+
+def audit(
+    session: Session,
+    user: User | None,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    patient_id: int | None = None,
+) -> None:
+    """Record who did what to which record, in the caller's transaction; the patient it concerns is
+    `patient_id`, else the one the target or the detail names (`patient_of`)."""
     session.add(
         AuditEvent(
             user_id=user.id if user else None,
@@ -75,5 +95,6 @@ def audit(session: Session, user: User | None, action: str, target: str, detail:
             action=action,
             target=target,
             detail=detail,
+            patient_id=patient_id if patient_id is not None else patient_of(target, detail),
         )
     )

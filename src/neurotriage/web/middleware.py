@@ -15,6 +15,9 @@ PAGE_CSP = (
 )
 # FastAPI's docs page starts Swagger UI with an inline script.
 DOCS_PATHS = ("/api/docs",)
+# The app's own scripts and styles may be cached; every other answer may carry patient data.
+STATIC_PATHS = ("/static/",)
+HSTS = b"max-age=31536000"
 
 
 class UploadLimit:
@@ -41,7 +44,8 @@ class UploadLimit:
 
 
 class SecurityHeaders:
-    """No sniffing, no framing by other sites, no referrers out, and a strict content policy."""
+    """No sniffing, no framing by other sites, no referrers out, a strict content policy, nothing but static
+    files kept in caches, and HTTPS only from then on once a browser reached the app over HTTPS."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,6 +55,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         docs = scope["path"].startswith(DOCS_PATHS)
+        static = scope["path"].startswith(STATIC_PATHS)
+        # The request's own scheme; behind a proxy, uvicorn's --proxy-headers sets it from X-Forwarded-Proto.
+        https = scope.get("scheme") == "https"
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
@@ -60,6 +67,10 @@ class SecurityHeaders:
                          (b"x-frame-options", b"SAMEORIGIN")]  # fmt: skip
                 if not docs and b"content-security-policy" not in names:
                     extra.append((b"content-security-policy", PAGE_CSP.encode()))
+                if not static:
+                    extra.append((b"cache-control", b"no-store"))
+                if https:
+                    extra.append((b"strict-transport-security", HSTS))
                 message["headers"] = headers + [h for h in extra if h[0] not in names]
             await send(message)
 

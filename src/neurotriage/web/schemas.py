@@ -181,6 +181,7 @@ class AuditEventOut(BaseModel):
     user: str
     action: str
     target: str
+    patient_id: int | None = Field(description="the patient the event concerns, if any")
     detail: dict[str, Any] | None
 
 

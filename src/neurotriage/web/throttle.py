@@ -25,6 +25,7 @@ class _Record:
     failures: int
     first: float
     last: float
+    reported: float | None = None  # `last` when a refusal since that failure was reported
 
 
 class Throttle:
@@ -66,6 +67,16 @@ class Throttle:
             record = self._live(key, now)
             return 0.0 if record is None else max(0.0, record.last + self._delay(record) - now)
 
+    def first_refusal(self, key: str) -> bool:
+        """Whether `key` must wait and no refusal was reported since its last failure; reports this one."""
+        with self._lock:
+            now = self.clock()
+            record = self._live(key, now)
+            if record is None or record.reported == record.last or now >= record.last + self._delay(record):
+                return False
+            record.reported = record.last
+            return True
+
     def failed(self, key: str) -> None:
         """Count a failure of `key`."""
         with self._lock:
@@ -99,6 +110,12 @@ class LoginThrottle:
         """Whole seconds this attempt must wait (0: it may go ahead)."""
         wait = max(self.accounts.wait_s(username.strip().lower()), self.clients.wait_s(client))
         return math.ceil(wait)
+
+    def first_refusal(self, username: str, client: str) -> bool:
+        """Whether a refused attempt is the first since the failure that made the account or the client wait:
+        the one worth an audit row, as a guesser's further refusals cost nothing and tell nothing new."""
+        account = self.accounts.first_refusal(username.strip().lower())
+        return self.clients.first_refusal(client) or account
 
     def record(self, username: str, client: str, ok: bool) -> None:
         """Count a checked attempt: a failure against both keys, a success clears the account."""

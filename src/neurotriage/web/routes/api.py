@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from sqlalchemy import select
 
 from neurotriage.clinical import intake
 from neurotriage.web.auth import check_csrf
-from neurotriage.web.deps import AdminUser, CurrentUser, SessionDep, audit
+from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.jobs import get_job
-from neurotriage.web.models import AuditEvent
 from neurotriage.web.schemas import (
-    AuditEventOut,
     FindingOut,
     JobOut,
     PatientDetailOut,
@@ -89,24 +86,15 @@ def create_symptom(
 def job_status(request: Request, db: SessionDep, user: CurrentUser, job_id: int) -> Any:
     """A diagnosis job's status and per-stage progress."""
     with db() as session:
-        return request.app.state.jobs.live(session, get_job(session, job_id))
+        job = request.app.state.jobs.live(session, get_job(session, job_id))
+        audit(session, user, "view", f"job:{job_id}", {"via": "api"}, patient_id=job["patient_id"])
+        return job
 
 
 @router.get("/findings/{finding_id}", response_model=FindingOut)
 def get_finding(db: SessionDep, user: CurrentUser, finding_id: int) -> Any:
     """A finding: location summary, verdict, referral and its status, reviews."""
     with db() as session:
-        audit(session, user, "view", f"finding:{finding_id}", {"via": "api"})
-        return finding_view(session, finding_id)
-
-
-@router.get("/audit", response_model=list[AuditEventOut])
-def audit_log(db: SessionDep, user: AdminUser, limit: int = 100) -> Any:
-    """The newest audit events (admins only)."""
-    with db() as session:
-        rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(min(max(limit, 1), 1000)))
-        return [
-            {"at": e.at.isoformat(timespec="seconds"), "user": e.username, "action": e.action,
-             "target": e.target, "detail": e.detail}
-            for e in rows
-        ]  # fmt: skip
+        view = finding_view(session, finding_id)
+        audit(session, user, "view", f"finding:{finding_id}", {"via": "api"}, patient_id=view["patient"]["id"])
+        return view

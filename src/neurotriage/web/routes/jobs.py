@@ -54,4 +54,5 @@ def job_page(request: Request, db: SessionDep, user: CurrentUser, job_id: int):
     """The job's progress; the page polls /api/jobs/{id} until it ends."""
     with db() as session:
         job = request.app.state.jobs.live(session, get_job(session, job_id))
+        audit(session, user, "view", f"job:{job_id}", patient_id=job["patient_id"])
     return page(request, "job.html.j2", user, job=job)

@@ -16,6 +16,7 @@ from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOUR
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
+from neurotriage.web.models import User
 from neurotriage.web.render import page
 from neurotriage.web.reviews import add_review, check_review
 from neurotriage.web.views import finding_view, get_finding
@@ -71,16 +72,19 @@ def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int)
     )  # fmt: skip
 
 
-def _stored_finding(db: SessionDep, finding_id: int) -> tuple[Finding, Study]:
-    """The finding and its study as stored (their file paths come from the database only)."""
+def _stored_finding(db: SessionDep, user: User, finding_id: int, action: str, part: str) -> tuple[Finding, Study]:
+    """The finding and its study as stored (their file paths come from the database only); the request
+    for its `part` is audited in the same transaction."""
     with db() as session:
-        return get_finding(session, finding_id)
+        finding, study = get_finding(session, finding_id)
+        audit(session, user, action, f"finding:{finding_id}/{part}", patient_id=study.patient_id)
+        return finding, study
 
 
 @router.get("/reports/{finding_id}/report.html")
 def report_html(db: SessionDep, user: CurrentUser, finding_id: int):
     """The stored self-contained report.html, shown in a sandboxed frame."""
-    finding, _ = _stored_finding(db, finding_id)
+    finding, _ = _stored_finding(db, user, finding_id, "view", "report.html")
     path = Path(finding.report_dir, "report.html") if finding.report_dir else None
     if path is None or not path.is_file():
         raise UserError(f"finding {finding_id}: its report file is missing")
@@ -93,7 +97,7 @@ def image(db: SessionDep, user: CurrentUser, finding_id: int, name: str):
     key = name.removesuffix(".nii.gz")
     if key not in (*SEQUENCES, "seg") or name != f"{key}.nii.gz":
         raise UserError(f"{name}: not an image of this finding (expected one of {', '.join(SEQUENCES)} or seg)")
-    finding, study = _stored_finding(db, finding_id)
+    finding, study = _stored_finding(db, user, finding_id, "download", f"images/{name}")
     if key == "seg":
         path = Path(finding.segmentation_path) if finding.segmentation_path else None
     else:
@@ -122,5 +126,6 @@ def review(
     entry = check_review(location_decision, location_override, verdict_decision, verdict_override, comment)
     with db() as session:
         add_review(session, finding_id, user.id, entry)
-        audit(session, user, "review", f"finding:{finding_id}", entry)
+        _, study = get_finding(session, finding_id)  # loaded by add_review: no second query
+        audit(session, user, "review", f"finding:{finding_id}", entry, patient_id=study.patient_id)
     return RedirectResponse(f"/reports/{finding_id}", status_code=303)
