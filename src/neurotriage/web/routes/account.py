@@ -42,7 +42,7 @@ def new_password(
     client = request.client.host if request.client else "-"
     wait_s = throttle.retry_after_s(user.username, client)
     if wait_s:
-        error = UserError(f"Too many wrong passwords: try again in {wait_s} seconds.")
+        error = f"Too many wrong passwords: try again in {wait_s} seconds."
         response = page(request, "account.html.j2", user, 429, error=error)
         response.headers["Retry-After"] = str(wait_s)
         return response
@@ -60,6 +60,6 @@ def new_password(
             audit(session, user, "password_change", f"user:{user.username}")
             renewed = session.get(User, user.id)
     except UserError as exc:
-        return page(request, "account.html.j2", user, 400, error=exc)
+        return page(request, "account.html.j2", user, 400, error=exc.message)
     sign_in(request, renewed)
     return RedirectResponse("/account?changed=1", status_code=303)

@@ -42,7 +42,7 @@ def _change(request: Request, db: OpenSession, admin: User, user_id: int, csrf_t
     except NotFound:
         raise
     except UserError as exc:
-        return _users_page(request, db, admin, 400, error=exc)
+        return _users_page(request, db, admin, 400, error=exc.message)
     return RedirectResponse(USERS, status_code=303)
 
 
@@ -69,7 +69,7 @@ def add(
             user = add_user(session, username, password, role)
             audit(session, admin, "user_create", f"user:{user.username}", {"role": role})
     except UserError as exc:
-        return _users_page(request, db, admin, 400, error=exc, form={"username": username, "role": role})
+        return _users_page(request, db, admin, 400, error=exc.message, form={"username": username, "role": role})
     return RedirectResponse(USERS, status_code=303)
 
 
