@@ -59,16 +59,21 @@ def add_user(session: Session, username: str, password: str, role: str = "clinic
     """Validate and add a user; UserError names the field that is wrong."""
     name = username.strip()
     if not name or len(name) > 64 or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
-        raise UserError(f"username {username!r}: use 1-64 letters, digits, '.', '-' or '_'")
+        raise UserError(f"username {username!r}: use 1-64 letters, digits, '.', '-' or '_'", field="username")
     check_password(password)
-    if role not in ROLES:
-        raise UserError(f"role {role!r}: must be one of {', '.join(ROLES)}")
+    check_role(role)
     if session.scalar(select(User).where(User.username == name)) is not None:
-        raise UserError(f"username {name!r}: already exists")
+        raise UserError(f"username {name!r}: already exists", field="username")
     user = User(username=name, password_hash=hash_password(password), role=role)
     session.add(user)
     session.flush()
     return user
+
+
+def check_role(role: str) -> None:
+    """Refuse a role that does not exist, naming the field."""
+    if role not in ROLES:
+        raise UserError(f"role {role!r}: must be one of {', '.join(ROLES)}", field="role")
 
 
 def ensure_admin(session: Session, name: str | None, password: str | None) -> User | None:
@@ -99,14 +104,15 @@ def _dummy_hash() -> str:
 def authenticate(
     open_session: Callable[[], AbstractContextManager[Session]], username: str, password: str
 ) -> User | None:
-    """The user (detached) with these credentials, or None; one scrypt either way, so timing reveals nothing.
+    """The enabled user (detached) with these credentials, or None; one scrypt either way, so timing reveals
+    nothing (a disabled user's password is checked too, and refused like a wrong one).
 
     The user is read in a short transaction of its own and the password checked after it ends: on
     SQLite every transaction holds the write lock, which scrypt's 50 ms must not keep from others."""
     with open_session() as session:
         user = session.scalar(select(User).where(User.username == username.strip()))
     ok = verify_password(password, user.password_hash if user else _dummy_hash())
-    return user if user and ok else None
+    return user if user and ok and not user.disabled else None
 
 
 def csrf_token(request: Request) -> str:

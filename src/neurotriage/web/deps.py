@@ -44,13 +44,15 @@ def session_opener(request: Request) -> OpenSession:
 
 
 def require_user(request: Request) -> User:
-    """The signed-in user (detached); raises LoginRequired when nobody is signed in, or the session has ended."""
+    """The signed-in user (detached); raises LoginRequired when nobody is signed in, the session has ended
+    or the user is disabled."""
     uid = request.session.get("uid")
     if uid is None:
         raise LoginRequired()
     with db(request) as session:
         user = session.get(User, uid)
-    if user is None or user.session_generation != request.session.get("gen"):  # deleted, or signed out since
+    # Deleted, disabled, or signed out since.
+    if user is None or user.disabled or user.session_generation != request.session.get("gen"):
         request.session.clear()
         raise LoginRequired()
     return user
