@@ -12,6 +12,7 @@ from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
 from neurotriage.web.audit_log import patient_of
 from neurotriage.web.models import AuditEvent, Job
+from neurotriage.web.repeat_reads import RepeatReads
 from neurotriage.web.throttle import LoginThrottle
 
 from ..clinical.locates import locate
@@ -249,3 +250,20 @@ def test_the_audit_log_is_for_admins_only(web_settings, client):
     assert client.get("/api/audit").status_code == 403
     with make_client(web_settings) as anonymous:
         assert anonymous.get("/admin/audit", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_a_polled_job_status_is_audited_once_per_window(client, web_settings, stored):
+    first = last_id(web_settings.database_url)
+    for _ in range(5):
+        assert client.get(f"/api/jobs/{stored['job']}").status_code == 200
+    assert [r.target for r in events_after(web_settings.database_url, first)] == [f"job:{stored['job']}"]
+
+
+def test_repeat_reads_audit_again_after_the_window():
+    now = [0.0]
+    reads = RepeatReads(window_s=60, max_keys=2, clock=lambda: now[0])
+    assert reads.should_audit("a") and not reads.should_audit("a")
+    now[0] = 61
+    assert reads.should_audit("a")
+    assert reads.should_audit("b") and reads.should_audit("c")  # "a" falls out: the oldest of three
+    assert reads.should_audit("a")

@@ -22,6 +22,7 @@ from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
 from neurotriage.web.jobs import JobRunner
 from neurotriage.web.middleware import SecurityHeaders, UploadLimit
 from neurotriage.web.render import error_page
+from neurotriage.web.repeat_reads import RepeatReads
 from neurotriage.web.routes import account, admin, api, audit, auth, dicom, jobs, patients, reports
 from neurotriage.web.settings import WebSettings, load_web_settings
 from neurotriage.web.throttle import LoginThrottle
@@ -107,6 +108,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.gate = WriteGate(settings.database_url)
     app.state.throttle = LoginThrottle()
+    app.state.repeat_reads = RepeatReads()
     app.state.jobs = JobRunner(settings.database_url, settings.job_workers, app.state.gate)
     _install_error_handlers(app)
     for module in (auth, patients, jobs, reports, dicom, api, audit, account, admin):

@@ -84,10 +84,11 @@ def create_symptom(
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def job_status(request: Request, db: SessionDep, user: CurrentUser, job_id: int) -> Any:
-    """A diagnosis job's status and per-stage progress."""
+    """A diagnosis job's status and per-stage progress (polls by one user are audited once per window)."""
     with db() as session:
         job = request.app.state.jobs.live(session, get_job(session, job_id))
-        audit(session, user, "view", f"job:{job_id}", {"via": "api"}, patient_id=job["patient_id"])
+        if request.app.state.repeat_reads.should_audit((user.id, "job", job_id)):
+            audit(session, user, "view", f"job:{job_id}", {"via": "api"}, patient_id=job["patient_id"])
         return job
 
 
