@@ -28,3 +28,20 @@ ELOQUENT = (
     "medial_temporal",
 )
 SIDES = ("left", "right", "midline")
+
+# Plain-language names where the word alone is not enough; other codes read as their words.
+AREA_NAMES = {
+    "primary_motor": "primary motor cortex",
+    "primary_somatosensory": "primary somatosensory cortex",
+    "broca": "Broca's area",
+    "wernicke": "Wernicke's area",
+    "primary_visual": "primary visual cortex",
+    "optic_radiation": "optic radiation",
+    "corticospinal_tract": "corticospinal tract",
+    "medial_temporal": "medial temporal lobe",
+}
+
+
+def area_name(name: str) -> str:
+    """Readable name of a region or eloquent area ('frontal_lobe' -> 'frontal lobe')."""
+    return AREA_NAMES.get(name, name.replace("_", " "))

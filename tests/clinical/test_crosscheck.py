@@ -61,7 +61,7 @@ def test_left_weakness_with_left_frontal_tumour_is_discordant_and_flagged() -> N
     assert "clinician review" in result["summary"]
     entry = only(result, "hemiparesis")
     assert entry["explained"] is False and entry["match"] == "wrong_side"
-    assert "right primary_motor" in entry["reason"] and "primary_motor on the left" in entry["reason"]
+    assert "right primary motor cortex" in entry["reason"] and "primary motor cortex on the left" in entry["reason"]
 
 
 @pytest.mark.parametrize(

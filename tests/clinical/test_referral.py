@@ -111,7 +111,7 @@ def test_imaging_referral_ranks_with_reasons_and_is_stored(db_url: str, cli, tmp
     assert "Dr Not Accepting" not in ranked and "Dr Neurologist" not in ranked
     best = report["recommendations"][0]
     assert any("awake craniotomy: yes" in r for r in best["reasons"])
-    assert any(r.startswith("expertise in frontal_lobe, primary_motor") for r in best["reasons"])
+    assert any(r.startswith("expertise in frontal lobe, primary motor cortex") for r in best["reasons"])
     assert best["distance_km"] < 5 and best["components"]["needs"] == 10.0  # awake yes, neuro-oncology no
     with db.transaction() as session:
         stored = session.get(ReferralRecord, report["referral_id"])
@@ -131,7 +131,7 @@ def test_without_imaging_ranks_for_predicted_regions_and_says_so(db_url: str, cl
     report = json.loads(cli("refer", "--patient", pid, "--json").out)
     assert report["basis"] == "symptoms" and report["crosscheck"] is None
     assert report["note"].startswith("no imaging finding yet: ranked for the regions the symptoms predict")
-    assert "right primary_motor" in report["note"]
+    assert "right primary motor cortex" in report["note"]
     assert names(report)[0] == "Dr Neurologist"
     homeless = json.loads(cli("patient", "add", "--name", "No Home", "--json").out)["id"]
     report = json.loads(cli("refer", "--patient", homeless, "--json").out)

@@ -57,7 +57,13 @@ def locate_for(side: str) -> dict:
         "cortical_involvement": True,
         "eloquent": [{"name": "broca", "side": side}],
         "summary": f"{side.capitalize()} frontal lobe, 0.9 ml whole tumour, does not cross the midline",
-        "vasari": {"F1_location": "frontal_lobe", "F2_side": side, "F5_proportion_enhancing": {"value": 0.25}},
+        "vasari": {
+            "F1": {"name": "tumour location", "code": 1, "value": "frontal_lobe"},
+            "F2": {"name": "side of tumour epicentre", "code": 1 if side == "right" else 3, "value": side},
+            "F5": {"name": "proportion enhancing", "code": 4, "percent": 25.0},
+            "F21": {"name": "deep white matter invasion", "code": 2, "structures": ["corpus_callosum"]},
+            "F23": {"name": "enhancing tumour crosses midline", "code": 2},
+        },
     }
 
 
@@ -86,9 +92,9 @@ def crosscheck(verdict: str, explained: bool) -> dict:
                 "side": "right",
                 "explained": explained,
                 "sources": ["Adams and Victor's Principles of Neurology, ch. 3"],
-                "reason": "right-sided hemiparesis is explained: the tumour involves left primary_motor"
+                "reason": "right-sided hemiparesis is explained: the tumour involves left primary motor cortex"
                 if explained
-                else "right-sided hemiparesis points to left primary_motor, but the tumour is ipsilateral",
+                else "right-sided hemiparesis points to left primary motor cortex, but the tumour is ipsilateral",
             },
             {
                 "code": "headache",

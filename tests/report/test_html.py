@@ -43,8 +43,20 @@ def test_shows_finding_crosscheck_referrals_and_provenance(make_input):
     report = make_input("left", verdict="discordant")
     html = _html(report)
     assert report.locate.summary in html
-    assert "frontal lobe" in html and "broca (left)" in html  # region table and eloquent areas
-    assert "F5_proportion_enhancing / value" in html  # VASARI section, nested keys flattened
+    assert "frontal lobe" in html and "Broca&#39;s area (left)" in html  # region table and eloquent areas
+    vasari = html[html.index('id="vasari"') : html.index('id="crosscheck"')]
+    for shown in (
+        "Location",
+        "Lobe of the tumour&#39;s epicentre",
+        "frontal lobe",
+        "25.0 % (6-33 %)",
+        "F5 = 4",
+        "Invades deep white matter",
+        "yes: corpus callosum",
+        "Enhancing tumour crosses the midline",
+    ):
+        assert shown in vasari, shown  # grouped, in words, with the feature and its code
+    assert "_" not in vasari.replace('id="vasari"', "")
     assert "tumour is ipsilateral" in html  # why a symptom is not explained
     assert "Adams and Victor" in html  # the rule's source
     assert "left primary motor" in html  # predicted regions

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-AREA_NAMES = {
-    "primary_motor": "primary motor cortex",
-    "primary_somatosensory": "primary somatosensory cortex",
-    "broca": "Broca's area",
-    "wernicke": "Wernicke's area",
-    "primary_visual": "primary visual cortex",
-    "optic_radiation": "optic radiation",
-    "corticospinal_tract": "corticospinal tract",
-    "medial_temporal": "medial temporal lobe",
-}
+from neurotriage.vocabulary import area_name
+
 NO_TUMOUR = "No tumour found."
 # Language areas are named for the usual left-dominant brain; on the right the same gyri are their
 # homologues, eloquent only in a right-dominant patient (the clinical cross-check knows dominance).
 LANGUAGE_AREAS = ("broca", "wernicke")
-
-
-def area_name(name: str) -> str:
-    """Readable name of a region or eloquent area."""
-    return AREA_NAMES.get(name, name.replace("_", " "))
 
 
 def _sided(entry: dict) -> str:

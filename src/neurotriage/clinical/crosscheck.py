@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from neurotriage.anatomy.location import EloquentArea, Location, Region
 from neurotriage.clinical.knowledge import Rule, SymptomDef, default_knowledge
 from neurotriage.errors import UserError
+from neurotriage.vocabulary import area_name
 
 CONCORDANT = "concordant"
 PARTIAL = "partially concordant"
@@ -127,10 +128,10 @@ class Expectation:
         return hit.name == self.region and (self.sides is None or hit.side in self.sides or hit.side == "midline")
 
     def describe(self) -> str:
-        """E.g. 'right primary_motor' or 'cerebellum (either side)'."""
+        """E.g. 'right primary motor cortex' or 'cerebellum (either side)'."""
         if self.sides is None:
-            return f"{self.region} (either side)"
-        return " or ".join(f"{side} {self.region}" for side in sorted(self.sides))
+            return f"{area_name(self.region)} (either side)"
+        return " or ".join(f"{side} {area_name(self.region)}" for side in sorted(self.sides))
 
 
 def expected_sides(laterality: str, symptom_side: str | None, dominance: str) -> frozenset[str] | None:
@@ -212,16 +213,16 @@ def _assess_localising(
     for how, hits in (("involved", () if deep else location.involved_regions), ("adjacent", location.eloquent)):
         matched, used = _match(expected, hits)
         if matched:
-            where = ", ".join(f"{h.side} {h.name}" for h in matched)
+            where = ", ".join(f"{h.side} {area_name(h.name)}" for h in matched)
             verb = "involves" if how == "involved" else "lies within 5 mm of"
             rules = ", ".join(sorted({e.rule.laterality for e in used}))
             reason = f"{what} is explained: the tumour {verb} {where} ({rules} rule)"
             return _outcome(True, how, matched, reason, (e.rule.source for e in used))
     wrong = _wrong_side(expected, [*location.involved_regions, *location.eloquent])
     if wrong:
-        where = ", ".join(f"{h.name} on the {h.side}" for h in wrong)
+        where = ", ".join(f"{area_name(h.name)} on the {h.side}" for h in wrong)
         return _outcome(False, "wrong_side", wrong, f"{what} points to {wanted}, but the tumour involves {where}")
-    found = ", ".join(f"{h.side} {h.name}" for h in location.involved_regions) or "no atlas region"
+    found = ", ".join(f"{h.side} {area_name(h.name)}" for h in location.involved_regions) or "no atlas region"
     if deep:
         found += ", without reaching the cortex"
     return _outcome(False, "none", [], f"{what} points to {wanted}; the tumour involves {found}")

@@ -30,6 +30,7 @@ from neurotriage.clinical.referral import (
     targets_for_prediction,
 )
 from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
+from neurotriage.vocabulary import area_name
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ def _symptom_request(
     request = ReferralRequest(
         "symptoms", targets_for_prediction(predicted), needs_for_prediction(predicted), patient.home, limit
     )
-    return request, ", ".join(f"{p.side} {p.name}" for p in predicted) or "no region (non-localising symptoms)"
+    where = ", ".join(f"{p.side} {area_name(p.name)}" for p in predicted)
+    return request, where or "no region (non-localising symptoms)"
 
 
 def decide(session: Session, patient: PatientSnapshot, location: Location | None, limit: int = 10) -> Decision:

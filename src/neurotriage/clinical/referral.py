@@ -26,6 +26,7 @@ from neurotriage.clinical.models import Doctor, Hospital
 from neurotriage.clinical.prefilter import EXPERTISE, meets_all, points_without_distance
 from neurotriage.clinical.scoring import POINTS, SPECIALTY_FIT, Candidate, Need, Recommendation, Scorer, Site, Target
 from neurotriage.errors import UserError
+from neurotriage.vocabulary import area_name
 
 # Search boxes tried in turn, nearest first, until there are `limit` candidates and at least one
 # of them meets every need of the case; None = no distance filter.
@@ -87,7 +88,7 @@ def needs_for_location(location: Location, dominance: str) -> tuple[Need, ...]:
     """Capabilities an imaged tumour needs: awake craniotomy near eloquent cortex (language areas
     only on the dominant side), brainstem expertise, and neuro-oncology for an enhancing tumour."""
     eloquent = [
-        f"{h.side} {h.name}"
+        f"{h.side} {area_name(h.name)}"
         for h in [*location.involved_regions, *location.eloquent]
         if h.name in ELOQUENT and not (h.name in LANGUAGE_AREAS and h.side not in (dominance, "midline"))
     ]
@@ -113,7 +114,7 @@ def targets_for_prediction(predicted: Sequence[PredictedRegion]) -> tuple[Target
 
 def needs_for_prediction(predicted: Sequence[PredictedRegion]) -> tuple[Need, ...]:
     """Capabilities the predicted regions would need (no enhancement is known without imaging)."""
-    eloquent = [f"{p.side} {p.name}" for p in predicted if p.name in ELOQUENT]
+    eloquent = [f"{p.side} {area_name(p.name)}" for p in predicted if p.name in ELOQUENT]
     needs = _eloquent_need(eloquent, "the symptoms point to")
     if any(p.name == "brainstem" for p in predicted):
         needs += (Need("brainstem_expertise", "the symptoms point to the brainstem"),)

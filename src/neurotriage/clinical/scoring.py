@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
+from neurotriage.vocabulary import area_name
+
 POINTS = {"specialty": 30.0, "expertise": 25.0, "needs": 20.0, "distance": 15.0, "wait": 10.0}
 DISTANCE_HALF_KM = 100.0  # distance points halve at this distance
 WAIT_ZERO_DAYS = 60  # no waiting-time points from this wait on
@@ -160,7 +162,7 @@ class Scorer:
         covered = list(dict.fromkeys(t.name for t in self.targets if t.name in expertise))
         reasons = [f"{doctor.specialty}: {SPECIALTY_WHY[doctor.specialty]} (+{parts['specialty']:.1f})"]
         if covered:
-            reasons.append(f"expertise in {', '.join(covered)} (+{parts['expertise']:.1f})")
+            reasons.append(f"expertise in {', '.join(map(area_name, covered))} (+{parts['expertise']:.1f})")
         elif self.targets:
             reasons.append("no listed expertise in the involved regions (+0.0)")
         for need in self.needs:

@@ -15,6 +15,8 @@ from typing import Any
 from neurotriage import NOTICE
 from neurotriage.report.inputs import ReportInput
 from neurotriage.report.text import NO_TUMOUR_SENTENCE, NOT_AVAILABLE, PROVISIONAL_REFERRAL, fmt, fmt_score
+from neurotriage.report.vasari_table import vasari_groups
+from neurotriage.vocabulary import area_name
 
 # Verdicts a clinician must look at; the others are shown plainly.
 FLAGGED_VERDICTS = frozenset({"discordant", "no tumour found despite focal symptoms"})
@@ -73,7 +75,7 @@ def _finding(report: ReportInput) -> dict[str, Any]:
         empty = {"facts": [], "volumes": [], "regions": [], "eloquent": []}
         return {"available": False, "has_tumour": report.has_tumour, "summary": default, **empty}
     regions = [
-        {"name": fmt(r.name), "side": fmt(r.side), "ml": fmt(r.ml), "percent": fmt(100.0 * r.fraction_of_tumour)}
+        {"name": area_name(r.name), "side": fmt(r.side), "ml": fmt(r.ml), "percent": fmt(100.0 * r.fraction_of_tumour)}
         for r in locate.regions
     ]
     volumes = locate.volumes_ml.model_dump()
@@ -84,17 +86,8 @@ def _finding(report: ReportInput) -> dict[str, Any]:
         "facts": [(label, fmt(getattr(locate, key))) for key, label in LOCATION_FACTS],
         "volumes": [(label, fmt(volumes[key])) for key, label in VOLUMES],
         "regions": regions,
-        "eloquent": [f"{fmt(e.name)} ({fmt(e.side)})" for e in locate.eloquent],
+        "eloquent": [f"{area_name(e.name)} ({fmt(e.side)})" for e in locate.eloquent],
     }
-
-
-def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
-    if isinstance(data, dict) and data:
-        rows: list[tuple[str, str]] = []
-        for key, value in data.items():
-            rows += _flatten(value, f"{prefix}{key} / " if isinstance(value, dict) else f"{prefix}{key}")
-        return rows
-    return [(prefix.rstrip(" /"), fmt(data))]
 
 
 def _crosscheck(report: ReportInput) -> dict[str, Any]:
@@ -192,7 +185,7 @@ def report_view(report: ReportInput, figures: dict[str, bytes]) -> dict[str, Any
             for s in report.symptoms
         ],
         "finding": _finding(report),
-        "vasari": _flatten(vasari) if vasari else [],
+        "vasari": vasari_groups(vasari) if vasari else [],
         "crosscheck": _crosscheck(report),
         "referrals": _referrals(report),
         "referral_note": None if report.patient.confirmed else PROVISIONAL_REFERRAL,
