@@ -45,7 +45,7 @@ def test_left_weakness_with_right_frontal_tumour_is_concordant() -> None:
     assert "contralateral" in entry["reason"]
     assert result["confirmed_location"] == {
         "source": "imaging",
-        "summary": "right frontal_lobe",
+        "summary": "right frontal lobe",
         "hemisphere": "right",
         "primary_region": "frontal_lobe",
         "verdict": CONCORDANT,

@@ -103,7 +103,7 @@ def test_imaging_referral_ranks_with_reasons_and_is_stored(db_url: str, cli, tmp
     done = record_diagnosis(pid, "SYN_0001", parse_location(locate("right")), "unet-test", "/data/seg.nii.gz")
     assert done["crosscheck"]["verdict"] == "concordant"
     report = json.loads(cli("refer", "--patient", pid, "--json").out)
-    assert report["basis"] == "imaging" and "right frontal_lobe" in report["note"]
+    assert report["basis"] == "imaging" and "right frontal lobe" in report["note"]
     ranked = names(report)
     assert ranked[0] == "Dr Best Fit"
     # The capability the eloquent tumour needs outweighs 220 km of extra distance.

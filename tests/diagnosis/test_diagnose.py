@@ -201,7 +201,7 @@ def test_region_names_are_data_not_format_strings(database, tmp_path, capsys):
     (tmp_path / "loc.json").write_text(json.dumps(doc))
     args = ["finding", "add", "--patient", str(pid), "--case", "C1", "--locate", str(tmp_path / "loc.json")]
     note = run_json(args, capsys)["referral"]["note"]
-    assert "right frontal_lobe {anterior}, finding " in note
+    assert "right frontal lobe {anterior}, finding " in note
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from neurotriage import NOTICE
 from neurotriage.errors import UserError
+from neurotriage.vocabulary import area_name
 
 Side = Literal["left", "right", "midline"]
 
@@ -106,10 +107,11 @@ class Location(BaseModel):
         return [r for r in self.regions if r.ml > 0]
 
     def site(self) -> str:
-        """A short phrase such as 'right frontal_lobe', or 'no tumour found'."""
+        """A short phrase such as 'right frontal lobe', or 'no tumour found'."""
         if not self.has_tumour:
             return "no tumour found"
-        return " ".join(p for p in (self.hemisphere, self.primary_region) if p) or "tumour of unknown site"
+        region = area_name(self.primary_region) if self.primary_region else None
+        return " ".join(p for p in (self.hemisphere, region) if p) or "tumour of unknown site"
 
 
 def field_path(error: dict[str, Any]) -> str:

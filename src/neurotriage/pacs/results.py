@@ -234,7 +234,7 @@ def _qualitative_evaluations(
 ) -> hd.sr.ContainerContentItem:
     """TID 1500's Qualitative Evaluations: location, midline, the symptom cross-check and the notice, as text."""
     texts = [
-        (codes.DCM.Finding, f"Location: {location.site().replace('_', ' ')}"),
+        (codes.DCM.Finding, f"Location: {location.site()}"),
         (codes.DCM.Finding, f"Crosses the midline: {'yes' if location.crosses_midline else 'no'}"),
     ]
     if location.summary:

@@ -31,7 +31,7 @@ VOLUME_ROWS = (
 def summary_lines(location: Location, crosscheck: CrossCheck | None) -> list[str]:
     """The key facts of a finding, one line each, as the page prints them."""
     volumes = location.volumes_ml
-    lines = [f"Location: {location.site().replace('_', ' ')}"]
+    lines = [f"Location: {location.site()}"]
     if location.summary:
         lines.append(location.summary)
     lines.append(f"Crosses the midline: {'yes' if location.crosses_midline else 'no'}")
