@@ -94,3 +94,17 @@ def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
     model = OracleModel(weights, OracleConfig(), "0" * 64)
     monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: model)
     return model
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's chromium (never a downloaded browser); skips without it, fails under CI=true."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} missing: apt-get install chromium (see .ci/run)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)  # CI installs it: a missing browser there is a broken set-up
+        pytest.skip(reason)
+    return CHROMIUM

@@ -110,7 +110,7 @@ def test_imaging_referral_ranks_with_reasons_and_is_stored(db_url: str, cli, tmp
     assert ranked.index("Dr Far Away") < ranked.index("Dr No Awake")
     assert "Dr Not Accepting" not in ranked and "Dr Neurologist" not in ranked
     best = report["recommendations"][0]
-    assert any("awake craniotomy: yes" in r for r in best["reasons"])
+    assert "awake craniotomy at the hospital: yes (eloquent cortex)" in best["reasons"]
     assert any(r.startswith("expertise in frontal lobe, primary motor cortex") for r in best["reasons"])
     assert best["distance_km"] < 5 and best["components"]["needs"] == 10.0  # awake yes, neuro-oncology no
     with db.transaction() as session:

@@ -32,10 +32,12 @@ SPECIALTY_WHY = {
     "neurology": "examination and work-up of focal symptoms",
     "neuroradiology": "imaging to find the cause",
 }
+# Each need as its reason reads: what is checked, and in brackets why the case needs it (the
+# full why, naming the regions, is stored with the referral's inputs).
 NEED_LABELS = {
-    "awake_craniotomy": "hospital offers awake craniotomy",
-    "brainstem_expertise": "doctor lists brainstem expertise",
-    "neuro_oncology": "doctor is a neuro-oncologist",
+    "awake_craniotomy": ("awake craniotomy at the hospital", "eloquent cortex"),
+    "brainstem_expertise": ("brainstem expertise", "brainstem involved"),
+    "neuro_oncology": ("neuro-oncologist", "enhancing tumour"),
 }
 
 
@@ -166,18 +168,18 @@ class Scorer:
         elif self.targets:
             reasons.append("no listed expertise in the involved regions (+0.0)")
         for need in self.needs:
-            status = "yes" if self.satisfies(need.code, doctor, site) else "no"
-            reasons.append(f"{NEED_LABELS[need.code]}: {status}, needed because {need.why}")
+            label, short_why = NEED_LABELS[need.code]
+            reasons.append(f"{label}: {'yes' if self.satisfies(need.code, doctor, site) else 'no'} ({short_why})")
         if self.needs:
-            reasons.append(f"capabilities met: +{parts['needs']:.1f} of {POINTS['needs']:.0f}")
+            met = sum(self.satisfies(n.code, doctor, site) for n in self.needs)
+            reasons.append(f"needs met: {met} of {len(self.needs)} (+{parts['needs']:.1f})")
         else:
             reasons.append(f"no special capability needed (+{parts['needs']:.1f})")
         if site.distance_km is None:
             reasons.append("no home location recorded: distance not scored")
         else:
             reasons.append(f"{site.distance_km:.0f} km from home (+{parts['distance']:.1f})")
-        reasons.append(f"typical wait {doctor.wait_days} days (+{parts['wait']:.1f})")
-        reasons.append("accepting new patients")
+        reasons.append(f"wait {doctor.wait_days} days (+{parts['wait']:.1f})")
         return reasons
 
     def recommendation(self, rank: int, doctor: Candidate, site: Site, parts: dict[str, float]) -> Recommendation:

@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from neurotriage.imaging.labels import ENHANCING, LABEL_COLOURS, LEGEND_NAMES, OVERLAY_COLOURS
+from neurotriage.vocabulary import area_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -260,7 +261,7 @@ def regions_figure(regions: list[Region], empty_text: str = NO_TUMOUR) -> Figure
         ax.text(0.5, 0.5, empty_text, ha="center", va="center", fontsize=14, transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    names = [f"{r.name.replace('_', ' ')} ({r.side})" for r in regions]
+    names = [f"{area_name(r.name)} ({r.side})" for r in regions]
     volumes = [r.ml for r in regions]
     colours = [SIDE_COLOURS.get(r.side, "#999999") for r in regions]
     ax.barh(names[::-1], volumes[::-1], color=colours[::-1])

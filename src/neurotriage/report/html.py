@@ -191,7 +191,7 @@ def report_view(report: ReportInput, figures: dict[str, bytes]) -> dict[str, Any
         "referral_note": None if report.patient.confirmed else PROVISIONAL_REFERRAL,
         "provenance": _provenance(report),
         "figures": [
-            {"title": title, "caption": caption, "src": png_data_uri(figures[key])}
+            {"key": key, "title": title, "caption": caption, "src": png_data_uri(figures[key])}
             for key, title, caption in FIGURES
             if key in figures
         ],
