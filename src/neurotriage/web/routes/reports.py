@@ -14,11 +14,14 @@ from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
 from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOURS, LABEL_NAMES, rgb
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
+from neurotriage.web import access
+from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
+from neurotriage.web.models import User
 from neurotriage.web.render import page
 from neurotriage.web.reviews import add_review, check_review
-from neurotriage.web.views import finding_view, get_finding
+from neurotriage.web.views import finding_view
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
@@ -63,6 +66,7 @@ def viewer_config(finding_id: int, centroid: list[float] | None) -> dict[str, An
 def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int):
     """The report page of one finding."""
     with db() as session:
+        access.require_finding(session, user, finding_id)
         view = finding_view(session, finding_id)
         audit(session, user, "view", f"finding:{finding_id}", {"patient": view["patient"]["id"]})
     return page(
@@ -71,16 +75,17 @@ def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int)
     )  # fmt: skip
 
 
-def _stored_finding(db: SessionDep, finding_id: int) -> tuple[Finding, Study]:
-    """The finding and its study as stored (their file paths come from the database only)."""
+def _stored_finding(db: SessionDep, user: User, finding_id: int) -> tuple[Finding, Study]:
+    """The finding and its study as stored (their file paths come from the database only), when the user
+    may see its patient."""
     with db() as session:
-        return get_finding(session, finding_id)
+        return access.require_finding(session, user, finding_id)
 
 
 @router.get("/reports/{finding_id}/report.html")
 def report_html(db: SessionDep, user: CurrentUser, finding_id: int):
     """The stored self-contained report.html, shown in a sandboxed frame."""
-    finding, _ = _stored_finding(db, finding_id)
+    finding, _ = _stored_finding(db, user, finding_id)
     path = Path(finding.report_dir, "report.html") if finding.report_dir else None
     if path is None or not path.is_file():
         raise UserError(f"finding {finding_id}: its report file is missing")
@@ -93,7 +98,7 @@ def image(db: SessionDep, user: CurrentUser, finding_id: int, name: str):
     key = name.removesuffix(".nii.gz")
     if key not in (*SEQUENCES, "seg") or name != f"{key}.nii.gz":
         raise UserError(f"{name}: not an image of this finding (expected one of {', '.join(SEQUENCES)} or seg)")
-    finding, study = _stored_finding(db, finding_id)
+    finding, study = _stored_finding(db, user, finding_id)
     if key == "seg":
         path = Path(finding.segmentation_path) if finding.segmentation_path else None
     else:
@@ -108,7 +113,7 @@ def image(db: SessionDep, user: CurrentUser, finding_id: int, name: str):
 def review(
     request: Request,
     db: SessionDep,
-    user: CurrentUser,
+    user: WriterUser,
     finding_id: int,
     location_decision: Text,
     verdict_decision: Text,
@@ -121,6 +126,7 @@ def review(
     check_csrf(request, csrf_token)
     entry = check_review(location_decision, location_override, verdict_decision, verdict_override, comment)
     with db() as session:
+        access.require_finding(session, user, finding_id)
         add_review(session, finding_id, user.id, entry)
         audit(session, user, "review", f"finding:{finding_id}", entry)
     return RedirectResponse(f"/reports/{finding_id}", status_code=303)
