@@ -1,6 +1,6 @@
 """Roles and care teams: a clinician sees only their care teams' patients (list, pages, report, images,
 API), read-only users change nothing, break-glass opens a record for a while and is audited, a clinician
-who adds a patient joins its team."""
+who adds a patient joins its team, and `neurotriage care-team` manages teams from the command line."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from neurotriage.anatomy.location import parse_location
+from neurotriage.cli import main
 from neurotriage.clinical import db, decisions, intake
 from neurotriage.clinical.models import Patient, utcnow
 from neurotriage.clinical.mrn import find_or_create_by_mrn
@@ -253,6 +254,36 @@ def test_the_dicom_node_is_for_admins(web_settings):
         page = fay.get("/dicom")
         assert page.status_code == 403 and 'id="error">admins only<' in page.text  # a page, not JSON
         assert fay.get("/api/dicom").json() == {"detail": "admins only"}
+
+
+def test_care_team_commands(web_settings, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROTRIAGE_DATABASE_URL", web_settings.database_url)
+    new_user(web_settings, "cli_gil")
+    new_user(web_settings, "cli_hal", "read_only")
+    with db.transaction(web_settings.database_url) as session:
+        pid = intake.add_patient(session, "Cli Team").id
+    for name in ("cli_gil", "cli_hal"):
+        assert main(["care-team", "add", str(pid), name]) == 0
+    assert main(["care-team", "add", str(pid), "cli_gil"]) == 0
+    assert main(["care-team", "remove", str(pid), "cli_hal"]) == 0
+    assert main(["care-team", "list", str(pid)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == [
+        f"cli_gil: added the care team of patient {pid}",
+        f"cli_hal: added the care team of patient {pid}",
+        f"cli_gil: already on the care team of patient {pid}",
+        f"cli_hal: removed from the care team of patient {pid}",
+    ]
+    assert out[4].startswith("cli_gil\tclinician\tcare team\t(since ") and out[4].endswith(", by -)")
+    assert out[5:] == [f"patient {pid}: 1 in the care team, 0 break-glass grants open"]
+    for argv, message in (
+        (["add", str(pid), "nobody_here"], "user 'nobody_here': no such user"),
+        (["add", str(pid), "boss"], "user 'boss': an admin sees every patient without a care team"),
+        (["remove", str(pid), "cli_hal"], f"user 'cli_hal': not on the care team of patient {pid}"),
+        (["list", "99999999"], "patient 99999999: no such patient"),
+    ):
+        assert main(["care-team", *argv]) == 2
+        assert capsys.readouterr().err == f"neurotriage: error: {message}\n"
 
 
 @pytest.mark.parametrize("reason", ["", "   ", "one\ntwo", "x" * (access.REASON_LEN + 1)])
