@@ -19,3 +19,12 @@ class UserError(Exception):
 
 class NotFound(UserError):
     """A record named by its id does not exist (the web answers 404)."""
+
+
+class Forbidden(UserError):
+    """The user may not see or change this record (the web answers 403). `patient_id` names the patient
+    whose care team the user is not in, so the page can offer a break-glass grant."""
+
+    def __init__(self, message: str, patient_id: int | None = None) -> None:
+        super().__init__(message)
+        self.patient_id = patient_id

@@ -22,12 +22,13 @@ from .helpers import PASSWORD, make_client, sign_in
 
 def fresh_web_settings(root: Path) -> WebSettings:
     """Settings of a new app under `root`: a fresh SQLite database (schema, knowledge base, sample
-    hospitals) and two users."""
+    hospitals) and two users: `clin`, the signed-in user of most tests, is an admin so that it sees every
+    patient the tests create (tests/web/test_access.py signs in clinicians of its own)."""
     url = f"sqlite:///{root / 'web.db'}"
     db.migrate_and_load(url, create=True)
     with db.transaction(url) as session:
         sample.seed_sample(session, n_patients=2)
-        add_user(session, "clin", PASSWORD)
+        add_user(session, "clin", PASSWORD, "admin")
         add_user(session, "boss", PASSWORD, "admin")
     return WebSettings(
         secret_key="test-secret",
@@ -66,7 +67,7 @@ def case_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def client(web_settings: WebSettings):
-    """A signed-in clinician's client."""
+    """A signed-in client of `clin` (an admin: it sees every patient)."""
     with make_client(web_settings) as c:
         assert sign_in(c).status_code == 200
         yield c

@@ -52,7 +52,7 @@ def node_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def node_client(own_web_settings):
-    """A signed-in clinician's client of an app with a database of this test's own (the node adds a finding)."""
+    """A signed-in admin's client (the node page is for admins) of an app with a database of this test's own."""
     with make_client(own_web_settings) as c:
         assert sign_in(c).status_code == 200
         yield c

@@ -16,12 +16,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from neurotriage import NOTICE, __version__
 from neurotriage.clinical.db import engine_for, transaction
-from neurotriage.errors import NotFound, UserError
+from neurotriage.errors import Forbidden, NotFound, UserError
 from neurotriage.maintenance.sweep import staging_roots, sweep
 from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
 from neurotriage.web.jobs import JobRunner
 from neurotriage.web.middleware import SecurityHeaders, UploadLimit
-from neurotriage.web.render import error_page
+from neurotriage.web.render import error_page, no_access_page
 from neurotriage.web.repeat_reads import RepeatReads
 from neurotriage.web.routes import account, admin, api, audit, auth, dicom, jobs, patients, reports
 from neurotriage.web.settings import WebSettings, load_web_settings
@@ -71,6 +71,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _wants_json(request):
             return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=status)
         return error_page(request, status, "That did not work", str(exc), request.headers.get("referer"))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden):
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.message}, status_code=403)
+        if exc.patient_id is None:
+            return error_page(request, 403, "Not allowed", exc.message, request.headers.get("referer"))
+        return no_access_page(request, exc.patient_id)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.db import transaction
+from neurotriage.errors import Forbidden
 from neurotriage.web.audit_log import patient_of
 from neurotriage.web.auth import LoginRequired
 from neurotriage.web.models import AuditEvent, User
@@ -61,7 +62,7 @@ def require_user(request: Request) -> User:
 def require_admin(user: Annotated[User, Depends(require_user)]) -> User:
     """The signed-in user when an admin; 403 otherwise."""
     if user.role != "admin":
-        raise HTTPException(status_code=403, detail="admins only")
+        raise Forbidden("admins only")
     return user
 
 

@@ -31,6 +31,20 @@ class SymptomIn(BaseModel):
     severity: str | None = None
 
 
+class BreakGlassIn(BaseModel):
+    """Why the user needs a record outside their care team (one line, recorded in the audit log)."""
+
+    reason: str
+
+
+class BreakGlassOut(BaseModel):
+    """A break-glass grant: the patient's record is open to the user until `expires_at` (UTC)."""
+
+    patient_id: int
+    reason: str
+    expires_at: datetime
+
+
 class PatientOut(BaseModel):
     """A patient's own fields."""
 

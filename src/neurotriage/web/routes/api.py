@@ -7,10 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 
 from neurotriage.clinical import intake
+from neurotriage.web import access
+from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
-from neurotriage.web.jobs import get_job
 from neurotriage.web.schemas import (
+    BreakGlassIn,
+    BreakGlassOut,
     FindingOut,
     JobOut,
     PatientDetailOut,
@@ -26,21 +29,23 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 @router.get("/patients", response_model=list[PatientOut])
 def list_patients(db: SessionDep, user: CurrentUser, q: str = "") -> Any:
-    """Patients, optionally those whose name, city or MRN contains `q`."""
+    """The patients the user may see, optionally those whose name, city or MRN contains `q`."""
     with db() as session:
         audit(session, user, "view", "patients", {"search": q, "via": "api"})
-        return [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
+        found = intake.list_patients(session, q.strip() or None)
+        return [intake.patient_summary(p) for p in access.visible(session, user, found)]
 
 
 @router.post("/patients", status_code=201, response_model=PatientOut)
 def create_patient(
-    request: Request, db: SessionDep, user: CurrentUser, body: PatientIn, x_csrf_token: Annotated[str, Header()] = ""
+    request: Request, db: SessionDep, user: WriterUser, body: PatientIn, x_csrf_token: Annotated[str, Header()] = ""
 ) -> Any:
-    """Add a patient."""
+    """Add a patient (a clinician joins its care team)."""
     check_csrf(request, x_csrf_token)
     with db() as session:
         values = body.model_dump()
         patient = intake.add_patient(session, values.pop("name"), **values)
+        access.join_new_patient(session, user, patient.id)
         audit(session, user, "create", f"patient:{patient.id}", {"via": "api"})
         return intake.patient_summary(patient)
 
@@ -49,17 +54,19 @@ def create_patient(
 def get_patient(db: SessionDep, user: CurrentUser, patient_id: int) -> Any:
     """A patient with symptoms, studies, findings, referrals and jobs."""
     with db() as session:
+        access.require_patient(session, user, patient_id)
         audit(session, user, "view", f"patient:{patient_id}", {"via": "api"})
         return patient_view(session, patient_id)
 
 
 @router.post("/patients/{patient_id}/confirm", response_model=PatientOut)
 def confirm_patient(
-    request: Request, db: SessionDep, user: CurrentUser, patient_id: int, x_csrf_token: Annotated[str, Header()] = ""
+    request: Request, db: SessionDep, user: WriterUser, patient_id: int, x_csrf_token: Annotated[str, Header()] = ""
 ) -> Any:
     """Confirm the identity of a patient created from a received study."""
     check_csrf(request, x_csrf_token)
     with db() as session:
+        access.require_patient(session, user, patient_id)
         patient, changed = intake.confirm_patient(session, patient_id)
         audit(session, user, "confirm", f"patient:{patient_id}", {"via": "api", "already_confirmed": not changed})
         return intake.patient_summary(patient)
@@ -69,7 +76,7 @@ def confirm_patient(
 def create_symptom(
     request: Request,
     db: SessionDep,
-    user: CurrentUser,
+    user: WriterUser,
     patient_id: int,
     body: SymptomIn,
     x_csrf_token: Annotated[str, Header()] = "",
@@ -77,6 +84,7 @@ def create_symptom(
     """Record a symptom for a patient."""
     check_csrf(request, x_csrf_token)
     with db() as session:
+        access.require_patient(session, user, patient_id)
         entry, symptom = intake.add_symptom(session, patient_id, **body.model_dump())
         audit(session, user, "create", f"patient:{patient_id}/symptom:{entry.id}", {"via": "api"})
         return {"id": entry.id, "code": symptom.code, "side": entry.side, "severity": entry.severity}
@@ -86,7 +94,7 @@ def create_symptom(
 def job_status(request: Request, db: SessionDep, user: CurrentUser, job_id: int) -> Any:
     """A diagnosis job's status and per-stage progress (polls by one user are audited once per window)."""
     with db() as session:
-        job = request.app.state.jobs.live(session, get_job(session, job_id))
+        job = request.app.state.jobs.live(session, access.require_job(session, user, job_id))
         if request.app.state.repeat_reads.should_audit((user.id, "job", job_id)):
             audit(session, user, "view", f"job:{job_id}", {"via": "api"}, patient_id=job["patient_id"])
         return job
@@ -96,6 +104,24 @@ def job_status(request: Request, db: SessionDep, user: CurrentUser, job_id: int)
 def get_finding(db: SessionDep, user: CurrentUser, finding_id: int) -> Any:
     """A finding: location summary, verdict, referral and its status, reviews."""
     with db() as session:
+        access.require_finding(session, user, finding_id)
         view = finding_view(session, finding_id)
         audit(session, user, "view", f"finding:{finding_id}", {"via": "api"}, patient_id=view["patient"]["id"])
         return view
+
+
+@router.post("/patients/{patient_id}/break-glass", status_code=201, response_model=BreakGlassOut)
+def break_glass(
+    request: Request,
+    db: SessionDep,
+    user: CurrentUser,
+    patient_id: int,
+    body: BreakGlassIn,
+    x_csrf_token: Annotated[str, Header()] = "",
+) -> Any:
+    """Open a patient's record outside the user's care team for a while, for the reason given (audited)."""
+    check_csrf(request, x_csrf_token)
+    with db() as session:
+        grant = access.break_glass(session, user, patient_id, body.reason)
+        return {"patient_id": patient_id, "reason": grant.reason, "expires_at": grant.expires_at}
+

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
+from neurotriage.web import access
+from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit, settings
-from neurotriage.web.jobs import create_job, get_job
+from neurotriage.web.jobs import create_job
 from neurotriage.web.render import page
 from neurotriage.web.uploads import check_zip
 
@@ -26,7 +28,7 @@ def _file_size(upload: UploadFile) -> int:
 def upload_case(
     request: Request,
     db: SessionDep,
-    user: CurrentUser,
+    user: WriterUser,
     patient_id: int,
     case_zip: UploadFile,
     csrf_token: Annotated[str, Form()] = "",
@@ -36,6 +38,8 @@ def upload_case(
 
     `accept_patient_mismatch` lets a raw study whose DICOM headers name another patient through."""
     check_csrf(request, csrf_token)
+    with db() as session:  # refused before the zip is read
+        access.require_patient(session, user, patient_id)
     conf = settings(request)
     name = Path(case_zip.filename or "upload.zip").name  # the client's path is never used
     entries = check_zip(name, case_zip.file, _file_size(case_zip), conf.max_upload_bytes)
@@ -53,6 +57,6 @@ def upload_case(
 def job_page(request: Request, db: SessionDep, user: CurrentUser, job_id: int):
     """The job's progress; the page polls /api/jobs/{id} until it ends."""
     with db() as session:
-        job = request.app.state.jobs.live(session, get_job(session, job_id))
+        job = request.app.state.jobs.live(session, access.require_job(session, user, job_id))
         audit(session, user, "view", f"job:{job_id}", patient_id=job["patient_id"])
     return page(request, "job.html.j2", user, job=job)

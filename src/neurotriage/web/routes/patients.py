@@ -1,7 +1,8 @@
-"""Patient pages: list with search, detail, add, edit and confirm a patient, add symptom."""
+"""Patient pages: list with search, detail, add, edit and confirm a patient, add symptom, care team, break-glass."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -13,8 +14,11 @@ from neurotriage.clinical import intake
 from neurotriage.clinical.models import DOMINANCE, SEVERITIES, SEXES, SYMPTOM_SIDES, Symptom
 from neurotriage.clinical.mrn import UNCONFIRMED_NOTE
 from neurotriage.errors import UserError
+from neurotriage.web import access
+from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
-from neurotriage.web.deps import CurrentUser, SessionDep, audit, settings
+from neurotriage.web.deps import AdminUser, CurrentUser, SessionDep, audit, settings
+from neurotriage.web.models import User
 from neurotriage.web.render import page
 from neurotriage.web.views import patient_view
 
@@ -34,14 +38,17 @@ def _blank(value: str) -> str | None:
 def patients(request: Request, db: SessionDep, user: CurrentUser, q: str = ""):
     """The patient list, optionally filtered by name, city or MRN."""
     with db() as session:
-        context = _list_context(session, q)
+        context = _list_context(session, user, q)
         audit(session, user, "view", "patients", {"search": q} if q else None)
     return page(request, "patients.html.j2", user, **context)
 
 
-def _list_context(session: Session, q: str) -> dict[str, Any]:
-    """What the patient list page shows."""
-    rows = [intake.patient_summary(p) for p in intake.list_patients(session, q.strip() or None)]
+def _list_context(session: Session, user: User, q: str) -> dict[str, Any]:
+    """What the patient list page shows: the patients the user may see."""
+    rows = [
+        intake.patient_summary(p)
+        for p in access.visible(session, user, intake.list_patients(session, q.strip() or None))
+    ]
     return {"patients": rows, "q": q, "sexes": SEXES, "dominance": DOMINANCE, "unconfirmed_note": UNCONFIRMED_NOTE}
 
 
@@ -65,18 +72,19 @@ Demographics = Annotated[dict[str, str | None], Depends(demographics_form)]
 
 
 @router.post("/patients")
-def add_patient(request: Request, db: SessionDep, user: CurrentUser, fields: Demographics, csrf_token: Text = ""):
-    """Validate and add a patient, then show it."""
+def add_patient(request: Request, db: SessionDep, user: WriterUser, fields: Demographics, csrf_token: Text = ""):
+    """Validate and add a patient (a clinician joins its care team), then show it."""
     check_csrf(request, csrf_token)
     try:
         with db() as session:
             patient = intake.add_patient(session, fields["name"], *(fields[k] for k in EDITABLE))
+            access.join_new_patient(session, user, patient.id)
             audit(session, user, "create", f"patient:{patient.id}", intake.patient_summary(patient))
     except UserError as exc:
         if exc.field not in fields:
             raise
         with db() as session:
-            context = _list_context(session, "")
+            context = _list_context(session, user, "")
         return page(request, "patients.html.j2", user, 400, **context, form=fields, error=exc)
     return RedirectResponse(f"/patients/{patient.id}", status_code=303)
 
@@ -85,6 +93,7 @@ def add_patient(request: Request, db: SessionDep, user: CurrentUser, fields: Dem
 def patient(request: Request, db: SessionDep, user: CurrentUser, patient_id: int):
     """One patient with symptoms, studies, findings, referrals and jobs."""
     with db() as session:
+        access.require_patient(session, user, patient_id)
         context = _detail_context(request, session, patient_id)
         audit(session, user, "view", f"patient:{patient_id}")
     return page(request, "patient.html.j2", user, **context)
@@ -101,17 +110,19 @@ def _detail_context(request: Request, session: Session, patient_id: int) -> dict
         "sexes": SEXES,
         "dominance": DOMINANCE,
         "unconfirmed_note": UNCONFIRMED_NOTE,
+        "care_team": access.care_team(session, patient_id),
     }
 
 
 @router.post("/patients/{patient_id}/edit")
 def edit_patient(
-    request: Request, db: SessionDep, user: CurrentUser, patient_id: int, fields: Demographics, csrf_token: Text = ""
+    request: Request, db: SessionDep, user: WriterUser, patient_id: int, fields: Demographics, csrf_token: Text = ""
 ):
     """Validate and apply changes to a patient's demographics."""
     check_csrf(request, csrf_token)
     try:
         with db() as session:
+            access.require_patient(session, user, patient_id)
             _, changed = intake.update_patient(session, patient_id, **fields)
             audit(session, user, "update", f"patient:{patient_id}", changed)
     except UserError as exc:
@@ -124,10 +135,11 @@ def edit_patient(
 
 
 @router.post("/patients/{patient_id}/confirm")
-def confirm_patient(request: Request, db: SessionDep, user: CurrentUser, patient_id: int, csrf_token: Text = ""):
+def confirm_patient(request: Request, db: SessionDep, user: WriterUser, patient_id: int, csrf_token: Text = ""):
     """Record that a clinician checked the identity of a patient created from a received study."""
     check_csrf(request, csrf_token)
     with db() as session:
+        access.require_patient(session, user, patient_id)
         patient, changed = intake.confirm_patient(session, patient_id)
         audit(session, user, "confirm", f"patient:{patient_id}", {"mrn": patient.mrn, "already_confirmed": not changed})
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
@@ -137,7 +149,7 @@ def confirm_patient(request: Request, db: SessionDep, user: CurrentUser, patient
 def add_symptom(
     request: Request,
     db: SessionDep,
-    user: CurrentUser,
+    user: WriterUser,
     patient_id: int,
     code: Text,
     csrf_token: Text = "",
@@ -148,7 +160,52 @@ def add_symptom(
     """Validate and record a symptom for the patient."""
     check_csrf(request, csrf_token)
     with db() as session:
+        access.require_patient(session, user, patient_id)
         entry, symptom = intake.add_symptom(session, patient_id, code, _blank(side), _blank(onset), _blank(severity))
         detail = {"symptom": symptom.code, "side": entry.side, "severity": entry.severity}
         audit(session, user, "create", f"patient:{patient_id}/symptom:{entry.id}", detail)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+def _after_grant(back: str, patient_id: int) -> str:
+    """Where to go after a break-glass grant: the refused page when `back` is a plain path of this site."""
+    return back if re.fullmatch(r"/[\w./-]*", back) and not back.startswith("//") else f"/patients/{patient_id}"
+
+
+@router.post("/patients/{patient_id}/break-glass")
+def break_glass(
+    request: Request,
+    db: SessionDep,
+    user: CurrentUser,
+    patient_id: int,
+    reason: Text,
+    csrf_token: Text = "",
+    back: Text = "",
+):
+    """Open a patient's record outside the user's care team for a while, for the reason given (audited)."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        access.break_glass(session, user, patient_id, reason)
+    return RedirectResponse(_after_grant(back, patient_id), status_code=303)
+
+
+@router.post("/patients/{patient_id}/care-team")
+def add_team_member(
+    request: Request, db: SessionDep, user: AdminUser, patient_id: int, username: Text, csrf_token: Text = ""
+):
+    """Put a clinician or read-only user on the patient's care team (admins only)."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        access.add_to_team(session, patient_id, username, user)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.post("/patients/{patient_id}/care-team/remove")
+def remove_team_member(
+    request: Request, db: SessionDep, user: AdminUser, patient_id: int, username: Text, csrf_token: Text = ""
+):
+    """Take a user off the patient's care team (admins only)."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        access.remove_from_team(session, patient_id, username, user)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)

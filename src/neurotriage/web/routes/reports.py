@@ -14,12 +14,14 @@ from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
 from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOURS, LABEL_NAMES, rgb
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
+from neurotriage.web import access
+from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.models import User
 from neurotriage.web.render import page
 from neurotriage.web.reviews import add_review, check_review
-from neurotriage.web.views import finding_view, get_finding
+from neurotriage.web.views import finding_view
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
@@ -64,6 +66,7 @@ def viewer_config(finding_id: int, centroid: list[float] | None) -> dict[str, An
 def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int):
     """The report page of one finding."""
     with db() as session:
+        access.require_finding(session, user, finding_id)
         view = finding_view(session, finding_id)
         audit(session, user, "view", f"finding:{finding_id}", {"patient": view["patient"]["id"]})
     return page(
@@ -73,10 +76,10 @@ def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int)
 
 
 def _stored_finding(db: SessionDep, user: User, finding_id: int, action: str, part: str) -> tuple[Finding, Study]:
-    """The finding and its study as stored (their file paths come from the database only); the request
-    for its `part` is audited in the same transaction."""
+    """The finding and its study as stored (their file paths come from the database only), when the user
+    may see its patient; the request for its `part` is audited in the same transaction."""
     with db() as session:
-        finding, study = get_finding(session, finding_id)
+        finding, study = access.require_finding(session, user, finding_id)
         audit(session, user, action, f"finding:{finding_id}/{part}", patient_id=study.patient_id)
         return finding, study
 
@@ -112,7 +115,7 @@ def image(db: SessionDep, user: CurrentUser, finding_id: int, name: str):
 def review(
     request: Request,
     db: SessionDep,
-    user: CurrentUser,
+    user: WriterUser,
     finding_id: int,
     location_decision: Text,
     verdict_decision: Text,
@@ -125,7 +128,7 @@ def review(
     check_csrf(request, csrf_token)
     entry = check_review(location_decision, location_override, verdict_decision, verdict_override, comment)
     with db() as session:
+        _, study = access.require_finding(session, user, finding_id)
         add_review(session, finding_id, user.id, entry)
-        _, study = get_finding(session, finding_id)  # loaded by add_review: no second query
         audit(session, user, "review", f"finding:{finding_id}", entry, patient_id=study.patient_id)
     return RedirectResponse(f"/reports/{finding_id}", status_code=303)
