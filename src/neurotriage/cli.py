@@ -32,6 +32,7 @@ COMMANDS = {
     "neurotriage.web.team_commands": ("care-team",),
     "neurotriage.demo": ("demo",),
     "neurotriage.maintenance.commands": ("check",),
+    "neurotriage.export.commands": ("export",),
 }
 # Library fields carried by a flag whose dest has another name (`--patient` holds `patient_id`).
 FIELD_DESTS = {"patient_id": "patient", "case_ref": "case"}
