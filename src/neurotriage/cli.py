@@ -29,6 +29,7 @@ COMMANDS = {
     "neurotriage.clinical.commands": ("db", "patient", "symptom", "finding", "crosscheck", "refer"),
     "neurotriage.diagnosis.commands": ("diagnose", "worker"),
     "neurotriage.web.commands": ("serve", "user"),
+    "neurotriage.maintenance.backup_commands": ("backup", "restore"),
     "neurotriage.demo": ("demo",),
     "neurotriage.maintenance.commands": ("check",),
 }
