@@ -255,7 +255,9 @@ def rewrite_manifest(archive: Path, **changes) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def test_restore_refuses_a_newer_schema_and_another_home(install: Installation, tmp_path: Path, cli) -> None:
+def test_restore_refuses_a_newer_schema_another_home_and_a_path_outside(
+    install: Installation, tmp_path: Path, cli
+) -> None:
     archive = tmp_path / "nt.tar"
     assert cli("backup", archive).code == 0
     install.destroy()
@@ -265,6 +267,9 @@ def test_restore_refuses_a_newer_schema_and_another_home(install: Installation, 
     rewrite_manifest(archive, revision=db.head_revision(), home="/somewhere/else")
     run = cli("restore", archive)
     assert run.code == 2 and "NEUROTRIAGE_HOME=/somewhere/else" in run.err
+    rewrite_manifest(archive, home=str(install.home), files=[{"path": "../etc/passwd", "sha256": "0", "size": 1}])
+    run = cli("restore", archive)
+    assert run.code == 2 and "'../etc/passwd', outside the archive's folders" in run.err
     assert install.tables() == 0
 
 

@@ -123,8 +123,10 @@ def _manifest(tar: tarfile.TarFile, archive: Path) -> Manifest:
     if manifest.format > FORMAT:
         raise UserError(f"{archive}: backup format {manifest.format} is newer than this neurotriage reads ({FORMAT})")
     unsafe = [f.path for f in manifest.files if safe_member(f.path) is None]
-    if unsafe or manifest.database_file not in {f.path for f in manifest.files}:
-        raise UserError(f"{archive}: {MANIFEST} names a file outside the archive's folders: {unsafe[:1]}")
+    if unsafe:
+        raise UserError(f"{archive}: {MANIFEST} names {unsafe[0]!r}, outside the archive's folders")
+    if manifest.database_file not in {f.path for f in manifest.files}:
+        raise UserError(f"{archive}: {MANIFEST} does not list its database file {manifest.database_file!r}")
     return manifest
 
 
