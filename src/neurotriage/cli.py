@@ -30,6 +30,7 @@ COMMANDS = {
     "neurotriage.diagnosis.commands": ("diagnose", "worker"),
     "neurotriage.web.commands": ("serve", "user"),
     "neurotriage.web.team_commands": ("care-team",),
+    "neurotriage.maintenance.backup_commands": ("backup", "restore"),
     "neurotriage.demo": ("demo",),
     "neurotriage.maintenance.commands": ("check",),
     "neurotriage.export.commands": ("export",),

@@ -95,7 +95,7 @@ def redact(url: str) -> str:
         return "<invalid URL>"
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     """The file behind a SQLite URL, or None for other backends and in-memory databases."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
@@ -219,7 +219,7 @@ def _key_columns(exc: DBAPIError) -> str:
 
 def _connect(url: str, create: bool) -> Connection:
     """Open a connection, turning an unreachable database into a one-line user error."""
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     if path is not None:
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +275,7 @@ def _missing_table(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE or str(exc.orig).startswith("no such table")
 
 
-def _known(revision: str) -> bool:
+def known_revision(revision: str) -> bool:
     """Whether `revision` is one of the packaged migrations."""
     try:
         return _scripts().get_revision(revision) is not None
@@ -298,7 +298,7 @@ def require_head(conn: Connection, url: str) -> None:
         return
     if revision is None:
         raise UserError(f"database {redact(url)} is not initialised: run `neurotriage db init`")
-    if not _known(revision):
+    if not known_revision(revision):
         raise _unknown_revision(url, revision)
     raise UserError(
         f"database {redact(url)} is at schema revision {revision!r}, this neurotriage needs"
@@ -309,7 +309,7 @@ def require_head(conn: Connection, url: str) -> None:
 def migrate(conn: Connection, url: str) -> tuple[str | None, str]:
     """Upgrade the schema to head inside the connection's transaction; (from, to) revisions."""
     before = current_revision(conn)
-    if before is not None and not _known(before):
+    if before is not None and not known_revision(before):
         raise _unknown_revision(url, before)
     command.upgrade(alembic_config(conn), "head")
     return before, head_revision()
