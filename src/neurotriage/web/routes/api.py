@@ -124,4 +124,3 @@ def break_glass(
     with db() as session:
         grant = access.break_glass(session, user, patient_id, body.reason)
         return {"patient_id": patient_id, "reason": grant.reason, "expires_at": grant.expires_at}
-
