@@ -55,7 +55,7 @@ def test_a_diagnosed_installation_lost_and_restored_shows_the_same_findings_and_
 ) -> None:
     with db.transaction(install.url) as session:
         sample.seed_sample(session, n_patients=0)
-        add_user(session, "clin", PASSWORD)
+        add_user(session, "clin", PASSWORD, "admin")  # sees every patient: none has a care team here
         patient = intake.add_patient(session, "Ada Lovelace", city="Leeds", lat="53.80", lon="-1.55")
         intake.add_symptom(session, patient.id, "hemiparesis", side="left")
     for study in ("study-1", "study-2"):

@@ -22,14 +22,15 @@ from .helpers import PASSWORD, make_client, sign_in
 
 def fresh_web_settings(root: Path) -> WebSettings:
     """Settings of a new app under `root`: a fresh SQLite database (schema, knowledge base, sample
-    hospitals) and two users: `clin`, the signed-in user of most tests, is an admin so that it sees every
-    patient the tests create (tests/web/test_access.py signs in clinicians of its own)."""
+    hospitals) and three users: `clin`, the signed-in user of most tests, is an admin so that it sees every
+    patient the tests create; `doc` is a clinician for tests of what non-admins may not do."""
     url = f"sqlite:///{root / 'web.db'}"
     db.migrate_and_load(url, create=True)
     with db.transaction(url) as session:
         sample.seed_sample(session, n_patients=2)
         add_user(session, "clin", PASSWORD, "admin")
         add_user(session, "boss", PASSWORD, "admin")
+        add_user(session, "doc", PASSWORD, "clinician")
     return WebSettings(
         secret_key="test-secret",
         secure_cookies=True,

@@ -23,9 +23,28 @@ from neurotriage.web.models import AuditEvent, Job, User
 from neurotriage.web.throttle import LoginThrottle
 from neurotriage.web.users import delete_user, find_user, set_disabled, set_role
 
+from .conftest import fresh_web_settings
 from .helpers import PASSWORD, csrf_of, make_client, page_csrf, sign_in
 
 NEW_PASSWORD = "a fresh long passphrase"
+
+
+@pytest.fixture
+def own_web_settings(tmp_path):
+    """A database of the test's own whose users are `clin`, a clinician, and `boss`, the one admin."""
+    settings = fresh_web_settings(tmp_path)
+    with db.transaction(settings.database_url) as session:
+        set_role(session, find_user(session, "clin"), "clinician")
+        delete_user(session, find_user(session, "doc"))
+    return settings
+
+
+@pytest.fixture
+def client(own_web_settings) -> Iterator[TestClient]:
+    """A client signed in as the clinician `clin`."""
+    with make_client(own_web_settings) as c:
+        assert sign_in(c, "clin").status_code == 200
+        yield c
 
 
 def user_row(settings, name: str) -> User | None:
