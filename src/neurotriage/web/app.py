@@ -22,7 +22,7 @@ from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
 from neurotriage.web.jobs import JobRunner
 from neurotriage.web.middleware import SecurityHeaders, UploadLimit
 from neurotriage.web.render import error_page
-from neurotriage.web.routes import api, auth, dicom, jobs, patients, reports
+from neurotriage.web.routes import api, auth, dicom, erase, jobs, patients, reports
 from neurotriage.web.settings import WebSettings, load_web_settings
 from neurotriage.web.throttle import LoginThrottle
 from neurotriage.web.write_gate import WriteGate
@@ -109,7 +109,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.throttle = LoginThrottle()
     app.state.jobs = JobRunner(settings.database_url, settings.job_workers, app.state.gate)
     _install_error_handlers(app)
-    for module in (auth, patients, jobs, reports, dicom, api):
+    for module in (auth, patients, jobs, reports, dicom, api, erase):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -22,7 +22,7 @@ templates = Jinja2Templates(
 
 def page(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a page template; every page carries the notice and, for forms, the CSRF token."""
-    base = {"notice": NOTICE, "user": user, "csrf": csrf_token(request)}
+    base = {"notice": NOTICE, "user": user, "csrf": csrf_token(request), "flash": request.session.pop("flash", None)}
     return templates.TemplateResponse(request, name, base | context, status_code=status_code)
 
 
