@@ -15,10 +15,10 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import event, func, inspect, select, text
 
-from neurotriage.clinical import db
+from neurotriage.clinical import db, intake
 from neurotriage.clinical.models import Finding, Patient, Study, utcnow
 from neurotriage.faults import FAULT_ENV
-from neurotriage.files import write_json_atomic
+from neurotriage.files import owner_tag, write_json_atomic
 from neurotriage.maintenance.journal import Journal, journal_folder, write_journal
 from neurotriage.web.models import AuditEvent, Job, Review
 
@@ -152,6 +152,16 @@ def test_outside_neurotriage_folders_only_its_own_reports_go(url: str, home: Pat
     assert not (tmp_path / "out" / "mine").exists() and (tmp_path / "out" / "reused").is_dir()
 
 
+def test_a_folder_another_patient_still_uses_stays(url: str, home: Path, cli) -> None:
+    seeded = seed_patient(url, WHO)
+    shared = seeded.folders[seeded.received][0]  # the received study, filed under a second patient too
+    with db.transaction(url) as session:
+        other = intake.add_patient(session, KEPT.name)
+        intake.study_for(session, other.id, str(shared))
+    assert cli("patient", "erase", seeded.patient_id, "--yes").code == 0
+    assert shared.is_dir() and not seeded.folders[seeded.uploaded][0].exists()
+
+
 def test_a_crash_after_the_commit_is_finished_by_check(url: str, home: Path, cli) -> None:
     seeded = seed_patient(url, WHO)
     command = [sys.executable, "-m", "neurotriage", "patient", "erase", str(seeded.patient_id), "--yes"]
@@ -172,6 +182,8 @@ def test_a_journal_whose_transaction_never_committed_is_discarded(url: str, home
     journal = Journal(token="0" * 32, target=f"patient:{seeded.patient_id}", paths=list(map(str, folders)),
                       study_uids=[seeded.study_uid])  # fmt: skip
     write_journal(journal)
+    draft = journal_folder() / f".{'1' * 32}.{owner_tag()}_1.partial.json"  # a run killed while writing one
+    draft.write_text('{"token": ')
     checked = cli("check")
     assert f"discarded the journal of an erasure of patient:{seeded.patient_id} that never committed" in checked.out
     assert all(p.exists() for p in folders) and len(events_lines()) == 1

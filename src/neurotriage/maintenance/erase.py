@@ -46,11 +46,11 @@ from neurotriage.maintenance.journal import (
 )
 from neurotriage.maintenance.patient_files import (
     OnFile,
+    OwnFolders,
     case_path,
     ingest_outputs,
-    is_owned,
     outermost,
-    owned_roots,
+    own_folders,
     tree_stats,
 )
 from neurotriage.maintenance.sweep import report_key
@@ -134,7 +134,7 @@ def plan_erasure(
     """What erasing patient or study `record_id` would remove (nothing is changed)."""
     with (write_lock or nullcontext)(), transaction(url) as session:
         scope = _scope(session, kind, record_id)
-        paths, _uids = _files_of(session, scope, owned_roots(data_dir))
+        paths, _uids = _files_of(session, scope, own_folders(data_dir))
     files, size = tree_stats(paths)
     return ErasurePlan(
         target=scope.target,
@@ -159,14 +159,14 @@ def erase(
     """Erase patient or study `record_id`: rows and audit details in one transaction, then the files
     (`on_file` is called after each). `write_lock` is held around the transaction (the web app's gate)."""
     with erasure_lock():
-        journal, path, counts = _erase_rows(kind, record_id, actor, url, owned_roots(data_dir), write_lock)
+        journal, path, counts = _erase_rows(kind, record_id, actor, url, own_folders(data_dir), write_lock)
         fault_point("erase-committed")
         done = finish(journal, path, url, on_file)
     return ErasureResult(target=journal.target, files=done.files, bytes=done.bytes, complete=done.complete, **counts)
 
 
 def _erase_rows(
-    kind: Kind, record_id: int, actor: Actor, url: str | None, roots: list[Path], write_lock: WriteLock | None
+    kind: Kind, record_id: int, actor: Actor, url: str | None, own: OwnFolders, write_lock: WriteLock | None
 ) -> tuple[Journal, Path, dict[str, int]]:
     """The transaction of an erasure, with its journal written before it commits (and removed if it fails);
     returns the journal, its path and the counts of rows erased."""
@@ -174,7 +174,7 @@ def _erase_rows(
     try:
         with (write_lock or nullcontext)(), transaction(url) as session:
             scope = _scope(session, kind, record_id)
-            paths, uids = _files_of(session, scope, roots)
+            paths, uids = _files_of(session, scope, own)
             journal = Journal(token=uuid.uuid4().hex, target=scope.target, paths=list(map(str, paths)), study_uids=uids)
             written.append(write_journal(journal))
             files, size = tree_stats(paths)
@@ -233,7 +233,7 @@ def _refuse_claimed(session: Session, studies: list[Study]) -> None:
             )
 
 
-def _files_of(session: Session, scope: _Scope, roots: list[Path]) -> tuple[list[Path], list[str]]:
+def _files_of(session: Session, scope: _Scope, own: OwnFolders) -> tuple[list[Path], list[str]]:
     """The paths the erasure removes, and the StudyInstanceUIDs of its DICOM studies."""
     candidates = [*_report_folders(scope), *_case_folders(scope), *_job_folders(scope)]
     if scope.kind == "patient":  # the folder of the patient's reports in their default place (diagnosis.pipeline)
@@ -244,14 +244,14 @@ def _files_of(session: Session, scope: _Scope, roots: list[Path]) -> tuple[list[
     mrn = (patient.mrn, patient.mrn_issuer or "") if scope.kind == "patient" and patient.mrn else None
     existing += _outbox_items(uids, mrn)
     still_used = _KeptPaths(session, scope)
-    paths = [p for p in outermost(existing) if _ours(p, scope, roots) and not still_used.overlaps(p)]
+    paths = [p for p in outermost(existing) if _ours(p, scope, own) and not still_used.overlaps(p)]
     return paths, uids
 
 
-def _ours(path: Path, scope: _Scope, roots: list[Path]) -> bool:
+def _ours(path: Path, scope: _Scope, own: OwnFolders) -> bool:
     """Whether an erasure may remove `path`: inside neurotriage's folders, or a report folder of its findings
     wherever it was written (its report.json names one of them)."""
-    return is_owned(path, roots) or report_key(path) in {f.key for f in scope.findings}
+    return own.hold(path) or report_key(path) in {f.key for f in scope.findings}
 
 
 def _report_folders(scope: _Scope) -> Iterator[Path]:

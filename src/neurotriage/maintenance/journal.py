@@ -128,7 +128,11 @@ def finish_pending(url: str | None = None) -> list[Finished] | None:
         if not locked:
             return None
         done = []
-        for path in sorted(journal_folder().glob("*.json")):
+        for path in sorted(journal_folder().iterdir()):
+            if path.name.startswith("."):  # the lock, or a journal's draft: its erasure never reached its commit
+                if path.name != LOCK_NAME:
+                    path.unlink()
+                continue
             journal = _read(path)
             with transaction(url) as session:
                 went = committed(session, journal)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.cases import synthetic_cases_dir
 from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.errors import UserError
+from neurotriage.maintenance.sweep import staging_roots
+from neurotriage.pacs.inbox import inbox_root
+from neurotriage.pacs.pull import pulled_root
+from neurotriage.pacs.send import outbox_dir
 from neurotriage.web.settings import load_web_settings
 
 MIN_DEPTH = 2  # cases/<ID>, reports/patient-<id>, jobs/<id>: a removable path lies at least this deep in a root
@@ -24,16 +29,27 @@ OnFile = Callable[[], None]
 UNITS = ("B", "kB", "MB", "GB", "TB")
 
 
-def owned_roots(data_dir: Path | None = None) -> list[Path]:
-    """NEUROTRIAGE_HOME and the web app's data folder (default: the configured one), resolved."""
-    roots = [load_settings().home, data_dir or load_web_settings().data_dir]
-    return list(dict.fromkeys(root.resolve() for root in roots))
+@dataclass(frozen=True)
+class OwnFolders:
+    """neurotriage's own folders (resolved): what lies in them may be removed, except the folders that hold
+    every study's files of a kind (reports/, cases/, dicom/inbox/, web/jobs/...)."""
+
+    roots: tuple[Path, ...]
+    shared: frozenset[Path]
+
+    def hold(self, path: Path) -> bool:
+        """Whether `path` lies at least MIN_DEPTH levels inside a root and is not a shared folder."""
+        path = Path(path).resolve()
+        deep = any(path.is_relative_to(root) and len(path.relative_to(root).parts) >= MIN_DEPTH for root in self.roots)
+        return deep and path not in self.shared
 
 
-def is_owned(path: Path, roots: Sequence[Path]) -> bool:
-    """Whether `path` lies at least MIN_DEPTH levels inside one of `roots` (compared resolved)."""
-    path = Path(path).resolve()
-    return any(path.is_relative_to(root) and len(path.relative_to(root).parts) >= MIN_DEPTH for root in roots)
+def own_folders(data_dir: Path | None = None) -> OwnFolders:
+    """NEUROTRIAGE_HOME and the web app's data folder (default: the configured one), with their shared folders."""
+    data = data_dir or load_web_settings().data_dir
+    roots = dict.fromkeys(folder.resolve() for folder in (load_settings().home, data))
+    shared = (*staging_roots(data), inbox_root(), pulled_root(), outbox_dir())
+    return OwnFolders(tuple(roots), frozenset(folder.resolve() for folder in shared))
 
 
 def case_path(case_ref: str, synthetic_seed: int | None) -> Path:

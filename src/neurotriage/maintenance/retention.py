@@ -29,11 +29,11 @@ from neurotriage.config import load_settings
 from neurotriage.diagnosis.queue import db_now
 from neurotriage.maintenance.patient_files import (
     OnFile,
+    OwnFolders,
     case_path,
     ingest_outputs,
     ingested_case,
-    is_owned,
-    owned_roots,
+    own_folders,
     remove_paths,
     tree_stats,
 )
@@ -77,17 +77,17 @@ class RetentionReport(BaseModel):
 def retention_plan(url: str | None = None, data_dir: Path | None = None) -> RetentionReport:
     """What the retention rules would remove now (nothing is changed)."""
     settings = load_settings()
-    roots = owned_roots(data_dir)
+    own = own_folders(data_dir)
     found: list[tuple[Rule, Path, str | None]] = []
     with transaction(url) as session:
         now = db_now(session)
         needed = _needed(session, now)
         if settings.retain_raw_days is not None:
             cutoff = now - timedelta(days=settings.retain_raw_days)
-            found += _raw_studies(session, now, cutoff, roots)
+            found += _raw_studies(session, now, cutoff, own)
             found += _received_unfiled(session, cutoff)
         if settings.retain_failed_job_days is not None:
-            found += _failed_jobs(session, now, now - timedelta(days=settings.retain_failed_job_days), roots)
+            found += _failed_jobs(session, now, now - timedelta(days=settings.retain_failed_job_days), own)
     items = [_item(rule, path, record) for rule, path, record in found if not _overlaps(path, needed)]
     return RetentionReport(
         raw_days=settings.retain_raw_days, failed_job_days=settings.retain_failed_job_days, items=items
@@ -128,14 +128,14 @@ def _overlaps(path: Path, needed: set[Path]) -> bool:
     return any(folder == path or folder.is_relative_to(path) for folder in needed)
 
 
-def _raw_studies(session: Session, now: datetime, cutoff: datetime, roots: list[Path]) -> Found:
+def _raw_studies(session: Session, now: datetime, cutoff: datetime, own: OwnFolders) -> Found:
     """The raw inputs of diagnosed studies recorded before `cutoff` whose BraTS case was ingested."""
     old = select(Study.id, Study.case_ref).where(
         Study.created_at < cutoff, Study.queued_at.is_(None), _unclaimed(now), _diagnosed()
     )
     for study_id, case_ref in session.execute(old.order_by(Study.id)):
         raw = Path(case_ref).resolve()
-        if raw.exists() and is_owned(raw, roots) and ingested_case(raw) is not None:
+        if raw.exists() and own.hold(raw) and ingested_case(raw) is not None:
             yield "raw study", raw, f"study:{study_id}"
 
 
@@ -170,7 +170,7 @@ def _modified(folder: Path) -> datetime:
     return datetime.fromtimestamp(max(times), UTC)
 
 
-def _failed_jobs(session: Session, now: datetime, cutoff: datetime, roots: list[Path]) -> Found:
+def _failed_jobs(session: Session, now: datetime, cutoff: datetime, own: OwnFolders) -> Found:
     """The folders of jobs that failed before `cutoff` (and what ingesting their upload left), unless their
     study was queued again, is claimed or has a finding after all."""
     query = (
@@ -187,5 +187,5 @@ def _failed_jobs(session: Session, now: datetime, cutoff: datetime, roots: list[
             continue
         paths = [Path(work_dir), *(ingest_outputs(Path(case_ref)) if case_ref else [])]
         for path in paths:
-            if path.exists() and is_owned(path, roots):
+            if path.exists() and own.hold(path):
                 yield "failed job", path.resolve(), f"job:{job_id}"
