@@ -47,3 +47,12 @@ def test_invalid_values_name_the_variable(name: str, value: str, problem: str) -
 
 def test_zero_job_workers_leaves_diagnosing_to_separate_workers() -> None:
     assert load_settings({"NEUROTRIAGE_JOB_WORKERS": "0"}).job_workers == 0
+
+
+def test_retention_keeps_everything_unless_a_period_is_set() -> None:
+    assert (load_settings({}).retain_raw_days, load_settings({}).retain_failed_job_days) == (None, None)
+    settings = load_settings({"NEUROTRIAGE_RETAIN_RAW_DAYS": "0", "NEUROTRIAGE_RETAIN_FAILED_JOB_DAYS": " 30 "})
+    assert (settings.retain_raw_days, settings.retain_failed_job_days) == (0, 30)
+    assert load_settings({"NEUROTRIAGE_RETAIN_RAW_DAYS": ""}).retain_raw_days is None
+    with pytest.raises(UserError, match="NEUROTRIAGE_RETAIN_RAW_DAYS='-1': must be at least 0"):
+        load_settings({"NEUROTRIAGE_RETAIN_RAW_DAYS": "-1"})

@@ -34,6 +34,7 @@ COMMANDS = {
     "neurotriage.demo": ("demo",),
     "neurotriage.maintenance.commands": ("check",),
     "neurotriage.export.commands": ("export",),
+    "neurotriage.maintenance.erase_commands": ("study",),
 }
 # Library fields carried by a flag whose dest has another name (`--patient` holds `patient_id`).
 FIELD_DESTS = {"patient_id": "patient", "case_ref": "case"}

@@ -40,6 +40,8 @@ class Settings:
     dicom_send_to: str | None  # the default destination of results, AET@host:port (checked where it is used)
     dicom_send_retry_s: int
     dicom_send_retry_max_s: int
+    retain_raw_days: int | None  # raw uploads and received DICOM of diagnosed studies go after this; None: kept
+    retain_failed_job_days: int | None  # failed jobs' folders go after this; None: kept
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -54,6 +56,11 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int 
     if value < minimum:
         raise UserError(f"{name}={raw!r}: must be at least {minimum}", field=name)
     return value
+
+
+def _days(env: Mapping[str, str], name: str) -> int | None:
+    """A number of days (0 or more) from `name`; None when unset or blank (keep for good)."""
+    return _whole_number(env, name, 0, minimum=0) if env.get(name, "").strip() else None
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -102,4 +109,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dicom_send_to=env.get("NEUROTRIAGE_DICOM_SEND_TO") or None,
         dicom_send_retry_s=_whole_number(env, "NEUROTRIAGE_DICOM_SEND_RETRY_S", DEFAULT_SEND_RETRY_S),
         dicom_send_retry_max_s=_whole_number(env, "NEUROTRIAGE_DICOM_SEND_RETRY_MAX_S", DEFAULT_SEND_RETRY_MAX_S),
+        retain_raw_days=_days(env, "NEUROTRIAGE_RETAIN_RAW_DAYS"),
+        retain_failed_job_days=_days(env, "NEUROTRIAGE_RETAIN_FAILED_JOB_DAYS"),
     )

@@ -10,6 +10,8 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
+from neurotriage.maintenance.erase_commands import add_patient_erase
+
 SIDES = ("left", "right", "bilateral")
 
 
@@ -210,7 +212,7 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_patient(sub: argparse._SubParsersAction) -> None:
-    patient = sub.add_parser("patient", help="add, show, list and confirm patients")
+    patient = sub.add_parser("patient", help="add, show, list, confirm and erase patients")
     actions = patient.add_subparsers(dest="command_name", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add a patient")
     add.add_argument("--name", required=True)
@@ -236,6 +238,7 @@ def _register_patient(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--search", help="only names, cities or MRNs containing this text")
     _json_flag(listing)
     listing.set_defaults(handler=_patient_list)
+    add_patient_erase(actions)
 
 
 def _register_symptom(sub: argparse._SubParsersAction) -> None:

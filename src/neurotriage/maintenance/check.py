@@ -1,5 +1,8 @@
 """`check`: after a sweep, do the findings in the database and the report folders on disk agree?
 
+First it finishes the erasures a killed run left pending (`journal.py`) and finds what the retention rules
+remove (`retention.py`), removing it when asked.
+
 Each finding that has a report folder must find it complete: its report.json names the finding (or
 a later finding that was written to the same folder) and every file it lists is there. Each report
 folder in the report roots must belong to a finding. Hidden leftovers that the sweep could not
@@ -17,6 +20,9 @@ from sqlalchemy import select
 
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.models import Finding, Study
+from neurotriage.maintenance.journal import Finished, finish_pending
+from neurotriage.maintenance.patient_files import OnFile
+from neurotriage.maintenance.retention import RetentionReport, apply_retention, retention_plan
 from neurotriage.maintenance.sweep import REPORT_JSON, SweepResult, read_report, staging_roots, sweep
 
 
@@ -36,6 +42,9 @@ class CheckResult(BaseModel):
     findings: int
     report_folders: int
     problems: list[Problem]
+    erasures: list[Finished]  # pending erasures finished (or discarded: never committed)
+    erasure_running: bool  # an erasure was running, so its journal was left to it
+    retention: RetentionReport  # what the retention rules remove, or removed
 
     @property
     def ok(self) -> bool:
@@ -51,10 +60,17 @@ class _Row:
     folder: Path
 
 
-def check(url: str | None = None, roots: Sequence[Path] | None = None) -> CheckResult:
-    """Sweep `roots` (default: `staging_roots()`) and the folders that hold findings' reports elsewhere,
-    then compare every finding's report folder with the database, and every report folder in `roots`
-    with the findings."""
+def check(
+    url: str | None = None, roots: Sequence[Path] | None = None, apply: bool = False, on_file: OnFile | None = None
+) -> CheckResult:
+    """Finish pending erasures; find what the retention rules remove (and remove it when `apply`, calling
+    `on_file` after each file); sweep `roots` (default: `staging_roots()`) and the folders that hold
+    findings' reports elsewhere; then compare every finding's report folder with the database, and every
+    report folder in `roots` with the findings."""
+    erasures = finish_pending(url)
+    retention = retention_plan(url)
+    if apply:
+        retention = apply_retention(retention, on_file)
     roots = staging_roots() if roots is None else list(roots)
     rows = _findings(url)
     swept = sweep(url, roots, {row.folder.parent for row in rows})
@@ -64,7 +80,15 @@ def check(url: str | None = None, roots: Sequence[Path] | None = None) -> CheckR
         *_foreign_folders(folders, rows),
         *(Problem(kind="unknown leftover", path=p, message=_unknown(p)) for p in swept.unknown),
     ]
-    return CheckResult(sweep=swept, findings=len(rows), report_folders=len(folders), problems=problems)
+    return CheckResult(
+        sweep=swept,
+        findings=len(rows),
+        report_folders=len(folders),
+        problems=problems,
+        erasures=erasures or [],
+        erasure_running=erasures is None,
+        retention=retention,
+    )
 
 
 def _findings(url: str | None) -> list[_Row]:

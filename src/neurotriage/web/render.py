@@ -24,7 +24,13 @@ templates = Jinja2Templates(
 def page(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a page template; every page carries the notice, for forms the CSRF token, and `can_write`
     (read-only users are not shown the forms that change records)."""
-    base = {"notice": NOTICE, "user": user, "csrf": csrf_token(request), "can_write": can_write(user)}
+    base = {
+        "notice": NOTICE,
+        "user": user,
+        "csrf": csrf_token(request),
+        "can_write": can_write(user),
+        "flash": request.session.pop("flash", None),
+    }
     return templates.TemplateResponse(request, name, base | context, status_code=status_code)
 
 
