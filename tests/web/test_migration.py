@@ -106,3 +106,13 @@ def test_roles_upgrade_keeps_users_records_and_gives_clinicians_todays_patients(
         assert conn.execute(text("SELECT user_id FROM jobs")).scalar() == 1
         with pytest.raises(IntegrityError), conn.begin_nested():
             conn.execute(text("UPDATE users SET role = 'read_only' WHERE id = 1"))
+
+
+def test_existing_patients_get_their_folded_name_and_reviews_keep_theirs(tmp_path):
+    url = old_database(tmp_path, "0011", "UPDATE patients SET name = 'ZOË Ångström' WHERE id = 1")
+    db.migrate_and_load(url, create=False)
+    with db.connection(url) as conn:
+        assert conn.execute(text("SELECT name_folded FROM patients")).scalar() == "zoe angstrom"
+        assert conn.execute(text("SELECT count(*) FROM crosschecks WHERE origin <> 'diagnosis'")).scalar() == 0
+        command.downgrade(db.alembic_config(conn), "0011")
+        assert "name_folded" not in {c["name"] for c in inspect(conn).get_columns("patients")}

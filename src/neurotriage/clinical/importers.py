@@ -24,6 +24,7 @@ from neurotriage.clinical import mrn as mrns
 from neurotriage.clinical import validate
 from neurotriage.clinical.knowledge import REGIONS
 from neurotriage.clinical.models import CAPABILITIES, DOMINANCE, SEXES, SPECIALTIES, Doctor, Hospital, Patient
+from neurotriage.clinical.places import fold
 from neurotriage.errors import UserError
 
 MAX_LISTED_ERRORS = 20
@@ -335,6 +336,8 @@ def import_csv(session: Session, kind: str, path: Path, *, allow_duplicates: boo
         for batch in _batches(records, BATCH_ROWS):
             rows = run.check(batch)
             if not run.errors:
+                if model is Patient:
+                    rows = [row | {"name_folded": fold(row["name"])} for row in rows]
                 session.execute(insert(model), rows)
         if not run.rows:
             raise UserError(f"{path}: no data rows after the header")

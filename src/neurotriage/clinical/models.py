@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
     true,
 )
@@ -30,6 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from neurotriage.clinical.bitsets import EXPERTISE_NAMES, bits_sql
+from neurotriage.clinical.places import fold
 
 SEXES = ("female", "male", "other", "unknown")
 DOMINANCE = ("left", "right")
@@ -108,6 +110,10 @@ class Patient(Base):
     mrn_issuer: Mapped[str | None] = mapped_column(String(64))
     # False for a patient created from a received study until a clinician confirms the identity.
     confirmed: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # When symptoms or language dominance last changed: a cross-check made before it is stale (0012).
+    clinical_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The name in lower case without accents, for search; kept in step with name on every write (0012).
+    name_folded: Mapped[str] = mapped_column(String(200), index=True, default="", server_default="")
 
 
 class Study(Base):
@@ -275,6 +281,9 @@ class CrossCheckRecord(Base):
     needs_review: Mapped[bool]
     inputs: Mapped[dict[str, Any]]
     result: Mapped[dict[str, Any]]
+    # diagnosis | review (a clinician's override recomputed it) | rerun (asked for after a change) (0012).
+    origin: Mapped[str] = mapped_column(String(16), default="diagnosis", server_default="diagnosis")
+    requested_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -290,4 +299,14 @@ class ReferralRecord(Base):
     basis: Mapped[str] = mapped_column(String(16))
     inputs: Mapped[dict[str, Any]]
     result: Mapped[dict[str, Any]]
+    # diagnosis | review (a clinician's override recomputed it) | rerun (asked for after a change) (0012).
+    origin: Mapped[str] = mapped_column(String(16), default="diagnosis", server_default="diagnosis")
+    requested_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+@event.listens_for(Patient, "before_insert")
+@event.listens_for(Patient, "before_update")
+def _fold_name(_mapper, _connection, patient: Patient) -> None:
+    """Keep the searchable folded name in step with the name (bulk INSERTs set it themselves)."""
+    patient.name_folded = fold(patient.name)

@@ -72,6 +72,8 @@ class Job(Base):
     stages: Mapped[list[Any]] = mapped_column(JSON, default=list)
     finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the uploaded file: the same upload twice is flagged (0012).
+    upload_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -90,6 +92,9 @@ class Review(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     location_decision: Mapped[str] = mapped_column(String(16))
     location_override: Mapped[str | None] = mapped_column(String(300))
+    # A structured location override: hemisphere and atlas regions (0012); None when confirmed.
+    location_hemisphere: Mapped[str | None] = mapped_column(String(16))
+    location_regions: Mapped[list[str] | None] = mapped_column(JSON)
     verdict_decision: Mapped[str] = mapped_column(String(16))
     verdict_override: Mapped[str | None] = mapped_column(String(64))
     comment: Mapped[str] = mapped_column(Text)
