@@ -76,6 +76,11 @@ def test_two_jobs_at_once_then_review_and_sign_off(client, web_settings, case_zi
 
     good, bad = (client.get(f"/api/findings/{d['finding_id']}").json() for d in done)
     assert (good["verdict"], good["referral_status"]) == ("concordant", "final")
+    # Web jobs write the FHIR bundle too, and the page offers it with the other report files.
+    labels = {d["label"]: d["url"] for d in good["downloads"]}
+    assert {"Report data (report.json)", "FHIR R4 bundle", "Segmentation in BraTS space (NIfTI)"} <= set(labels)
+    bundle = client.get(labels["FHIR R4 bundle"])
+    assert bundle.status_code == 200 and bundle.json()["resourceType"] == "Bundle"
     assert (bad["verdict"], bad["needs_review"]) == ("discordant", True)
     assert bad["referral_status"].startswith("provisional")
 

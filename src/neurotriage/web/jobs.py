@@ -232,7 +232,7 @@ def job_options(work: Path, url: str) -> DiagnoseOptions:
     path = work / OPTIONS_FILE
     chosen = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     accept = chosen.get("accept_patient_mismatch") is True
-    return DiagnoseOptions(out_dir=work / "report", url=url, accept_patient_mismatch=accept)
+    return DiagnoseOptions(out_dir=work / "report", url=url, accept_patient_mismatch=accept, fhir=True)
 
 
 def drop_ingested(upload: Path) -> None:

@@ -128,6 +128,13 @@ class ReviewOut(BaseModel):
     comment: str
 
 
+class DownloadOut(BaseModel):
+    """A file of the finding's report folder, and where to download it."""
+
+    label: str
+    url: str
+
+
 class FindingOut(BaseModel):
     """A finding: where the tumour is, the cross-check verdict, the referral and its status, reviews."""
 
@@ -144,6 +151,7 @@ class FindingOut(BaseModel):
     referral_status: str
     referrals: list[ReferralRow]
     reviews: list[ReviewOut]
+    downloads: list[DownloadOut]
     notice: str
 
 

@@ -16,6 +16,7 @@ from neurotriage.errors import UserError
 from neurotriage.imaging.naming import split_name
 from neurotriage.web.jobs import job_state
 from neurotriage.web.models import Job, Review, User
+from neurotriage.web.report_files import download_links
 
 
 def get_finding(session: Session, finding_id: int) -> tuple[Finding, Study]:
@@ -105,6 +106,7 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
         "referral_status": status if patient["confirmed"] else "provisional: the patient is not confirmed yet",
         "referrals": referral_rows(referral) if referral else [],
         "reviews": signed,
+        "downloads": download_links(finding.id, finding.report_dir),
         "notice": NOTICE,
     }
 
