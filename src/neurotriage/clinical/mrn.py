@@ -54,7 +54,7 @@ def check_free(session: Session, mrn: str | None, issuer: str | None, patient_id
         return
     other = holder(session, mrn, issuer)
     if other is not None and other.id != patient_id:
-        raise UserError(f"{describe(mrn, issuer)} already belongs to patient {other.id} ({other.name})", field="mrn")
+        raise UserError(f"{describe(mrn, issuer)} already belongs to patient {other.id}", field="mrn")
 
 
 def _match(session: Session, mrn: str, issuer: str | None) -> Patient | None:
