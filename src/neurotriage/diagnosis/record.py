@@ -31,6 +31,7 @@ from neurotriage.errors import UserError
 from neurotriage.faults import fault_point
 from neurotriage.files import drop_set_aside, sync_tree
 from neurotriage.report.folder import build_report, discard_report, publish_report
+from neurotriage.report.hints import review_hints
 from neurotriage.report.inputs import ReportInput
 
 # A report folder that cannot be written for these reasons (a full disk, no permission) is the
@@ -89,6 +90,7 @@ def report_input(patient: PatientSnapshot, analysis: Analysis, decision: Decisio
             "naming": analysis.naming,
             "native": analysis.native,
         },
+        review_hints=review_hints(analysis.images.get("flair"), analysis.labels, analysis.affine),
         finding_key=key,
     )
 

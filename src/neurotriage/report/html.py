@@ -185,6 +185,7 @@ def report_view(report: ReportInput, figures: dict[str, bytes]) -> dict[str, Any
             for s in report.symptoms
         ],
         "finding": _finding(report),
+        "hints": [hint.text for hint in report.review_hints],
         "vasari": vasari_groups(vasari) if vasari else [],
         "crosscheck": _crosscheck(report),
         "referrals": _referrals(report),

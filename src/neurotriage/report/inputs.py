@@ -19,6 +19,7 @@ from neurotriage.clinical.crosscheck import CrossCheck
 from neurotriage.clinical.scoring import Recommendation
 from neurotriage.diagnosis.provenance import Provenance
 from neurotriage.ingest.native import NativeSegmentation
+from neurotriage.report.hints import ReviewHint
 
 
 class Patient(BaseModel):
@@ -107,6 +108,8 @@ class ReportInput(BaseModel):
     referrals: list[Recommendation] = Field(default_factory=list)
     provenance: Provenance = Field(default_factory=Provenance)
     imaging: Imaging | None = None
+    # Prompts for the reviewer measured on the case (report.hints), shown beside the finding.
+    review_hints: list[ReviewHint] = Field(default_factory=list)
     # The finding this report belongs to (allocated before the finding is stored).
     finding_key: str | None = None
 
