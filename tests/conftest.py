@@ -86,11 +86,16 @@ class OracleModel:
         return load_seg(case.files.seg, case.files.naming)
 
 
-@pytest.fixture
-def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
-    """Replace the segmentation model loader with an OracleModel for this test."""
-    weights = tmp_path / "oracle.pt"
+def install_oracle(folder: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
+    """Replace the segmentation model loader with an OracleModel whose weights file lies in `folder`."""
+    weights = folder / "oracle.pt"
     weights.write_bytes(b"oracle weights")
     model = OracleModel(weights, OracleConfig(), "0" * 64)
     monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: model)
     return model
+
+
+@pytest.fixture
+def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
+    """Replace the segmentation model loader with an OracleModel for this test."""
+    return install_oracle(tmp_path, monkeypatch)
