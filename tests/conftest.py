@@ -86,25 +86,16 @@ class OracleModel:
         return load_seg(case.files.seg, case.files.naming)
 
 
-@pytest.fixture
-def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
-    """Replace the segmentation model loader with an OracleModel for this test."""
-    weights = tmp_path / "oracle.pt"
+def install_oracle(folder: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
+    """Replace the segmentation model loader with an OracleModel whose weights file lies in `folder`."""
+    weights = folder / "oracle.pt"
     weights.write_bytes(b"oracle weights")
     model = OracleModel(weights, OracleConfig(), "0" * 64)
     monkeypatch.setattr("neurotriage.segmentation.infer.load_model", lambda _path=None: model)
     return model
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 @pytest.fixture
-def chromium() -> Path:
-    """Debian's chromium (never a downloaded browser); skips without it, fails under CI=true."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} missing: apt-get install chromium (see .ci/run)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)  # CI installs it: a missing browser there is a broken set-up
-        pytest.skip(reason)
-    return CHROMIUM
+def oracle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:
+    """Replace the segmentation model loader with an OracleModel for this test."""
+    return install_oracle(tmp_path, monkeypatch)

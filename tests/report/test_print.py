@@ -8,6 +8,7 @@ from neurotriage.clinical.scoring import Recommendation
 from neurotriage.report.figures import montage_figure, regions_figure, to_png, triplanar_figure
 from neurotriage.report.html import render_html
 
+from ..web.conftest import chromium_page
 from .conftest import REFERRALS
 
 REASONS = [
@@ -26,9 +27,7 @@ def _ten_referrals() -> list[dict]:
     return [base | {"rank": rank, "score": 90.0 - rank, "reasons": REASONS} for rank in range(1, 11)]
 
 
-def test_a_full_report_prints_on_at_most_three_a4_pages(make_input, chromium, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_a_full_report_prints_on_at_most_three_a4_pages(make_input, tmp_path):
     report = make_input("left", verdict="discordant", referrals=_ten_referrals())
     image, seg, affine = report.imaging.images["flair"], report.imaging.seg, report.imaging.affine
     figures = {
@@ -38,11 +37,8 @@ def test_a_full_report_prints_on_at_most_three_a4_pages(make_input, chromium, tm
     }
     page_file = tmp_path / "report.html"
     page_file.write_text(render_html(report, figures), encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--headless=new", "--no-sandbox"])
-        page = browser.new_page()
+    with chromium_page() as page:
         page.goto(page_file.as_uri())
         pdf = page.pdf(format="A4")
-        browser.close()
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     assert 2 <= pages <= 3, f"{pages} pages"

@@ -9,76 +9,22 @@ Signing out in the browser ends the session on the server: a copy of its cookie 
 from __future__ import annotations
 
 import io
-import os
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from neurotriage import NOTICE
 from neurotriage.clinical import db, intake
-from neurotriage.web.app import create_app
 
 from .helpers import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 COOKIE = "neurotriage_session"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 DIAGNOSIS_TIMEOUT_MS = 90_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(web_settings, oracle) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, in this process (the oracle applies)."""
-    port = free_port()
-    app = create_app(web_settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-
-
-@pytest.fixture
-def browser_page(server):
-    """A page of Debian's chromium (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} missing: apt-get install chromium (see .ci/run)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)  # CI installs it: a missing browser there is a broken set-up
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
 
 
 def pixels(png: bytes) -> np.ndarray:

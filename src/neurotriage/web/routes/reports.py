@@ -12,7 +12,7 @@ from neurotriage.clinical.crosscheck import VERDICTS
 from neurotriage.clinical.models import Finding, Study
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
-from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOURS, LABEL_NAMES, rgb
+from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOURS, LEGEND_NAMES, VOLUME_LABELS, rgb
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
 from neurotriage.web import access
 from neurotriage.web.access import WriterUser
@@ -30,9 +30,9 @@ REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; fram
 
 
 def label_lut() -> dict[str, Any]:
-    """NiiVue label colour map of the segmentation file's values, in the PNG reports' colours."""
+    """NiiVue label colour map of the segmentation file's values, in the PNG reports' colours and names."""
     rows = [(BACKGROUND, (0, 0, 0), 0, "")] + [
-        (value, rgb(LABEL_COLOURS[label]), 255, LABEL_NAMES[label])
+        (value, rgb(LABEL_COLOURS[label]), 255, LEGEND_NAMES[label])
         for value, label in sorted(ANY_FILE_LABELS.items())
         if label != BACKGROUND
     ]
@@ -47,18 +47,30 @@ def label_lut() -> dict[str, Any]:
 
 
 def legend() -> list[dict[str, Any]]:
-    """The overlay's labels and colours, for the page legend."""
-    return [{"name": LABEL_NAMES[k], "rgb": list(rgb(c))} for k, c in sorted(LABEL_COLOURS.items())]
+    """The overlay's labels: name and colour as in the report figures, the segmentation file values
+    that carry the label (for the viewer's show/hide toggles), and the key of its stored volume."""
+    volume_key = {label: key for key, label in VOLUME_LABELS.items()}
+    return [
+        {
+            "name": LEGEND_NAMES[k],
+            "rgb": list(rgb(c)),
+            "values": sorted(v for v, label in ANY_FILE_LABELS.items() if label == k),
+            "key": volume_key[k],
+        }
+        for k, c in sorted(LABEL_COLOURS.items())
+    ]
 
 
-def viewer_config(finding_id: int, centroid: list[float] | None) -> dict[str, Any]:
-    """What viewer.js needs: image and seg URLs (authenticated routes), label colours, centroid."""
-    base = f"/reports/{finding_id}/images"
+def viewer_config(finding: Finding) -> dict[str, Any]:
+    """What viewer.js needs: image and seg URLs (authenticated routes), label colours, and the
+    tumour's centroid and volumes as the finding stored them."""
+    base = f"/reports/{finding.id}/images"
     return {
         "images": {key: f"{base}/{key}.nii.gz" for key in SEQUENCES},
         "seg": f"{base}/seg.nii.gz",
         "lut": label_lut(),
-        "centroid_mm": centroid,
+        "centroid_mm": finding.locate.get("centroid_mm"),
+        "volumes_ml": finding.locate.get("volumes_ml") or {},
     }
 
 
@@ -70,7 +82,7 @@ def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int)
         view = finding_view(session, finding_id)
         audit(session, user, "view", f"finding:{finding_id}", {"patient": view["patient"]["id"]})
     return page(
-        request, "report.html.j2", user, f=view, viewer=viewer_config(finding_id, view["centroid_mm"]),
+        request, "report.html.j2", user, f=view, viewer=viewer_config(_stored_finding(db, finding_id)[0]),
         sequences=[(k, SEQUENCE_TITLES[k]) for k in SEQUENCES], labels=legend(), verdicts=VERDICTS,
     )  # fmt: skip
 
