@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical import mrn as mrns
@@ -29,7 +29,7 @@ from neurotriage.clinical.models import (
     Symptom,
     SymptomRegionRule,
 )
-from neurotriage.clinical.places import geocode
+from neurotriage.clinical.places import fold, geocode
 from neurotriage.errors import NotFound, UserError
 
 T = TypeVar("T")
@@ -182,12 +182,41 @@ def _like_pattern(search: str) -> str:
     return f"%{escaped}%"
 
 
+def _as_id(search: str) -> int | None:
+    """The patient id a search names: '12' or '#12'."""
+    digits = search.removeprefix("#").strip()
+    return int(digits) if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ROW_ID else None
+
+
+def _as_date(search: str) -> date | None:
+    """The date a search names as YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(search) if len(search) == 10 else None
+    except ValueError:
+        return None
+
+
+def search_condition(search: str) -> ColumnElement[bool]:
+    """Patients matching a search: their id ('12' or '#12'), birth date (YYYY-MM-DD), a part of the name
+    ignoring case and accents ('ZOË' finds 'Zoë'), or a part of the city or MRN ignoring case."""
+    text = search.strip()
+    pattern = _like_pattern(text)
+    matches = [
+        Patient.name_folded.like(_like_pattern(fold(text)), escape="\\"),
+        *(column.ilike(pattern, escape="\\") for column in (Patient.city, Patient.mrn)),
+    ]
+    if (patient_id := _as_id(text)) is not None:
+        matches.append(Patient.id == patient_id)
+    if (born := _as_date(text)) is not None:
+        matches.append(Patient.birth_date == born)
+    return or_(*matches)
+
+
 def list_patients(session: Session, search: str | None = None) -> list[Patient]:
-    """Patients by id, optionally those whose name, city or MRN contains `search` (case-insensitive)."""
+    """Patients by id, optionally those matching `search` (see search_condition)."""
     query = select(Patient).order_by(Patient.id)
-    if search:
-        pattern = _like_pattern(search)
-        query = query.where(or_(*(c.ilike(pattern, escape="\\") for c in (Patient.name, Patient.city, Patient.mrn))))
+    if search and search.strip():
+        query = query.where(search_condition(search))
     return list(session.scalars(query))
 
 
