@@ -6,6 +6,7 @@ UserError for bad input, naming the field; nothing is written before the input i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
@@ -29,7 +30,7 @@ from neurotriage.clinical.models import (
     Symptom,
     SymptomRegionRule,
 )
-from neurotriage.clinical.places import fold, geocode
+from neurotriage.clinical.places import Place, fold, geocode
 from neurotriage.errors import NotFound, UserError
 
 T = TypeVar("T")
@@ -99,12 +100,29 @@ def demographics(
     return values
 
 
+def _hospital_countries(session: Session) -> list[str]:
+    """The countries of the hospitals, which tell towns of one name apart."""
+    return [c for c in session.scalars(select(Hospital.country).distinct()) if c]
+
+
 def _place_home(session: Session, values: dict[str, Any]) -> None:
     """Give a city typed without coordinates the coordinates of the town it names (GeoNames, offline)."""
     if values["city"] and values["lat"] is None:
-        countries = session.scalars(select(Hospital.country).distinct())
-        place = geocode(values["city"], [c for c in countries if c])
+        place = geocode(values["city"], _hospital_countries(session))
         values["lat"], values["lon"] = place.lat, place.lon
+
+
+def home_place(session: Session, patient: Patient) -> Place | None:
+    """The GeoNames town the patient's coordinates came from: the city's match when they are its coordinates
+    (None for coordinates typed in, or a city that names no one town)."""
+    if not patient.city or patient.lat is None or patient.lon is None:
+        return None
+    try:
+        place = geocode(patient.city, _hospital_countries(session))
+    except UserError:
+        return None
+    same = math.isclose(place.lat, patient.lat, abs_tol=1e-6) and math.isclose(place.lon, patient.lon, abs_tol=1e-6)
+    return place if same else None
 
 
 def add_patient(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from neurotriage.web.patient_list import STATUSES
 
 
 class PatientIn(BaseModel):
@@ -20,6 +22,22 @@ class PatientIn(BaseModel):
     dominance: str | None = Field(default=None, description="left or right")
     mrn: str | None = Field(default=None, description="medical record number")
     mrn_issuer: str | None = Field(default=None, description="the MRN's issuer (DICOM IssuerOfPatientID)")
+
+
+class PatientPatch(BaseModel):
+    """Changes to a patient: a field left out keeps its value, null clears it (name cannot be cleared)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    sex: str | None = None
+    birth_date: str | None = Field(default=None, description="YYYY-MM-DD")
+    city: str | None = Field(default=None, description="a new city without lat/lon is geocoded offline (GeoNames)")
+    lat: str | None = None
+    lon: str | None = None
+    dominance: str | None = Field(default=None, description="left or right")
+    mrn: str | None = None
+    mrn_issuer: str | None = None
 
 
 class SymptomIn(BaseModel):
@@ -165,6 +183,25 @@ class PatientDetailOut(PatientOut):
     findings: list[FindingOut]
     jobs: list[JobBrief]
     notice: str
+
+
+class PatientRowOut(PatientOut):
+    """A patient as listed: its own fields, status and newest study."""
+
+    status: str = Field(description="one of: " + ", ".join(STATUSES))
+    last_study: str | None = Field(description="YYYY-MM-DD: the newest study's date, else the day it was added")
+
+
+class PatientListOut(BaseModel):
+    """One page of the patients the user may see that match the search, and the count of all matches."""
+
+    patients: list[PatientRowOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    sort: str
+    order: str
 
 
 class StageOut(BaseModel):
