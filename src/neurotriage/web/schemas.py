@@ -174,14 +174,40 @@ class JobBrief(BaseModel):
     finding_id: int | None
 
 
+class FollowUpPoint(BaseModel):
+    """One study of a follow-up: its newest finding's volumes and their change from the study before."""
+
+    study_id: int
+    finding_id: int
+    date: str = Field(description="YYYY-MM-DD: the study's date, else the day it was added (dated_by)")
+    dated_by: str = Field(description="'study' (its own date) or 'upload' (no study date: when it was added)")
+    volumes_ml: dict[str, float]
+    change_ml: dict[str, float] | None = Field(description="from the study before; null for the first")
+    change_pct: dict[str, float | None] | None = Field(description="null for a compartment that was empty before")
+    crossed: dict[str, str | None] | None = Field(
+        description="'progression' at +40 % or more, 'response' at -65 % or less (volumetric, not RANO)"
+    )
+
+
+class FollowUpOut(BaseModel):
+    """Volumes per compartment over a patient's studies, oldest first (two or more studies with findings)."""
+
+    compartments: dict[str, str] = Field(description="volume key -> its name")
+    points: list[FollowUpPoint]
+    progression_pct: float
+    response_pct: float
+    note: str
+
+
 class PatientDetailOut(PatientOut):
-    """A patient with symptoms, studies, findings, referrals and jobs."""
+    """A patient with symptoms, studies, findings, referrals, jobs and follow-up volumetry."""
 
     symptoms: list[ReportedSymptomOut]
     studies: list[StudyOut]
     latest_crosscheck: CrossCheckBrief | None
     findings: list[FindingOut]
     jobs: list[JobBrief]
+    follow_up: FollowUpOut | None = Field(description="null until two studies have findings")
     notice: str
 
 

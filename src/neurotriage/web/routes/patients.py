@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from neurotriage.web import access
 from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import AdminUser, CurrentUser, SessionDep, audit, settings
+from neurotriage.web.followup import plot_svg
 from neurotriage.web.models import User
 from neurotriage.web.patient_list import ListParams, list_page, list_params
 from neurotriage.web.render import page
@@ -112,6 +114,7 @@ def _detail_context(request: Request, session: Session, patient_id: int) -> dict
     return {
         "p": p,
         "home": intake.home_place(session, intake.get_patient(session, patient_id)),
+        "follow_up_plot": Markup(plot_svg(p["follow_up"])) if p["follow_up"] else None,
         "form": _form_values(p),
         "symptom_choices": list(session.scalars(select(Symptom).order_by(Symptom.name))),
         "sides": SYMPTOM_SIDES,
