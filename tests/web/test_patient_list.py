@@ -9,6 +9,7 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
@@ -88,6 +89,20 @@ def test_each_patient_has_the_status_of_its_studies_and_findings(db_url, world):
         listing = list_page(session, ADMIN)
     assert {p["name"]: p["status"] for p in listing.patients} == {name: status for name, _, status in PEOPLE}
     assert (listing.total, listing.pages) == (len(PEOPLE), 1)
+
+
+def test_a_page_is_two_queries_however_many_rows(db_url, world):  # noqa: F811
+    statements = []
+    with db.transaction(db_url) as session:
+        engine = session.get_bind()
+        listen = lambda *args: statements.append(args[2])  # noqa: E731  (the statement's text)
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            assert len(list_page(session, ADMIN, sort="status").patients) == len(PEOPLE)
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+    reads = [text for text in statements if "FROM" in text]  # PostgreSQL's clock is read without a table
+    assert len(reads) == 2  # the count and the page
 
 
 def test_sorting_by_each_column_either_way(db_url, world):  # noqa: F811
