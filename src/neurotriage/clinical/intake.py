@@ -6,11 +6,12 @@ UserError for bad input, naming the field; nothing is written before the input i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical import mrn as mrns
@@ -29,7 +30,7 @@ from neurotriage.clinical.models import (
     Symptom,
     SymptomRegionRule,
 )
-from neurotriage.clinical.places import geocode
+from neurotriage.clinical.places import Place, fold, geocode
 from neurotriage.errors import NotFound, UserError
 
 T = TypeVar("T")
@@ -99,12 +100,29 @@ def demographics(
     return values
 
 
+def _hospital_countries(session: Session) -> list[str]:
+    """The countries of the hospitals, which tell towns of one name apart."""
+    return [c for c in session.scalars(select(Hospital.country).distinct()) if c]
+
+
 def _place_home(session: Session, values: dict[str, Any]) -> None:
     """Give a city typed without coordinates the coordinates of the town it names (GeoNames, offline)."""
     if values["city"] and values["lat"] is None:
-        countries = session.scalars(select(Hospital.country).distinct())
-        place = geocode(values["city"], [c for c in countries if c])
+        place = geocode(values["city"], _hospital_countries(session))
         values["lat"], values["lon"] = place.lat, place.lon
+
+
+def home_place(session: Session, patient: Patient) -> Place | None:
+    """The GeoNames town the patient's coordinates came from: the city's match when they are its coordinates
+    (None for coordinates typed in, or a city that names no one town)."""
+    if not patient.city or patient.lat is None or patient.lon is None:
+        return None
+    try:
+        place = geocode(patient.city, _hospital_countries(session))
+    except UserError:
+        return None
+    same = math.isclose(place.lat, patient.lat, abs_tol=1e-6) and math.isclose(place.lon, patient.lon, abs_tol=1e-6)
+    return place if same else None
 
 
 def add_patient(
@@ -182,12 +200,41 @@ def _like_pattern(search: str) -> str:
     return f"%{escaped}%"
 
 
+def _as_id(search: str) -> int | None:
+    """The patient id a search names: '12' or '#12'."""
+    digits = search.removeprefix("#").strip()
+    return int(digits) if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ROW_ID else None
+
+
+def _as_date(search: str) -> date | None:
+    """The date a search names as YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(search) if len(search) == 10 else None
+    except ValueError:
+        return None
+
+
+def search_condition(search: str) -> ColumnElement[bool]:
+    """Patients matching a search: their id ('12' or '#12'), birth date (YYYY-MM-DD), a part of the name
+    ignoring case and accents ('ZOË' finds 'Zoë'), or a part of the city or MRN ignoring case."""
+    text = search.strip()
+    pattern = _like_pattern(text)
+    matches = [
+        Patient.name_folded.like(_like_pattern(fold(text)), escape="\\"),
+        *(column.ilike(pattern, escape="\\") for column in (Patient.city, Patient.mrn)),
+    ]
+    if (patient_id := _as_id(text)) is not None:
+        matches.append(Patient.id == patient_id)
+    if (born := _as_date(text)) is not None:
+        matches.append(Patient.birth_date == born)
+    return or_(*matches)
+
+
 def list_patients(session: Session, search: str | None = None) -> list[Patient]:
-    """Patients by id, optionally those whose name, city or MRN contains `search` (case-insensitive)."""
+    """Patients by id, optionally those matching `search` (see search_condition)."""
     query = select(Patient).order_by(Patient.id)
-    if search:
-        pattern = _like_pattern(search)
-        query = query.where(or_(*(c.ilike(pattern, escape="\\") for c in (Patient.name, Patient.city, Patient.mrn))))
+    if search and search.strip():
+        query = query.where(search_condition(search))
     return list(session.scalars(query))
 
 

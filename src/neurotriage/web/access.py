@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical import intake
@@ -48,14 +48,12 @@ def _unexpired(now: datetime | None) -> ColumnElement[bool]:
     return or_(PatientAccess.expires_at.is_(None), PatientAccess.expires_at > (now or utcnow()))
 
 
-def visible(session: Session, user: User, patients: list[Patient], now: datetime | None = None) -> list[Patient]:
-    """The patients of a list that the user may see, in the list's order."""
+def visible(user: User, now: datetime | None = None) -> ColumnElement[bool]:
+    """The condition on Patient of the patients the user may see, for a query's WHERE."""
     if user.role == "admin":
-        return patients
-    reachable = set(
-        session.scalars(select(PatientAccess.patient_id).where(PatientAccess.user_id == user.id, _unexpired(now)))
-    )
-    return [p for p in patients if p.id in reachable]
+        return true()
+    reachable = select(PatientAccess.patient_id).where(PatientAccess.user_id == user.id, _unexpired(now))
+    return Patient.id.in_(reachable)
 
 
 def has_access(session: Session, user: User, patient_id: int, now: datetime | None = None) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from neurotriage.web.patient_list import STATUSES
 
 
 class PatientIn(BaseModel):
@@ -20,6 +22,22 @@ class PatientIn(BaseModel):
     dominance: str | None = Field(default=None, description="left or right")
     mrn: str | None = Field(default=None, description="medical record number")
     mrn_issuer: str | None = Field(default=None, description="the MRN's issuer (DICOM IssuerOfPatientID)")
+
+
+class PatientPatch(BaseModel):
+    """Changes to a patient: a field left out keeps its value, null clears it (name cannot be cleared)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    sex: str | None = None
+    birth_date: str | None = Field(default=None, description="YYYY-MM-DD")
+    city: str | None = Field(default=None, description="a new city without lat/lon is geocoded offline (GeoNames)")
+    lat: str | None = None
+    lon: str | None = None
+    dominance: str | None = Field(default=None, description="left or right")
+    mrn: str | None = None
+    mrn_issuer: str | None = None
 
 
 class SymptomIn(BaseModel):
@@ -164,15 +182,60 @@ class JobBrief(BaseModel):
     finding_id: int | None
 
 
+class FollowUpPoint(BaseModel):
+    """One study of a follow-up: its newest finding's volumes and their change from the study before."""
+
+    study_id: int
+    finding_id: int
+    date: str = Field(description="YYYY-MM-DD: the study's date, else the day it was added (dated_by)")
+    dated_by: str = Field(description="'study' (its own date) or 'upload' (no study date: when it was added)")
+    volumes_ml: dict[str, float]
+    change_ml: dict[str, float] | None = Field(description="from the study before; null for the first")
+    change_pct: dict[str, float | None] | None = Field(description="null for a compartment that was empty before")
+    crossed: dict[str, str | None] | None = Field(
+        description="'progression' at +40 % or more, 'response' at -65 % or less (volumetric, not RANO)"
+    )
+
+
+class FollowUpOut(BaseModel):
+    """Volumes per compartment over a patient's studies, oldest first (two or more studies with findings)."""
+
+    compartments: dict[str, str] = Field(description="volume key -> its name")
+    points: list[FollowUpPoint]
+    progression_pct: float
+    response_pct: float
+    note: str
+
+
 class PatientDetailOut(PatientOut):
-    """A patient with symptoms, studies, findings, referrals and jobs."""
+    """A patient with symptoms, studies, findings, referrals, jobs and follow-up volumetry."""
 
     symptoms: list[ReportedSymptomOut]
     studies: list[StudyOut]
     latest_crosscheck: CrossCheckBrief | None
     findings: list[FindingOut]
     jobs: list[JobBrief]
+    follow_up: FollowUpOut | None = Field(description="null until two studies have findings")
     notice: str
+
+
+class PatientRowOut(PatientOut):
+    """A patient as listed: its own fields, status and newest study."""
+
+    status: str = Field(description="one of: " + ", ".join(STATUSES))
+    last_study: str | None = Field(description="YYYY-MM-DD: the newest study's date, else the day it was added")
+
+
+class PatientListOut(BaseModel):
+    """One page of the patients the user may see that match the search, and the count of all matches."""
+
+    patients: list[PatientRowOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    sort: str
+    order: str
 
 
 class StageOut(BaseModel):

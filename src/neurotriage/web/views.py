@@ -14,6 +14,7 @@ from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecor
 from neurotriage.clinical.scoring import Recommendation
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import split_name
+from neurotriage.web.followup import follow_up
 from neurotriage.web.jobs import job_state
 from neurotriage.web.models import Job, Review, User
 from neurotriage.web.report_files import download_links
@@ -127,5 +128,6 @@ def patient_view(session: Session, patient_id: int) -> dict[str, Any]:
     return detail | {
         "findings": [finding_view(session, f.id) for f in findings],
         "jobs": [_job_row(session, j) for j in jobs],
+        "follow_up": follow_up(session, patient_id),
         "notice": NOTICE,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -11,6 +12,7 @@ from neurotriage.web import access
 from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
+from neurotriage.web.patient_list import ListParams, list_page
 from neurotriage.web.schemas import (
     BreakGlassIn,
     BreakGlassOut,
@@ -18,7 +20,9 @@ from neurotriage.web.schemas import (
     JobOut,
     PatientDetailOut,
     PatientIn,
+    PatientListOut,
     PatientOut,
+    PatientPatch,
     SymptomIn,
     SymptomOut,
 )
@@ -27,13 +31,15 @@ from neurotriage.web.views import finding_view, patient_view
 router = APIRouter(prefix="/api", tags=["api"])
 
 
-@router.get("/patients", response_model=list[PatientOut])
-def list_patients(db: SessionDep, user: CurrentUser, q: str = "") -> Any:
-    """The patients the user may see, optionally those whose name, city or MRN contains `q`."""
+@router.get("/patients", response_model=PatientListOut)
+def list_patients(db: SessionDep, user: CurrentUser, params: ListParams) -> Any:
+    """One page of the patients the user may see, optionally those matching `q` (an id as '12' or '#12', a birth
+    date as YYYY-MM-DD, part of the name ignoring case and accents, of the city or of the MRN), sorted by
+    id, name, born, study (the newest study's date) or status, with each one's status and the total count."""
     with db() as session:
-        audit(session, user, "view", "patients", {"search": q, "via": "api"})
-        found = intake.list_patients(session, q.strip() or None)
-        return [intake.patient_summary(p) for p in access.visible(session, user, found)]
+        audit(session, user, "view", "patients", {"search": params["q"], "via": "api"})
+        listing = list_page(session, user, **params)
+        return asdict(listing) | {"pages": listing.pages}
 
 
 @router.post("/patients", status_code=201, response_model=PatientOut)
@@ -47,6 +53,24 @@ def create_patient(
         patient = intake.add_patient(session, values.pop("name"), **values)
         access.join_new_patient(session, user, patient.id)
         audit(session, user, "create", f"patient:{patient.id}", {"via": "api"})
+        return intake.patient_summary(patient)
+
+
+@router.patch("/patients/{patient_id}", response_model=PatientOut)
+def edit_patient(
+    request: Request,
+    db: SessionDep,
+    user: WriterUser,
+    patient_id: int,
+    body: PatientPatch,
+    x_csrf_token: Annotated[str, Header()] = "",
+) -> Any:
+    """Change the fields the body gives (null clears one; a field left out keeps its value)."""
+    check_csrf(request, x_csrf_token)
+    with db() as session:
+        access.require_patient(session, user, patient_id)
+        patient, changed = intake.update_patient(session, patient_id, **body.model_dump(include=body.model_fields_set))
+        audit(session, user, "update", f"patient:{patient_id}", changed | {"via": "api"})
         return intake.patient_summary(patient)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,54 +19,57 @@ from neurotriage.web import access
 from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import AdminUser, CurrentUser, SessionDep, audit, settings
+from neurotriage.web.followup import plot_svg
 from neurotriage.web.models import User
+from neurotriage.web.patient_list import ListParams, list_page, list_params
 from neurotriage.web.render import page
 from neurotriage.web.views import patient_view
 
 router = APIRouter(include_in_schema=False)
-Text = Annotated[str, Form(max_length=300)]
+MAX_FIELD = 300
+Text = Annotated[str, Form(max_length=MAX_FIELD)]
 
 
 EDITABLE = ("sex", "birth_date", "city", "lat", "lon", "dominance", "mrn", "mrn_issuer")
+FIELDS = ("name", *EDITABLE)
 
 
 def _blank(value: str) -> str | None:
-    """Empty form fields mean 'not given'."""
+    """An empty form field as None."""
     return value.strip() or None
 
 
 @router.get("/patients")
-def patients(request: Request, db: SessionDep, user: CurrentUser, q: str = ""):
-    """The patient list, optionally filtered by name, city or MRN."""
+def patients(request: Request, db: SessionDep, user: CurrentUser, params: ListParams):
+    """One page of the patient list, optionally searched, sorted by a column."""
     with db() as session:
-        context = _list_context(session, user, q)
-        audit(session, user, "view", "patients", {"search": q} if q else None)
+        context = _list_context(session, user, params)
+        audit(session, user, "view", "patients", {"search": params["q"]} if params["q"] else None)
     return page(request, "patients.html.j2", user, **context)
 
 
-def _list_context(session: Session, user: User, q: str) -> dict[str, Any]:
-    """What the patient list page shows: the patients the user may see."""
-    rows = [
-        intake.patient_summary(p)
-        for p in access.visible(session, user, intake.list_patients(session, q.strip() or None))
-    ]
-    return {"patients": rows, "q": q, "sexes": SEXES, "dominance": DOMINANCE, "unconfirmed_note": UNCONFIRMED_NOTE}
+def _list_context(session: Session, user: User, params: dict[str, Any]) -> dict[str, Any]:
+    """What the patient list page shows: a page of the patients the user may see."""
+    listing = list_page(session, user, **params)
+    return {
+        "listing": listing,
+        "q": listing.q,
+        "sexes": SEXES,
+        "dominance": DOMINANCE,
+        "unconfirmed_note": UNCONFIRMED_NOTE,
+    }
 
 
-def demographics_form(
-    name: Text,
-    sex: Text = "",
-    birth_date: Text = "",
-    city: Text = "",
-    lat: Text = "",
-    lon: Text = "",
-    dominance: Text = "",
-    mrn: Text = "",
-    mrn_issuer: Text = "",
-) -> dict[str, str | None]:
-    """The patient form shared by add and edit: name plus the EDITABLE fields, blanks as None."""
-    values = (sex, birth_date, city, lat, lon, dominance, mrn, mrn_issuer)
-    return {"name": name} | {k: _blank(v) for k, v in zip(EDITABLE, values, strict=True)}
+async def demographics_form(request: Request) -> dict[str, str | None]:
+    """The patient form shared by add and edit: the FIELDS it sent, a blank one as None (which clears it).
+
+    Read from the raw form: FastAPI's form parameters cannot tell a field sent blank from one not sent."""
+    sent = await request.form()
+    values = {key: value for key in FIELDS if isinstance(value := sent.get(key), str)}
+    for key, value in values.items():
+        if len(value) > MAX_FIELD:
+            raise UserError(f"{intake.LABELS[key]}: at most {MAX_FIELD} characters", field=key)
+    return {key: _blank(value) for key, value in values.items()}
 
 
 Demographics = Annotated[dict[str, str | None], Depends(demographics_form)]
@@ -77,14 +81,14 @@ def add_patient(request: Request, db: SessionDep, user: WriterUser, fields: Demo
     check_csrf(request, csrf_token)
     try:
         with db() as session:
-            patient = intake.add_patient(session, fields["name"], *(fields[k] for k in EDITABLE))
+            patient = intake.add_patient(session, *(fields.get(k) for k in FIELDS))
             access.join_new_patient(session, user, patient.id)
             audit(session, user, "create", f"patient:{patient.id}", intake.patient_summary(patient))
     except UserError as exc:
-        if exc.field not in fields:
+        if exc.field not in FIELDS:
             raise
         with db() as session:
-            context = _list_context(session, user, "")
+            context = _list_context(session, user, list_params())
         return page(request, "patients.html.j2", user, 400, **context, form=fields, error=exc)
     return RedirectResponse(f"/patients/{patient.id}", status_code=303)
 
@@ -99,10 +103,19 @@ def patient(request: Request, db: SessionDep, user: CurrentUser, patient_id: int
     return page(request, "patient.html.j2", user, **context)
 
 
+def _form_values(p: dict[str, Any]) -> dict[str, Any]:
+    """The edit form filled in with the patient's current values."""
+    return {key: p["language_dominance" if key == "dominance" else key] for key in FIELDS}
+
+
 def _detail_context(request: Request, session: Session, patient_id: int) -> dict[str, Any]:
     """What the patient page shows, with the choices of its forms."""
+    p = patient_view(session, patient_id)
     return {
-        "p": patient_view(session, patient_id),
+        "p": p,
+        "home": intake.home_place(session, intake.get_patient(session, patient_id)),
+        "follow_up_plot": Markup(plot_svg(p["follow_up"])) if p["follow_up"] else None,
+        "form": _form_values(p),
         "symptom_choices": list(session.scalars(select(Symptom).order_by(Symptom.name))),
         "sides": SYMPTOM_SIDES,
         "severities": SEVERITIES,
@@ -118,7 +131,7 @@ def _detail_context(request: Request, session: Session, patient_id: int) -> dict
 def edit_patient(
     request: Request, db: SessionDep, user: WriterUser, patient_id: int, fields: Demographics, csrf_token: Text = ""
 ):
-    """Validate and apply changes to a patient's demographics."""
+    """Apply the changes to a patient's demographics that the form sent (a field it left out keeps its value)."""
     check_csrf(request, csrf_token)
     try:
         with db() as session:
@@ -126,11 +139,12 @@ def edit_patient(
             _, changed = intake.update_patient(session, patient_id, **fields)
             audit(session, user, "update", f"patient:{patient_id}", changed)
     except UserError as exc:
-        if exc.field not in fields:
+        if exc.field not in FIELDS:
             raise
         with db() as session:
             context = _detail_context(request, session, patient_id)
-        return page(request, "patient.html.j2", user, 400, **context, form=fields, error=exc)
+        context["form"] |= fields  # what was typed, over the stored values, for correcting
+        return page(request, "patient.html.j2", user, 400, **context, error=exc)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
