@@ -43,6 +43,7 @@ def test_an_unknown_town_names_the_field():
 
 def test_fold_ignores_case_accents_and_spacing():
     assert fold("  ZOË   Smith ") == "zoe smith"
+    assert fold("Łukasz Søren Straße Æsir") == "lukasz soren strasse aesir"
 
 
 @pytest.fixture

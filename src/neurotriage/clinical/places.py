@@ -41,9 +41,13 @@ class Place(BaseModel):
         return ", ".join(part for part in (self.name, self.admin1, self.country_code) if part)
 
 
+# Letters that Unicode does not decompose into a base letter and an accent.
+UNDECOMPOSED = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th"})
+
+
 def fold(text: str) -> str:
     """Lower case without accents or repeated spaces, for matching names as people type them."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(UNDECOMPOSED))
     return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
 
 
