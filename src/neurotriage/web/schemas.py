@@ -203,6 +203,8 @@ class JobBrief(BaseModel):
     status: str
     upload: str
     finding_id: int | None
+    same_file_as: list[int] = Field(description="the patient's other jobs of the same uploaded file")
+    same_file_elsewhere: int = Field(description="how many jobs of other patients had the same file")
 
 
 class PatientDetailOut(PatientOut):

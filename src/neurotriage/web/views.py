@@ -14,7 +14,7 @@ from neurotriage.clinical.models import Finding, ReferralRecord, Study
 from neurotriage.clinical.scoring import Recommendation
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import split_name
-from neurotriage.web.jobs import job_state
+from neurotriage.web.jobs import duplicates, job_state
 from neurotriage.web.models import Job
 from neurotriage.web.review_state import FindingState, automatic_json, current_json, finding_state, review_history
 
@@ -94,7 +94,9 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
 
 def _job_row(session: Session, job: Job) -> dict[str, Any]:
     state = job_state(session, job)
-    return {"id": job.id, "status": state.status, "upload": job.upload_name, "finding_id": state.finding_id}
+    same, elsewhere = duplicates(session, job)
+    return {"id": job.id, "status": state.status, "upload": job.upload_name, "finding_id": state.finding_id,
+            "same_file_as": same, "same_file_elsewhere": elsewhere}  # fmt: skip
 
 
 def patient_view(session: Session, patient_id: int) -> dict[str, Any]:
