@@ -126,6 +126,18 @@ def test_a_location_override_is_the_current_state_everywhere(client, web_setting
     assert [p for p in problems if p.finding_id == fid] == []
 
 
+def test_a_referral_computed_elsewhere_for_the_imaging_location_does_not_replace_the_override(
+    client, web_settings, weak_right
+):
+    pid, fid = weak_right
+    review(client, fid, location_decision="override", **WEAKNESS_IN_MOTOR_AREA)
+    current = finding(client, fid)["current"]
+    with db.transaction(web_settings.database_url) as session:
+        decisions.refer(session, pid)  # `neurotriage refer`: the latest finding's imaging location
+    assert newest(web_settings.database_url, CrossCheckRecord, fid).verdict == "discordant"
+    assert finding(client, fid)["current"] == current
+
+
 def test_a_right_override_leaves_right_sided_weakness_unexplained(client, weak_right):
     _, fid = weak_right
     review(client, fid, location_decision="override", location_hemisphere="right",

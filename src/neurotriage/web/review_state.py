@@ -2,7 +2,9 @@
 awaits sign-off or is stale, and the stored cross-check and referral that go with it.
 
 The newest review is current and the older ones are history. Its location override (a side and atlas
-regions) is the current location, and the cross-check and referral computed again for it are current.
+regions) is the current location, and the newest cross-check computed for the current location, with the
+referral stored beside it, is current (one computed elsewhere for another location, such as the imaging
+location after an override, is not).
 Its verdict override is the current verdict until the cross-check is computed again after it (a re-run
 with changed symptoms asks for a fresh look). A computed verdict that needs review is signed off by a
 review made after it was computed; the computation a location override itself triggered was not seen by
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from neurotriage.anatomy.location import Location, parse_location
@@ -38,9 +40,9 @@ class FindingState:
     location: Location
     review: Review | None  # the newest review
     reviewer: str | None  # its author's username
-    crosscheck: CrossCheckRecord | None  # the newest cross-check of the finding
+    crosscheck: CrossCheckRecord | None  # the newest cross-check for the current location
     first_verdict: str | None  # the verdict of the cross-check stored with the finding
-    referral: ReferralRecord | None  # the newest referral of the finding
+    referral: ReferralRecord | None  # the referral stored with that cross-check
     verdict: str | None
     verdict_by_clinician: bool
     needs_review: bool
@@ -57,12 +59,33 @@ class FindingState:
         return CLINICIAN if self.location_by_clinician or self.verdict_by_clinician else AUTOMATIC
 
 
-def _checks(finding_id: int, column: Any) -> Any:
-    return select(column).where(CrossCheckRecord.finding_id == finding_id).limit(1)
+def _decisions(session: Session, finding_id: int, location: Location) -> tuple[Any, Any]:
+    """The newest cross-check of the finding computed for `location` (the newest of any when none was, as for
+    records stored before their location was), and the referral stored with it."""
+    checks = session.scalars(
+        select(CrossCheckRecord).where(CrossCheckRecord.finding_id == finding_id).order_by(CrossCheckRecord.id.desc())
+    ).all()
+    wanted = location.model_dump(mode="json")
+    check = next((c for c in checks if c.inputs.get("locate") == wanted), checks[0] if checks else None)
+    referrals = select(ReferralRecord).where(ReferralRecord.finding_id == finding_id)
+    if check is not None:
+        referrals = referrals.where(ReferralRecord.crosscheck_id == check.id)
+    return check, session.scalar(referrals.order_by(ReferralRecord.id.desc()).limit(1))
 
 
-def _newest(session: Session, model: type, finding_id: int) -> Any:
-    return session.scalar(select(model).where(model.finding_id == finding_id).order_by(model.id.desc()).limit(1))
+def _first_verdict(session: Session, finding_id: int) -> str | None:
+    query = select(CrossCheckRecord.verdict).where(CrossCheckRecord.finding_id == finding_id)
+    return session.scalar(query.order_by(CrossCheckRecord.id).limit(1))
+
+
+def _with_authors(finding_id: int) -> Select:
+    """The finding's reviews with their authors' usernames, newest first."""
+    return (
+        select(Review, User.username)
+        .outerjoin(User, User.id == Review.user_id)
+        .where(Review.finding_id == finding_id)
+        .order_by(Review.id.desc())
+    )
 
 
 def _made_for(check: CrossCheckRecord, review: Review) -> bool:
@@ -70,11 +93,9 @@ def _made_for(check: CrossCheckRecord, review: Review) -> bool:
     return check.origin == "review" and check.inputs.get("review_id") == review.id
 
 
-def _reviewed_after(check: CrossCheckRecord | None, review: Review | None) -> bool:
+def _reviewed_after(check: CrossCheckRecord, review: Review | None) -> bool:
     """Whether the review was made after the cross-check was computed (and not as part of it)."""
-    if review is None:
-        return False
-    return check is None or (check.created_at <= review.created_at and not _made_for(check, review))
+    return review is not None and check.created_at <= review.created_at and not _made_for(check, review)
 
 
 def current_location(automatic: Location, review: Review | None) -> Location:
@@ -87,16 +108,12 @@ def current_location(automatic: Location, review: Review | None) -> Location:
 def finding_state(session: Session, finding: Finding) -> FindingState:
     """The finding's current state (see the module's description)."""
     patient = session.get(Patient, session.get(Study, finding.study_id).patient_id)
-    newest = session.execute(
-        select(Review, User.username)
-        .outerjoin(User, User.id == Review.user_id)
-        .where(Review.finding_id == finding.id)
-        .order_by(Review.id.desc())
-        .limit(1)
-    ).first()
+    newest = session.execute(_with_authors(finding.id).limit(1)).first()
     review, reviewer = (newest[0], newest[1] or DELETED_USER) if newest else (None, None)
-    check = _newest(session, CrossCheckRecord, finding.id)
     automatic = parse_location(finding.locate, f"finding {finding.id}")
+    location = current_location(automatic, review)
+    check, referral = _decisions(session, finding.id, location)
+    # A verdict override holds for the cross-check it was made on, or the one computed as part of its review.
     by_clinician = (
         review is not None
         and review.verdict_override is not None
@@ -108,12 +125,12 @@ def finding_state(session: Session, finding: Finding) -> FindingState:
         finding=finding,
         patient=patient,
         automatic=automatic,
-        location=current_location(automatic, review),
+        location=location,
         review=review,
         reviewer=reviewer,
         crosscheck=check,
-        first_verdict=session.scalar(_checks(finding.id, CrossCheckRecord.verdict).order_by(CrossCheckRecord.id)),
-        referral=_newest(session, ReferralRecord, finding.id),
+        first_verdict=_first_verdict(session, finding.id),
+        referral=referral,
         verdict=review.verdict_override if by_clinician else computed,
         verdict_by_clinician=by_clinician,
         needs_review=bool(check and check.needs_review and not by_clinician and not _reviewed_after(check, review)),
@@ -186,12 +203,7 @@ def _decision_text(decision: str, value: str | None) -> str:
 
 def review_history(session: Session, finding_id: int) -> list[dict[str, Any]]:
     """The reviews of a finding, newest (current) first; the older ones are superseded."""
-    rows = session.execute(
-        select(Review, User.username)
-        .outerjoin(User, User.id == Review.user_id)
-        .where(Review.finding_id == finding_id)
-        .order_by(Review.id.desc())
-    )
+    rows = session.execute(_with_authors(finding_id))
     return [
         {
             "id": r.id,

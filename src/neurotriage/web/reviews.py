@@ -28,6 +28,7 @@ from neurotriage.web.review_state import (
     automatic_json,
     crosscheck_json,
     current_json,
+    current_location,
     finding_state,
     review_history,
 )
@@ -106,13 +107,12 @@ def add_review(session: Session, finding_id: int, user: User | None, entry: dict
     """Store a checked review (from `check_review`) of an existing finding; a location override computes the
     cross-check and the referral again for the corrected location. report.json follows."""
     finding = _locked_finding(session, finding_id)
-    review = Review(
-        finding_id=finding_id, user_id=user.id if user else None, **_confirmed(entry, finding_state(session, finding))
-    )
+    state = finding_state(session, finding)
+    review = Review(finding_id=finding_id, user_id=user.id if user else None, **_confirmed(entry, state))
     session.add(review)
     session.flush()
     if entry["location_decision"] == "override":
-        location = finding_state(session, finding).location
+        location = current_location(state.automatic, review)
         decide_again(session, finding, location, "review", _name(user), review_id=review.id)
     publish_review(session, finding)
     return review
