@@ -70,7 +70,8 @@ def test_review_is_checked_then_stored(client, finding_id):
               "verdict_decision": "confirm", "comment": "seen at MDT"}  # fmt: skip
     assert client.post(f"/reports/{finding_id}/review", data=review).status_code == 200
     signed = client.get(f"/api/findings/{finding_id}").json()["reviews"][0]
-    assert (signed["location"], signed["verdict"], signed["comment"]) == ("left parietal", "confirmed", "seen at MDT")
+    got = (signed["location"], signed["location_hemisphere"], signed["location_regions"], signed["verdict"])
+    assert got == ("left parietal lobe", "left", ["parietal_lobe"], "confirmed") and signed["comment"] == "seen at MDT"
 
 
 @pytest.mark.parametrize(

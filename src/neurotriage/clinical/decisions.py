@@ -8,9 +8,10 @@ transaction that stores it (`store_decision`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neurotriage import NOTICE
@@ -19,7 +20,7 @@ from neurotriage.clinical import intake
 from neurotriage.clinical.crosscheck import CrossCheck, ReportedSymptom, crosscheck, predicted_regions
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.knowledge import SymptomDef, knowledge_from_db
-from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecord
+from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecord, Study
 from neurotriage.clinical.referral import (
     Ranking,
     ReferralRequest,
@@ -113,9 +114,17 @@ def decide(session: Session, patient: PatientSnapshot, location: Location | None
 
 
 def store_crosscheck(
-    session: Session, patient_id: int, check: CrossCheck, inputs: dict[str, Any], finding_id: int | None
+    session: Session,
+    patient_id: int,
+    check: CrossCheck,
+    inputs: dict[str, Any],
+    finding_id: int | None,
+    *,
+    origin: str = "diagnosis",
+    requested_by: str | None = None,
 ) -> CrossCheckRecord:
-    """Store a cross-check with the inputs it was computed from."""
+    """Store a cross-check with the inputs it was computed from; `origin` and `requested_by` as in
+    `store_decision`."""
     record = CrossCheckRecord(
         patient_id=patient_id,
         finding_id=finding_id,
@@ -124,6 +133,8 @@ def store_crosscheck(
         needs_review=check.needs_review,
         inputs=inputs | {"finding_id": finding_id},
         result=check.model_dump(mode="json"),
+        origin=origin,
+        requested_by=requested_by,
     )
     session.add(record)
     session.flush()
@@ -131,13 +142,20 @@ def store_crosscheck(
 
 
 def store_decision(
-    session: Session, decision: Decision, finding_id: int | None
+    session: Session,
+    decision: Decision,
+    finding_id: int | None,
+    *,
+    origin: str = "diagnosis",
+    requested_by: str | None = None,
 ) -> tuple[CrossCheckRecord | None, ReferralRecord]:
-    """Store a decision's cross-check and referral in the caller's transaction."""
+    """Store a decision's cross-check and referral in the caller's transaction; `origin` says why they were
+    computed (diagnosis, or again for a clinician's review or re-run) and `requested_by` who asked."""
+    origin_columns = {"origin": origin, "requested_by": requested_by}
     check = None
     if decision.crosscheck is not None:
         check = store_crosscheck(
-            session, decision.patient.id, decision.crosscheck, decision.crosscheck_inputs, finding_id
+            session, decision.patient.id, decision.crosscheck, decision.crosscheck_inputs, finding_id, **origin_columns
         )
     patient = decision.patient.model_dump(mode="json", exclude={"symptoms"})
     record = ReferralRecord(
@@ -147,6 +165,7 @@ def store_decision(
         basis=decision.request.basis,
         inputs=decision.request.to_json() | {"patient": patient},
         result=decision.ranking.model_dump(mode="json") | {"note": decision.note(finding_id)},
+        **origin_columns,
     )
     session.add(record)
     session.flush()
@@ -159,6 +178,22 @@ def crosscheck_patient(
     """Cross-check the patient's recorded symptoms against `location` and store it with its inputs."""
     check, inputs = _check(patient, location, knowledge_from_db(session, {s.code for s in patient.symptoms}))
     return store_crosscheck(session, patient.id, check, inputs, finding_id)
+
+
+def decide_again(
+    session: Session, finding: Finding, location: Location, origin: str, requested_by: str, **inputs: Any
+) -> tuple[CrossCheckRecord | None, ReferralRecord]:
+    """Cross-check and refer a stored finding again, at `location`, with the patient's symptoms and dominance
+    as they are now, and store both as asked for by `requested_by` (origin: review or rerun) in the caller's
+    transaction. `inputs` are stored with the cross-check's inputs (the review whose location it used)."""
+    study = session.get(Study, finding.study_id)
+    last = session.scalar(
+        select(ReferralRecord.inputs).where(ReferralRecord.finding_id == finding.id).order_by(ReferralRecord.id.desc())
+    )
+    decision = decide(session, load_patient(session, study.patient_id), location, (last or {}).get("limit", 10))
+    if decision.crosscheck_inputs is not None:
+        decision = replace(decision, crosscheck_inputs=decision.crosscheck_inputs | inputs)
+    return store_decision(session, decision, finding.id, origin=origin, requested_by=requested_by)
 
 
 def referral_report(record: ReferralRecord, check: CrossCheckRecord | None) -> dict[str, Any]:

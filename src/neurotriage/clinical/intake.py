@@ -29,6 +29,7 @@ from neurotriage.clinical.models import (
     Study,
     Symptom,
     SymptomRegionRule,
+    utcnow,
 )
 from neurotriage.clinical.places import Place, fold, geocode
 from neurotriage.errors import NotFound, UserError
@@ -172,6 +173,8 @@ def update_patient(session: Session, patient_id: int, **given: str | None) -> tu
     changed = {k: None if v is None else str(v) for k, v in new.items() if getattr(patient, k) != v}
     for key, value in new.items():
         setattr(patient, key, value)
+    if "language_dominance" in changed:  # a cross-check made before now is stale
+        patient.clinical_changed_at = utcnow()
     session.flush()
     return patient, changed
 
@@ -282,6 +285,7 @@ def add_symptom(
         severity=checked("severity", validate.choice, severity, SEVERITIES, False),
     )
     session.add(entry)
+    patient.clinical_changed_at = utcnow()  # a cross-check made before now is stale
     session.flush()
     return entry, symptom
 

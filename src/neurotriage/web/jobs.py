@@ -38,11 +38,11 @@ from neurotriage.diagnosis.pipeline import DiagnoseOptions
 from neurotriage.diagnosis.queue import Claim, QueueSettings, claim, db_now, enqueue, release, worker_name
 from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.diagnosis.stages import StageTimer
-from neurotriage.errors import UserError
+from neurotriage.errors import NotFound, UserError
 from neurotriage.files import write_json_atomic
 from neurotriage.imaging.io import CaseFiles
 from neurotriage.web.models import Job
-from neurotriage.web.uploads import extract_study, job_error, new_case_folder
+from neurotriage.web.uploads import extract_study, job_error, new_case_folder, upload_digest
 from neurotriage.web.write_gate import WriteGate
 
 log = logging.getLogger(__name__)
@@ -248,8 +248,58 @@ def get_job(session: Session, job_id: int) -> Job:
     """The job with this id, or a UserError."""
     job = session.get(Job, job_id)
     if job is None:
-        raise UserError(f"job {job_id}: no such job", field="job_id")
+        raise NotFound(f"job {job_id}: no such job", field="job_id")
     return job
+
+
+def duplicates(session: Session, job: Job) -> tuple[list[int], int]:
+    """Other jobs of the same uploaded file: the ids of the patient's own, and how many of other patients'
+    (counted only: they may be outside the reader's care team)."""
+    if job.upload_sha256 is None:
+        return [], 0
+    rows = session.execute(
+        select(Job.id, Job.patient_id).where(Job.upload_sha256 == job.upload_sha256, Job.id != job.id).order_by(Job.id)
+    ).all()
+    return [i for i, pid in rows if pid == job.patient_id], sum(1 for _, pid in rows if pid != job.patient_id)
+
+
+def _failed(session: Session, job: Job, action: str) -> Study:
+    """The failed job's study; a UserError naming why the action cannot be taken otherwise."""
+    status = job_state(session, job).status
+    if status != "failed":
+        raise UserError(f"job {job.id}: only a failed job can be {action}; it is {status}", field="job_id")
+    study = session.get(Study, job.study_id) if job.study_id is not None else None
+    if study is None and action == "retried":
+        raise UserError(f"job {job.id}: it has no queued study to run again; upload the study again", field="job_id")
+    return study
+
+
+def retry_job(session: Session, job: Job) -> None:
+    """Queue a failed job's study again with its upload, with all its attempts; the caller wakes the runner
+    once the transaction has committed."""
+    study = _failed(session, job, "retried")
+    if not Path(study.case_ref).is_dir():
+        raise UserError(f"job {job.id}: its upload is gone; upload the study again", field="job_id")
+    study.parked_at, study.attempts = None, 0  # parking let go of its claim
+    enqueue(session, study)
+    job.status, job.error, job.finding_id, job.stages, job.updated_at = "queued", None, None, [], utcnow()
+
+
+def delete_job(session: Session, job: Job) -> None:
+    """Delete a failed job with its study, its folder (the upload) and what ingesting it left in the cases
+    folder; the rows go first, so a folder that cannot be removed rolls the deletion back."""
+    study = _failed(session, job, "deleted")
+    work = Path(job.work_dir) if job.work_dir and Path(job.work_dir).exists() else None
+    if work is not None and (work.name != str(job.id) or work.parent.name != "jobs"):
+        raise UserError(f"job {job.id}: its folder is not in a jobs folder; nothing was deleted", field="job_id")
+    session.delete(job)
+    if study is not None:
+        session.delete(study)
+    session.flush()
+    if study is not None:
+        drop_ingested(Path(study.case_ref))
+    if work is not None:
+        shutil.rmtree(work)
 
 
 def create_job(
@@ -272,6 +322,7 @@ def create_job(
     work = data_dir / "jobs" / str(job.id)
     job.work_dir = str(work)
     try:
+        job.upload_sha256 = upload_digest(stream)
         folder = new_case_folder(work)
         case = extract_study(name, stream, entries, data_dir / "staging", folder)
         write_json_atomic(work / OPTIONS_FILE, {"accept_patient_mismatch": accept_patient_mismatch})

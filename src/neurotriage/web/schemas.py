@@ -136,13 +136,18 @@ class ReferralRow(BaseModel):
 
 
 class ReviewOut(BaseModel):
-    """A clinician's sign-off of a finding."""
+    """A clinician's sign-off of a finding; the newest is current, the older ones superseded."""
 
     id: int
     by: str
-    at: str
-    location: str = Field(description="'confirmed' or the corrected location")
-    verdict: str = Field(description="'confirmed' or the corrected verdict")
+    at: str = Field(description="UTC, ISO 8601")
+    status: str = Field(description="current or superseded")
+    location_decision: str = Field(description="confirm or override")
+    location: str = Field(description="the corrected location, or 'confirmed' (with what it confirmed)")
+    location_hemisphere: str | None = Field(description="left, right, bilateral or midline; with a location")
+    location_regions: list[str] | None = Field(description="atlas regions of the location reviewed")
+    verdict_decision: str = Field(description="confirm or override")
+    verdict: str = Field(description="the corrected verdict, or 'confirmed' (with what it confirmed)")
     comment: str
 
 
@@ -153,22 +158,66 @@ class DownloadOut(BaseModel):
     url: str
 
 
+class LocationOut(BaseModel):
+    """Where the tumour is: side, atlas regions and a sentence."""
+
+    hemisphere: str | None = Field(description="left, right, bilateral or midline")
+    regions: list[str]
+    summary: str
+    source: str = Field(description="automatic or clinician")
+
+
+class AutomaticOut(BaseModel):
+    """What localisation and the diagnosis's cross-check found, before any review."""
+
+    location: LocationOut
+    verdict: str | None
+
+
+class CrossCheckOut(BaseModel):
+    """A stored cross-check: its computed verdict, and when, why and for whom it was computed."""
+
+    id: int
+    verdict: str
+    needs_review: bool
+    summary: str | None
+    origin: str = Field(description="diagnosis, review (for a location override) or rerun")
+    requested_by: str | None
+    at: str = Field(description="UTC, ISO 8601")
+
+
+class CurrentOut(BaseModel):
+    """A finding's current location and verdict: the newest review's overrides, else the computed ones."""
+
+    location: LocationOut
+    verdict: str | None
+    verdict_source: str = Field(description="automatic or clinician")
+    source: str = Field(description="clinician once a review overrides the location or the verdict")
+    reviewed_by: str | None = Field(description="the username of the newest review's author")
+    reviewed_at: str | None = Field(description="when the newest review was made (UTC)")
+    needs_review: bool
+    crosscheck: CrossCheckOut | None = Field(description="the cross-check the referral and computed verdict come from")
+
+
 class FindingOut(BaseModel):
-    """A finding: where the tumour is, the cross-check verdict, the referral and its status, reviews."""
+    """A finding in its current state: where the tumour is, the verdict, the referral and its status, reviews."""
 
     finding_id: int
     patient: PatientOut
     study: StudyRef
     model_id: str
     created_at: str
-    summary: str
+    summary: str = Field(description="the current location's sentence")
     centroid_mm: list[float] | None
-    verdict: str | None
+    verdict: str | None = Field(description="the current verdict")
     crosscheck_summary: str | None
     needs_review: bool
+    crosscheck_stale: bool = Field(description="symptoms or language dominance changed after the cross-check")
     referral_status: str
-    referrals: list[ReferralRow]
-    reviews: list[ReviewOut]
+    referrals: list[ReferralRow] = Field(description="the referral for the current location")
+    automatic: AutomaticOut
+    current: CurrentOut
+    reviews: list[ReviewOut] = Field(description="newest (current) first")
     downloads: list[DownloadOut]
     notice: str
 
@@ -180,6 +229,8 @@ class JobBrief(BaseModel):
     status: str
     upload: str
     finding_id: int | None
+    same_file_as: list[int] = Field(description="the patient's other jobs of the same uploaded file")
+    same_file_elsewhere: int = Field(description="how many jobs of other patients had the same file")
 
 
 class FollowUpPoint(BaseModel):

@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.errors import UserError
-from neurotriage.files import partial_dir
+from neurotriage.files import CHUNK, partial_dir, sha256_chunks
 from neurotriage.imaging.io import CaseFiles, check_declared_size, find_case, read_nifti_header
 from neurotriage.imaging.naming import split_name
 from neurotriage.ingest.series import NIFTI_SUFFIXES
@@ -110,6 +110,14 @@ def _nifti_declared(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) 
         return 0
     data = math.prod(header.get_data_shape()) * header.get_data_dtype().itemsize
     return min(info.file_size, int(header.get_data_offset()) + data)
+
+
+def upload_digest(stream: BinaryIO) -> str:
+    """The SHA-256 of an uploaded file, read from its start (the same upload twice is flagged, not refused)."""
+    stream.seek(0)
+    digest = sha256_chunks(iter(lambda: stream.read(CHUNK), b""))
+    stream.seek(0)
+    return digest
 
 
 def as_uploaded(message: str, folder: Path, name: str) -> str:

@@ -10,14 +10,15 @@ from sqlalchemy.orm import Session
 
 from neurotriage import NOTICE
 from neurotriage.clinical import intake
-from neurotriage.clinical.models import CrossCheckRecord, Finding, ReferralRecord, Study
+from neurotriage.clinical.models import Finding, ReferralRecord, Study
 from neurotriage.clinical.scoring import Recommendation
 from neurotriage.errors import UserError
 from neurotriage.imaging.naming import split_name
 from neurotriage.web.followup import follow_up
-from neurotriage.web.jobs import job_state
-from neurotriage.web.models import Job, Review, User
+from neurotriage.web.jobs import duplicates, job_state
+from neurotriage.web.models import Job
 from neurotriage.web.report_files import download_links
+from neurotriage.web.review_state import FindingState, automatic_json, current_json, finding_state, review_history
 
 
 def get_finding(session: Session, finding_id: int) -> tuple[Finding, Study]:
@@ -28,37 +29,10 @@ def get_finding(session: Session, finding_id: int) -> tuple[Finding, Study]:
     return finding, session.get(Study, finding.study_id)
 
 
-def reviews(session: Session, finding_id: int) -> list[dict[str, Any]]:
-    """The sign-offs of a finding, newest first, with the reviewer's name."""
-    rows = session.execute(
-        select(Review, User.username)
-        .outerjoin(User, User.id == Review.user_id)
-        .where(Review.finding_id == finding_id)
-        .order_by(Review.id.desc())
-    )
-    return [
-        {
-            "id": r.id,
-            "by": name or "(deleted user)",
-            "at": r.created_at.isoformat(timespec="seconds"),
-            "location": r.location_override if r.location_decision == "override" else "confirmed",
-            "verdict": r.verdict_override if r.verdict_decision == "override" else "confirmed",
-            "comment": r.comment,
-        }
-        for r, name in rows
-    ]
-
-
 def case_label(finding: Finding, study: Study) -> str:
     """The case ID (from the segmentation's BraTS file name), else the case folder's name."""
     parsed = split_name(Path(finding.segmentation_path).name) if finding.segmentation_path else None
     return parsed[1] if parsed else Path(study.case_ref).name
-
-
-def _crosscheck_of(session: Session, finding_id: int) -> CrossCheckRecord | None:
-    return session.scalar(
-        select(CrossCheckRecord).where(CrossCheckRecord.finding_id == finding_id).order_by(CrossCheckRecord.id.desc())
-    )
 
 
 def referral_rows(record: ReferralRecord) -> list[dict[str, Any]]:
@@ -78,35 +52,44 @@ def referral_rows(record: ReferralRecord) -> list[dict[str, Any]]:
     ]
 
 
-def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
-    """Everything the report page shows about one finding, with the referral's status.
+def referral_status(state: FindingState) -> str:
+    """'final', or why the referral is provisional: an unconfirmed patient, a stale cross-check, or a
+    verdict awaiting a clinician's sign-off."""
+    if not state.patient.confirmed:
+        return "provisional: the patient is not confirmed yet"
+    if state.stale:
+        return "provisional: symptoms or language dominance changed after the cross-check; re-run it"
+    return "provisional: awaiting clinician sign-off" if state.needs_review else "final"
 
-    A finding whose cross-check needs review (discordant) has a provisional referral until a
-    clinician signs it off, and so does any finding of an unconfirmed patient until the patient is
-    confirmed; otherwise the referral is final as computed."""
+
+def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
+    """Everything the report page shows about one finding, in its current state under the clinicians'
+    reviews (`review_state`), with the referral's status.
+
+    A finding whose cross-check needs review (partially concordant, discordant) has a provisional
+    referral until a clinician signs it off or overrides the verdict; so does a finding whose cross-check
+    is stale, and any finding of an unconfirmed patient until the patient is confirmed; otherwise the
+    referral is final as computed."""
     finding, study = get_finding(session, finding_id)
-    check = _crosscheck_of(session, finding.id)
-    referral = session.scalar(
-        select(ReferralRecord).where(ReferralRecord.finding_id == finding.id).order_by(ReferralRecord.id.desc())
-    )
-    signed = reviews(session, finding.id)
-    needs_review = bool(check and check.needs_review)
-    patient = intake.patient_summary(intake.get_patient(session, study.patient_id))
-    status = "provisional: awaiting clinician sign-off" if needs_review and not signed else "final"
+    state = finding_state(session, finding)
+    check, referral = state.crosscheck, state.referral
     return {
         "finding_id": finding.id,
-        "patient": patient,
+        "patient": intake.patient_summary(state.patient),
         "study": {"id": study.id, "case": case_label(finding, study)},
         "model_id": finding.model_id,
         "created_at": finding.created_at.isoformat(timespec="seconds"),
-        "summary": finding.locate.get("summary") or "No tumour summary available.",
+        "summary": state.location.summary or "No tumour summary available.",
         "centroid_mm": finding.locate.get("centroid_mm"),
-        "verdict": check.verdict if check else None,
+        "verdict": state.verdict,
         "crosscheck_summary": check.result.get("summary") if check else None,
-        "needs_review": needs_review,
-        "referral_status": status if patient["confirmed"] else "provisional: the patient is not confirmed yet",
+        "needs_review": state.needs_review,
+        "crosscheck_stale": state.stale,
+        "referral_status": referral_status(state),
         "referrals": referral_rows(referral) if referral else [],
-        "reviews": signed,
+        "automatic": automatic_json(state),
+        "current": current_json(state),
+        "reviews": review_history(session, finding.id),
         "downloads": download_links(finding.id, finding.report_dir),
         "notice": NOTICE,
     }
@@ -114,7 +97,9 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
 
 def _job_row(session: Session, job: Job) -> dict[str, Any]:
     state = job_state(session, job)
-    return {"id": job.id, "status": state.status, "upload": job.upload_name, "finding_id": state.finding_id}
+    same, elsewhere = duplicates(session, job)
+    return {"id": job.id, "status": state.status, "upload": job.upload_name, "finding_id": state.finding_id,
+            "same_file_as": same, "same_file_elsewhere": elsewhere}  # fmt: skip
 
 
 def patient_view(session: Session, patient_id: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Upload a study zip (a BraTS case or a raw DICOM/NIfTI study) for a patient, then follow its background diagnosis."""
+"""Upload a study zip (a BraTS case or a raw DICOM/NIfTI study) for a patient, then follow its background diagnosis;
+retry or delete a failed one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from neurotriage.web import access
 from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit, settings
-from neurotriage.web.jobs import create_job
+from neurotriage.web.jobs import create_job, delete_job, duplicates, retry_job
 from neurotriage.web.render import page
 from neurotriage.web.uploads import check_zip
 
@@ -48,6 +49,7 @@ def upload_case(
             session, conf.data_dir, patient_id, user.id, name, case_zip.file, entries, accept_patient_mismatch
         )
         detail = {"file": name, "case": case.case_id if case else None, "accept_mismatch": accept_patient_mismatch}
+        detail["sha256"] = job.upload_sha256
         audit(session, user, "upload", f"patient:{patient_id}/job:{job.id}", detail)
     request.app.state.jobs.wake()
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -55,8 +57,35 @@ def upload_case(
 
 @router.get("/jobs/{job_id}")
 def job_page(request: Request, db: SessionDep, user: CurrentUser, job_id: int):
-    """The job's progress; the page polls /api/jobs/{id} until it ends."""
+    """The job's progress (the page polls /api/jobs/{id} until it ends), other jobs of the same file, and for
+    a failed job the retry and delete buttons."""
     with db() as session:
-        job = request.app.state.jobs.live(session, access.require_job(session, user, job_id))
+        found = access.require_job(session, user, job_id)
+        job = request.app.state.jobs.live(session, found)
+        same, elsewhere = duplicates(session, found)
         audit(session, user, "view", f"job:{job_id}", patient_id=job["patient_id"])
-    return page(request, "job.html.j2", user, job=job)
+    return page(request, "job.html.j2", user, job=job, same_file=same, same_file_elsewhere=elsewhere)
+
+
+@router.post("/jobs/{job_id}/retry")
+def retry(request: Request, db: SessionDep, user: WriterUser, job_id: int, csrf_token: Annotated[str, Form()] = ""):
+    """Queue a failed job again with the same upload."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        job = access.require_job(session, user, job_id)
+        retry_job(session, job)
+        audit(session, user, "retry", f"job:{job_id}", {"upload": job.upload_name}, patient_id=job.patient_id)
+    request.app.state.jobs.wake()
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/delete")
+def delete(request: Request, db: SessionDep, user: WriterUser, job_id: int, csrf_token: Annotated[str, Form()] = ""):
+    """Delete a failed job with its upload; back to its patient."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        job = access.require_job(session, user, job_id)
+        patient_id, upload = job.patient_id, job.upload_name
+        delete_job(session, job)
+        audit(session, user, "delete", f"job:{job_id}", {"upload": upload}, patient_id=patient_id)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)

@@ -8,19 +8,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from neurotriage.anatomy.override import ATLAS_REGIONS, HEMISPHERES
 from neurotriage.clinical.crosscheck import VERDICTS
 from neurotriage.clinical.models import Finding, Study
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
 from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOURS, LEGEND_NAMES, VOLUME_LABELS, rgb
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
+from neurotriage.vocabulary import ELOQUENT, LOBES, area_name
 from neurotriage.web import access
 from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.models import User
 from neurotriage.web.render import page
-from neurotriage.web.reviews import add_review, check_review
+from neurotriage.web.reviews import add_review, check_review, rerun_crosscheck
 from neurotriage.web.views import finding_view
 
 router = APIRouter(include_in_schema=False)
@@ -84,6 +86,7 @@ def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int)
     return page(
         request, "report.html.j2", user, f=view, viewer=viewer_config(_stored_finding(db, finding_id)[0]),
         sequences=[(k, SEQUENCE_TITLES[k]) for k in SEQUENCES], labels=legend(), verdicts=VERDICTS,
+        **review_choices(),
     )  # fmt: skip
 
 
@@ -123,6 +126,15 @@ def image(db: SessionDep, user: CurrentUser, finding_id: int, name: str):
     return FileResponse(path, media_type="application/gzip" if path.suffix == ".gz" else "application/octet-stream")
 
 
+def review_choices() -> dict[str, Any]:
+    """The choices of the review form's location override: sides, then lobes and eloquent areas with their names."""
+    return {
+        "hemispheres": HEMISPHERES,
+        "override_lobes": [(code, area_name(code)) for code in LOBES],
+        "override_areas": [(code, area_name(code)) for code in ELOQUENT],
+    }
+
+
 @router.post("/reports/{finding_id}/review")
 def review(
     request: Request,
@@ -134,13 +146,39 @@ def review(
     comment: Text,
     csrf_token: Text = "",
     location_override: Text = "",
+    location_hemisphere: Text = "",
+    location_regions: Annotated[list[str], Form(max_length=len(ATLAS_REGIONS))] = (),
     verdict_override: Text = "",
 ):
-    """Record a clinician's sign-off: location and verdict confirmed or overridden, with a comment."""
+    """Record a clinician's sign-off: location and verdict confirmed or overridden, with a comment. A location
+    override (a side and atlas regions) computes the cross-check and the referral again for it."""
     check_csrf(request, csrf_token)
-    entry = check_review(location_decision, location_override, verdict_decision, verdict_override, comment)
+    entry = check_review(
+        location_decision,
+        location_override,
+        verdict_decision,
+        verdict_override,
+        comment,
+        hemisphere=location_hemisphere,
+        regions=location_regions,
+    )
     with db() as session:
         _, study = access.require_finding(session, user, finding_id)
-        add_review(session, finding_id, user.id, entry)
-        audit(session, user, "review", f"finding:{finding_id}", entry, patient_id=study.patient_id)
+        stored = add_review(session, finding_id, user, entry)
+        detail = entry | {"review": stored.id}
+        audit(session, user, "review", f"finding:{finding_id}", detail, patient_id=study.patient_id)
     return RedirectResponse(f"/reports/{finding_id}", status_code=303)
+
+
+@router.post("/reports/{finding_id}/crosscheck")
+def rerun(request: Request, db: SessionDep, user: WriterUser, finding_id: int, csrf_token: Text = "", back: Text = ""):
+    """Compute the cross-check and the referral again with the patient's current symptoms and language
+    dominance, for the current location; then the report page, or the patient page when `back` says so."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        _, study = access.require_finding(session, user, finding_id)
+        check = rerun_crosscheck(session, finding_id, user)
+        detail = {"crosscheck": check.id, "verdict": check.verdict} if check else None
+        audit(session, user, "rerun", f"finding:{finding_id}", detail, patient_id=study.patient_id)
+    where = f"/patients/{study.patient_id}" if back == "patient" else f"/reports/{finding_id}"
+    return RedirectResponse(where, status_code=303)

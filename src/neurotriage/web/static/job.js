@@ -18,6 +18,8 @@ function render(job) {
   const error = document.getElementById("job-error");
   error.hidden = !job.error;
   error.textContent = job.error || "";
+  const actions = document.getElementById("job-actions");  // retry and delete, for writers
+  if (actions) actions.hidden = job.status !== "failed";
   const report = document.getElementById("job-report");
   if (job.report_url) {
     report.hidden = false;
