@@ -80,11 +80,12 @@ def viewer_config(finding: Finding) -> dict[str, Any]:
 def report(request: Request, db: SessionDep, user: CurrentUser, finding_id: int):
     """The report page of one finding."""
     with db() as session:
-        access.require_finding(session, user, finding_id)
+        finding, _ = access.require_finding(session, user, finding_id)
         view = finding_view(session, finding_id)
+        viewer = viewer_config(finding)
         audit(session, user, "view", f"finding:{finding_id}", {"patient": view["patient"]["id"]})
     return page(
-        request, "report.html.j2", user, f=view, viewer=viewer_config(_stored_finding(db, finding_id)[0]),
+        request, "report.html.j2", user, f=view, viewer=viewer,
         sequences=[(k, SEQUENCE_TITLES[k]) for k in SEQUENCES], labels=legend(), verdicts=VERDICTS,
         **review_choices(),
     )  # fmt: skip
