@@ -23,7 +23,20 @@ from neurotriage.web.jobs import JobRunner
 from neurotriage.web.middleware import SecurityHeaders, UploadLimit
 from neurotriage.web.render import error_page, no_access_page
 from neurotriage.web.repeat_reads import RepeatReads
-from neurotriage.web.routes import account, admin, api, audit, auth, dicom, downloads, erase, jobs, patients, reports
+from neurotriage.web.routes import (
+    account,
+    admin,
+    api,
+    audit,
+    auth,
+    dicom,
+    downloads,
+    erase,
+    findings_api,
+    jobs,
+    patients,
+    reports,
+)
 from neurotriage.web.settings import WebSettings, load_web_settings
 from neurotriage.web.throttle import LoginThrottle
 from neurotriage.web.write_gate import WriteGate
@@ -119,7 +132,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.repeat_reads = RepeatReads()
     app.state.jobs = JobRunner(settings.database_url, settings.job_workers, app.state.gate)
     _install_error_handlers(app)
-    for module in (auth, patients, jobs, reports, dicom, api, audit, account, admin, erase, downloads):
+    for module in (auth, patients, jobs, reports, dicom, api, findings_api, audit, account, admin, erase, downloads):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

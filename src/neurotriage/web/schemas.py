@@ -132,6 +132,7 @@ class ReferralRow(BaseModel):
     specialty: str | None
     city: str | None
     wait_days: int | None
+    score: float
     reasons: list[str]
 
 

@@ -46,6 +46,7 @@ def referral_rows(record: ReferralRecord) -> list[dict[str, Any]]:
             "wait_days": ref.doctor.wait_days,
             "hospital": ref.hospital.name,
             "city": ref.hospital.city,
+            "score": ref.score,
             "reasons": ref.reasons,
         }
         for ref in stored

@@ -16,7 +16,6 @@ from neurotriage.web.patient_list import ListParams, list_page
 from neurotriage.web.schemas import (
     BreakGlassIn,
     BreakGlassOut,
-    FindingOut,
     JobOut,
     PatientDetailOut,
     PatientIn,
@@ -26,7 +25,7 @@ from neurotriage.web.schemas import (
     SymptomIn,
     SymptomOut,
 )
-from neurotriage.web.views import finding_view, patient_view
+from neurotriage.web.views import patient_view
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -122,16 +121,6 @@ def job_status(request: Request, db: SessionDep, user: CurrentUser, job_id: int)
         if request.app.state.repeat_reads.should_audit((user.id, "job", job_id)):
             audit(session, user, "view", f"job:{job_id}", {"via": "api"}, patient_id=job["patient_id"])
         return job
-
-
-@router.get("/findings/{finding_id}", response_model=FindingOut)
-def get_finding(db: SessionDep, user: CurrentUser, finding_id: int) -> Any:
-    """A finding: location summary, verdict, referral and its status, reviews."""
-    with db() as session:
-        access.require_finding(session, user, finding_id)
-        view = finding_view(session, finding_id)
-        audit(session, user, "view", f"finding:{finding_id}", {"via": "api"}, patient_id=view["patient"]["id"])
-        return view
 
 
 @router.post("/patients/{patient_id}/break-glass", status_code=201, response_model=BreakGlassOut)
