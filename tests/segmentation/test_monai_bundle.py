@@ -27,7 +27,7 @@ from neurotriage.imaging.naming import BRATS2020, SEQUENCES, from_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 from neurotriage.segmentation.external import NO_POST, labels_from_regions
 from neurotriage.segmentation.loader import load_any_model
-from neurotriage.segmentation.monai_bundle import onto_bundle_grid
+from neurotriage.segmentation.monai_bundle import BRATS_STORED, BundleGrid, onto_grid
 
 from .conftest import TINY_SHAPE, write_blob_case
 
@@ -195,6 +195,17 @@ class FixedLogits(nn.Module):
         return self.logits.expand(x.shape[0], -1, -1, -1, -1)
 
 
+class NoTumour(nn.Module):
+    """A network that sees no tumour anywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], 3, *x.shape[2:]), -20.0) * self.scale
+
+
 def zscored(volume: np.ndarray) -> np.ndarray:
     """NormalizeIntensityd(nonzero=True) by hand: z-scored over the non-zero voxels, zeros kept."""
     out = np.zeros_like(volume, dtype=np.float64)
@@ -217,6 +228,7 @@ def test_the_published_configs_load_as_published(tmp_path):
     assert model.channels == ["t1ce", "t1", "t2", "flair"]
     assert model.regions == {"TC": 0, "WT": 1, "ET": 2}
     assert model.threshold == 0.5
+    assert model.grid == BundleGrid(("L", "P", "S"), (1.0, 1.0, 1.0))  # BraTS files as stored
     folder = (tmp_path / "brats_mri_segmentation").resolve()
     assert model.sha256 == sha256_file(folder / "models" / "model.pt")
     assert model.config.model_id == "MONAI bundle BraTS MRI segmentation 0.5.3"
@@ -304,14 +316,39 @@ def test_a_case_on_another_grid_is_segmented_on_the_bundles_and_answered_on_its_
     np.testing.assert_array_equal(model.labels(ras, tta=False, precision="fp32")[::-1, ::-1], expected)
 
 
+def _preprocessing(*steps: dict):
+    """inference.json with these transforms after LoadImaged, in place of the z-score."""
+    return _edit(
+        "configs/inference.json",
+        lambda c: c["preprocessing"].update(transforms=[{"_target_": "LoadImaged", "keys": "image"}, *steps]),
+    )
+
+
+ZSCORE = {"_target_": "NormalizeIntensityd", "keys": "image", "nonzero": True, "channel_wise": True}
+
+
+def test_a_bundle_that_reorients_and_resamples_has_its_grid_used(tmp_path, case_dir):
+    folder = write_bundle(tmp_path / "b")
+    orient = {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"}
+    resample = {"_target_": "Spacingd", "keys": "image", "pixdim": [2.0, 2.0, 2.0], "mode": "bilinear"}
+    _preprocessing({"_target_": "EnsureChannelFirstd", "keys": "image"}, orient, resample, ZSCORE)(folder)
+    model = load(folder)
+    assert model.grid == BundleGrid(("R", "A", "S"), (2.0, 2.0, 2.0))
+    model.network = Recorder(model.network)
+    labels = model.labels(load_case(case_dir, with_seg=False), tta=False, precision="fp32")
+    assert labels.shape == TINY_SHAPE
+    (seen,) = model.network.inputs  # 20×22×18 at 2 mm fits one 32³ window; the 1 mm case takes 8
+    assert seen.shape[2:] == (32, 32, 32)
+
+
 def test_a_thick_slice_grid_goes_to_1_mm_and_back():
     image = torch.from_numpy(np.random.default_rng(0).random((2, 10, 12, 8)).astype(np.float32))
     affine = BRATS_AFFINE.copy()
     affine[:3, 2] *= 5.0  # 5 mm slices
-    moved, back = onto_bundle_grid(image, affine)
+    moved, back = onto_grid(image, affine, BRATS_STORED)
     assert moved.shape == (2, 10, 12, 36)  # (8 - 1) * 5 + 1 slices of 1 mm
     np.testing.assert_allclose(back(moved), image, atol=1e-5)
-    same, identity = onto_bundle_grid(image, BRATS_AFFINE)
+    same, identity = onto_grid(image, BRATS_AFFINE, BRATS_STORED)
     assert same is image and identity(image) is image  # the BraTS grid is passed through untouched
 
 
@@ -376,6 +413,14 @@ def _no_sigmoid(config: dict) -> None:
         (_other_weights, "models/model.pt: weights do not fit the network_def"),
         (_edit("configs/inference.json", _no_sigmoid), "postprocessing applies no sigmoid"),
         (_edit("configs/inference.json", lambda c: c.pop("inferer")), "configs/inference.json: no 'inferer'"),
+        (
+            _preprocessing({"_target_": "ScaleIntensityRanged", "keys": "image"}, ZSCORE),
+            "preprocessing step ScaleIntensityRanged is not one neurotriage reproduces",
+        ),
+        (
+            _preprocessing({**ZSCORE, "channel_wise": False}),
+            "preprocessing is not NormalizeIntensityd with nonzero and channel_wise",
+        ),
     ],
 )
 def test_a_broken_bundle_is_refused_in_one_line_naming_the_file(tmp_path, damage, message):
@@ -395,3 +440,21 @@ def test_a_missing_bundle_folder_is_one_line_on_the_command_line(tmp_path, case_
     assert main(["segment", str(case_dir), "--model", "monai-bundle:", "--out", str(out)]) == 2
     assert "give the model's folder after 'monai-bundle:'" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_an_analysis_names_the_bundle_it_used(tmp_path):
+    from neurotriage.diagnosis.analysis import analyse
+    from neurotriage.imaging.synth import generate_case, write_case
+
+    case_dir = write_case(generate_case(11, "SYN_RF", kind="enhancing"), tmp_path, BRATS2020)
+    bundle = write_bundle(tmp_path / "brats_mri_segmentation", roi=REAL_ROI)
+    model = load(bundle)
+    model.network = NoTumour()  # what is found does not matter here, and a tumour takes long to locate
+    analysis = analyse(case_dir, model)
+    provenance = analysis.provenance
+    assert provenance.model_origin == f"monai-bundle:{bundle.resolve()}"
+    assert provenance.model_id == "MONAI bundle BraTS MRI segmentation 0.5.3"
+    assert provenance.model_sha256 == sha256_file(bundle / "models" / "model.pt")
+    assert provenance.tta is False and provenance.postprocess == NO_POST.to_dict()
+    assert analysis.labels.shape == (240, 240, 155) and not analysis.labels.any()

@@ -4,13 +4,16 @@ the bundle folder:
 - the network: configs/inference.json's `network_def`, built by MONAI's ConfigParser, with the weights
   of models/model.pt;
 - its input: the sequences in the order of metadata.json's input `channel_def` (T1c, T1, T2, FLAIR),
-  each z-scored over its own non-zero voxels (NormalizeIntensityd with nonzero and channel_wise);
+  brought onto the grid of the `preprocessing`'s Orientationd and Spacingd, and each z-scored over
+  its own non-zero voxels (NormalizeIntensityd with nonzero and channel_wise), in that order;
 - how it runs: the bundle's `inferer` (a 240×240×160 sliding window, overlap 0.5), under autocast;
 - its output: sigmoid probabilities of the regions in metadata.json's output `channel_def` (TC, WT,
   ET), kept where at least the `postprocessing` AsDiscreted threshold (0.5), then labels as the
   bundle's own Lambdad makes them (`labels_from_regions`).
-The bundle reads BraTS files as they are stored (1 mm, LPS) and reorients nothing; a case on another
-grid is brought onto that one for the network, and the probabilities back onto the case's grid.
+`brats_mri_segmentation` has neither Orientationd nor Spacingd: it reads BraTS files as they are
+stored (1 mm, LPS), so a case on another grid is brought onto that one. The probabilities go back
+onto the case's grid, as the bundle's Invertd would take them. A preprocessing step not listed here
+is refused rather than skipped.
 Nothing is downloaded: a file missing from the folder is a one-line refusal.
 """
 
@@ -47,9 +50,22 @@ LAYOUT = "a MONAI bundle folder holds configs/inference.json, configs/metadata.j
 INFERENCE = Path("configs/inference.json")
 METADATA = Path("configs/metadata.json")
 WEIGHTS = Path("models/model.pt")
-BUNDLE_SPACING = (1.0, 1.0, 1.0)  # mm: metadata.json's "4 channel data, T1c, T1, T2, FLAIR at 1x1x1 mm"
 SPACING_TOLERANCE = 1e-3  # mm
+READING_STEPS = ("LoadImaged", "EnsureChannelFirstd", "EnsureTyped", "ToTensord")  # nothing to reproduce
+GRID_STEPS = ("Orientationd", "Spacingd")
 NIFTI_AXES = (("L", "R"), ("P", "A"), ("I", "S"))  # axis codes as nibabel gives them for the NIfTI world
+
+
+@dataclass(frozen=True)
+class BundleGrid:
+    """The grid a bundle's network sees: orientation codes and voxel size (mm)."""
+
+    axcodes: tuple[str, str, str]
+    spacing: tuple[float, float, float]
+
+
+# BraTS files as stored: metadata.json's "4 channel data, T1c, T1, T2, FLAIR at 1x1x1 mm".
+BRATS_STORED = BundleGrid(BRATS_AXCODES, (1.0, 1.0, 1.0))
 
 
 @dataclass
@@ -61,6 +77,7 @@ class BundleModel(ExternalModel):
     channels: list[str]  # sequence keys, in the bundle's input channel order
     regions: dict[str, int]  # 'TC', 'WT', 'ET' -> output channel
     threshold: float
+    grid: BundleGrid
     config: ExternalConfig
     source: Path
     sha256: str
@@ -76,7 +93,7 @@ class BundleModel(ExternalModel):
         from monai.transforms import NormalizeIntensity
 
         image = torch.from_numpy(np.stack([case.images[name] for name in self.channels]).astype(np.float32))
-        moved, back = onto_bundle_grid(image, case.affine)
+        moved, back = onto_grid(image, case.affine, self.grid)
         x = NormalizeIntensity(nonzero=True, channel_wise=True)(moved)[None]
         device = next(self.network.parameters()).device
         probs = flip_averaged(lambda t: self._sigmoid(t, precision), x.to(device), tta)[0].cpu()
@@ -94,17 +111,17 @@ class BundleModel(ExternalModel):
         return torch.sigmoid(logits.float())
 
 
-def onto_bundle_grid(image: torch.Tensor, affine: np.ndarray) -> tuple[torch.Tensor, Callable]:
-    """A (C, X, Y, Z) image on the grid the bundle was trained on (1 mm, BraTS orientation), and the
-    function that brings (K, X, Y, Z) probabilities on that grid back to the image's (bilinear)."""
+def onto_grid(image: torch.Tensor, affine: np.ndarray, grid: BundleGrid) -> tuple[torch.Tensor, Callable]:
+    """A (C, X, Y, Z) image on a bundle's grid (bilinear), and the function that brings (K, X, Y, Z)
+    probabilities on that grid back to the image's; an image already on it passes through untouched."""
     spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    if nib.aff2axcodes(affine) == BRATS_AXCODES and np.allclose(spacing, BUNDLE_SPACING, atol=SPACING_TOLERANCE):
+    if nib.aff2axcodes(affine) == grid.axcodes and np.allclose(spacing, grid.spacing, atol=SPACING_TOLERANCE):
         return image, lambda probs: probs
     from monai.data import MetaTensor
     from monai.transforms import Compose, Orientation, Spacing
 
-    orientation = Orientation(axcodes="".join(BRATS_AXCODES), labels=NIFTI_AXES)
-    onto = Compose([orientation, Spacing(pixdim=BUNDLE_SPACING, mode="bilinear")])
+    orientation = Orientation(axcodes="".join(grid.axcodes), labels=NIFTI_AXES)
+    onto = Compose([orientation, Spacing(pixdim=grid.spacing, mode="bilinear")])
     moved = onto(MetaTensor(image, affine=torch.as_tensor(affine, dtype=torch.float64)))
 
     def back(probs: torch.Tensor) -> torch.Tensor:
@@ -125,6 +142,7 @@ def load_bundle(folder: Path) -> BundleModel:
     channels = channel_sequences(_channel_def(metadata, folder / METADATA, "inputs", "image"), f"{folder / METADATA}")
     regions = _regions(_channel_def(metadata, folder / METADATA, "outputs", "pred"), folder / METADATA)
     threshold = _threshold(inference, folder / INFERENCE)
+    grid = _grid(inference, folder / INFERENCE)
     network, inferer = _components(inference, folder)
     _load_weights(network, weights)
     _check_inputs(network, channels, folder)
@@ -136,7 +154,7 @@ def load_bundle(folder: Path) -> BundleModel:
     )
     network.to(inference_device())
     sha256 = weights_sha256(folder, [weights])
-    return BundleModel(network, inferer, channels, regions, threshold, config, folder, sha256)
+    return BundleModel(network, inferer, channels, regions, threshold, grid, config, folder, sha256)
 
 
 def _channel_def(metadata: dict, path: Path, side: str, key: str) -> list[str]:
@@ -161,10 +179,49 @@ def _regions(names: list[str], path: Path) -> dict[str, int]:
     return regions
 
 
+def _steps(inference: dict, section: str, path: Path) -> dict[str, dict]:
+    """The transforms of a Compose section of inference.json, by class name."""
+    compose = inference.get(section)
+    transforms = compose.get("transforms") if isinstance(compose, dict) else None
+    if not isinstance(transforms, list) or not all(isinstance(t, dict) for t in transforms):
+        raise UserError(f"{path}: {section} is not a Compose with a list of transforms", field="model")
+    return {str(t.get("_target_", "")).rsplit(".", 1)[-1]: t for t in transforms}
+
+
+def _grid(inference: dict, path: Path) -> BundleGrid:
+    """The grid of the preprocessing's Orientationd and Spacingd (BraTS as stored without them), once
+    the rest of it is known to be the reading and the z-score done here."""
+    steps = _steps(inference, "preprocessing", path)
+    unknown = [name for name in steps if name not in (*READING_STEPS, *GRID_STEPS, "NormalizeIntensityd")]
+    if unknown:
+        raise UserError(f"{path}: preprocessing step {unknown[0]} is not one neurotriage reproduces", field="model")
+    normalize = steps.get("NormalizeIntensityd", {})
+    if normalize.get("nonzero") is not True or normalize.get("channel_wise") is not True:
+        raise UserError(
+            f"{path}: preprocessing is not NormalizeIntensityd with nonzero and channel_wise, the z-score done here",
+            field="model",
+        )
+    orientation = steps.get("Orientationd", {"axcodes": "".join(BRATS_STORED.axcodes)})
+    axcodes = str(orientation.get("axcodes") or ("RAS" if orientation.get("as_closest_canonical") else "")).upper()
+    pixdim = steps.get("Spacingd", {}).get("pixdim", list(BRATS_STORED.spacing))
+    pixdim = pixdim if isinstance(pixdim, list) else [pixdim] * 3
+    if sorted(axcodes) not in _AXIS_CODE_SETS or len(pixdim) != 3 or not all(_positive(v) for v in pixdim):
+        message = f"{path}: preprocessing's Orientationd {axcodes!r} or Spacingd {pixdim!r} is not a 3D grid"
+        raise UserError(message, field="model")
+    return BundleGrid(tuple(axcodes), tuple(float(v) for v in pixdim))
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+# One code per axis pair, in any order ('LPS', 'RAS', 'SPL'...), sorted.
+_AXIS_CODE_SETS = [sorted(a + b + c) for a in "LR" for b in "PA" for c in "IS"]
+
+
 def _threshold(inference: dict, path: Path) -> float:
     """The AsDiscreted threshold after a sigmoid Activationsd in the bundle's postprocessing."""
-    transforms = (inference.get("postprocessing") or {}).get("transforms")
-    steps = {str(t.get("_target_", "")).rsplit(".", 1)[-1]: t for t in transforms or [] if isinstance(t, dict)}
+    steps = _steps(inference, "postprocessing", path)
     if steps.get("Activationsd", {}).get("sigmoid") is not True:
         raise UserError(f"{path}: postprocessing applies no sigmoid Activationsd to the regions", field="model")
     threshold = steps.get("AsDiscreted", {}).get("threshold")
