@@ -105,3 +105,12 @@ def test_referral_of_an_unconfirmed_patient_is_provisional(make_input):
     unconfirmed = _html(make_input("left", patient={"id": 17, "name": "JO TEST", "mrn": "M17", "confirmed": False}))
     assert unconfirmed.count(PROVISIONAL_REFERRAL) == 1
     assert unconfirmed.index("Recommended doctors") < unconfirmed.index(PROVISIONAL_REFERRAL)
+
+
+def test_a_user_supplied_model_is_named_with_its_folder(make_input):
+    report = make_input("left")
+    origin = "nnunet:/models/Dataset137_BraTS2021/nnUNetTrainer__nnUNetPlans__3d_fullres"
+    supplied = report.model_copy(update={"provenance": report.provenance.model_copy(update={"model_origin": origin})})
+    html = _html(supplied)
+    assert "User-supplied model" in html and origin in html and "its accuracy is the user&#39;s claim" in html
+    assert "User-supplied model" not in _html(report)

@@ -22,6 +22,7 @@ from neurotriage.imaging.naming import NAMINGS
 from neurotriage.ingest.native import NativeSegmentation, is_ingested, native_segmentation
 
 if TYPE_CHECKING:  # torch and MONAI load only when a model is (start-up time)
+    from neurotriage.segmentation.external import ExternalModel
     from neurotriage.segmentation.infer import SegmentationModel
 
 
@@ -47,18 +48,18 @@ class Analysis(BaseModel):
         return NAMINGS[self.naming].filename(self.case_id, "seg")
 
 
-def model_id(model: SegmentationModel) -> str:
+def model_id(model: SegmentationModel | ExternalModel) -> str:
     """The model's recorded id, or its file name and architecture."""
     return model.config.model_id or f"{model.source.name} ({model.config.arch})"
 
 
 def analyse(
     case: CaseFiles | Path | str,
-    model: SegmentationModel | Path | str | None = None,
+    model: SegmentationModel | ExternalModel | Path | str | None = None,
     timer: StageTimer | None = None,
 ) -> Analysis:
     """Segment (with the model's saved flip averaging and post-processing), locate, record provenance."""
-    from neurotriage.segmentation.infer import load_model  # torch: imported only when a case is analysed
+    from neurotriage.segmentation.loader import load_any_model  # torch: imported only when a case is analysed
 
     files = case if isinstance(case, CaseFiles) else find_case(case)
     timer = timer or StageTimer(quiet=True)
@@ -66,7 +67,7 @@ def analyse(
         loaded = load_case(files, with_seg=False)
     if model is None or isinstance(model, str | Path):
         with timer.stage("load model"):
-            model = load_model(model)
+            model = load_any_model(model)
     with timer.stage("segment"):
         labels = model.predict(loaded)
     with timer.stage("locate"):
@@ -76,7 +77,9 @@ def analyse(
         with timer.stage("native space"):
             native = native_segmentation(labels, files.folder)
     with timer.stage("provenance"):
-        prov = provenance(files, model_id(model), model.sha256, model.config.postprocess.to_dict(), model.config.tta)
+        origin = getattr(model.config, "origin", None)  # only a model trained elsewhere has one
+        post = model.config.postprocess.to_dict()
+        prov = provenance(files, model_id(model), model.sha256, post, model.config.tta, model_origin=origin)
     return Analysis(
         case_id=files.case_id,
         folder=files.folder.resolve(),

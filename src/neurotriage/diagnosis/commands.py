@@ -49,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, help="checkpoint (default: the model shipped with the package)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="checkpoint, monai-bundle:FOLDER or nnunet:FOLDER (default: the model shipped with the package)",
+    )
     p.add_argument("--limit", type=int, default=10, help="number of referrals (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
     p.add_argument("--fhir", action="store_true", help="also write fhir_bundle.json (HL7 FHIR R4)")

@@ -25,6 +25,8 @@ class Provenance(BaseModel):
     software_version: str = __version__
     model_id: str | None = None
     model_sha256: str | None = None
+    # A model trained elsewhere that the user supplied: 'monai-bundle:/its/folder' or 'nnunet:/its/folder'.
+    model_origin: str | None = None
     tta: bool | None = None
     postprocess: dict[str, Any] | None = None
     inputs: list[InputFile] = Field(default_factory=list)
@@ -34,7 +36,16 @@ class Provenance(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now().astimezone())
 
 
-def provenance(files: CaseFiles, model_id: str, model_sha256: str, postprocess: dict, tta: bool) -> Provenance:
+def provenance(
+    files: CaseFiles, model_id: str, model_sha256: str, postprocess: dict, tta: bool, model_origin: str | None = None
+) -> Provenance:
     """The provenance of a segmentation of `files`, hashing each input once."""
     inputs = [InputFile(path=str(p.resolve()), sha256=sha256_file(p)) for p in files.images.values()]
-    return Provenance(model_id=model_id, model_sha256=model_sha256, tta=tta, postprocess=postprocess, inputs=inputs)
+    return Provenance(
+        model_id=model_id,
+        model_sha256=model_sha256,
+        model_origin=model_origin,
+        tta=tta,
+        postprocess=postprocess,
+        inputs=inputs,
+    )

@@ -8,6 +8,8 @@ Every figure, preview and the web viewer colour the labels from LABEL_COLOURS.
 
 from __future__ import annotations
 
+import re
+
 BACKGROUND, NECROTIC_CORE, EDEMA, ENHANCING = 0, 1, 2, 3
 TUMOUR_LABELS = (NECROTIC_CORE, EDEMA, ENHANCING)
 
@@ -28,6 +30,38 @@ VOLUME_LABELS = {"enhancing": ENHANCING, "necrosis": NECROTIC_CORE, "edema": EDE
 
 # The nested regions BraTS evaluates: whole tumour, tumour core, enhancing tumour.
 TUMOUR_REGIONS = {"WT": (NECROTIC_CORE, EDEMA, ENHANCING), "TC": (NECROTIC_CORE, ENHANCING), "ET": (ENHANCING,)}
+
+# The names other tools give the regions, in lower-case letters (MONAI's brats_mri_segmentation bundle
+# says 'Tumor core', 'Whole tumor', 'Enhancing tumor').
+REGION_ALIASES = {
+    "WT": ("wt", "wholetumor", "wholetumour"),
+    "TC": ("tc", "tumorcore", "tumourcore"),
+    "ET": ("et", "enhancingtumor", "enhancingtumour"),
+}
+
+
+def region_from_name(name: str) -> str | None:
+    """The region key ('WT', 'TC', 'ET') that another tool's region name means, or None."""
+    key = re.sub(r"[^a-z]", "", str(name).lower())
+    return next((region for region, names in REGION_ALIASES.items() if key in names), None)
+
+
+def label_from_name(name: str) -> int | None:
+    """The internal label that another tool's label name means, or None.
+
+    Knows the BraTS abbreviations (NCR, NET, NETC, ED, SNFH, ET) and names spelled out, as the
+    Medical Segmentation Decathlon's 'edema', 'non-enhancing tumor' and 'enhancing tumour'."""
+    key = re.sub(r"[^a-z]", "", str(name).lower())
+    if key == "background":
+        return BACKGROUND
+    if key in ("ncr", "net", "ncrnet", "netc") or "necro" in key or "nonenhanc" in key:
+        return NECROTIC_CORE
+    if key in ("ed", "snfh") or "edema" in key:  # "oedema" too
+        return EDEMA
+    if key == "et" or "enhanc" in key:
+        return ENHANCING
+    return None
+
 
 # The value each file naming scheme writes for enhancing tumour; the other labels keep their values.
 ENHANCING_IN_FILE = {"brats2020": 4, "brats2023": 3}

@@ -6,6 +6,7 @@ as 4, BraTS 2023 as 3. Conversion to the internal labels happens once, at the ed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,20 @@ from neurotriage.imaging.labels import BACKGROUND, EDEMA, ENHANCING, ENHANCING_I
 
 SEQUENCES = ("flair", "t1", "t1ce", "t2")
 SEQUENCE_TITLES = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
+# The names other tools give the sequences (MONAI bundles, nnU-Net datasets, the Medical Segmentation
+# Decathlon), in lower-case letters and digits; both BraTS namings' suffixes are among them.
+SEQUENCE_ALIASES = {
+    "flair": ("flair", "t2f", "t2flair"),
+    "t1": ("t1", "t1n", "t1w"),
+    "t1ce": ("t1ce", "t1c", "t1gd", "t1wce", "t1post"),
+    "t2": ("t2", "t2w"),
+}
+
+
+def sequence_from_name(name: str) -> str | None:
+    """The sequence key ('flair'...) that another tool's channel name ('FLAIR', 'T1c', 't2w'...) means, or None."""
+    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    return next((sequence for sequence, names in SEQUENCE_ALIASES.items() if key in names), None)
 
 
 @dataclass(frozen=True)

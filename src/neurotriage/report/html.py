@@ -145,6 +145,11 @@ def _referrals(report: ReportInput) -> list[dict[str, Any]]:
     ]
 
 
+def _origin_rows(origin: str | None) -> list[tuple[str, str]]:
+    """A model the user supplied is named with where it came from; its accuracy is not the project's claim."""
+    return [("User-supplied model", f"{origin} (its accuracy is the user's claim)")] if origin else []
+
+
 def _provenance(report: ReportInput) -> dict[str, Any]:
     prov = report.provenance
     return {
@@ -152,6 +157,7 @@ def _provenance(report: ReportInput) -> dict[str, Any]:
             ("Software", f"neurotriage {prov.software_version}"),
             ("Model", prov.model_id or NOT_AVAILABLE),
             ("Model SHA-256", prov.model_sha256 or NOT_AVAILABLE),
+            *_origin_rows(prov.model_origin),
             ("Flip averaging", fmt(prov.tta)),
             ("Post-processing", fmt(prov.postprocess)),
             ("Created", prov.created_at.isoformat(timespec="seconds")),

@@ -22,6 +22,10 @@ from neurotriage.segmentation.preprocess import RECIPES
 from neurotriage.segmentation.train_config import AUGMENTS, LABEL_MODES, PRECISIONS, TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig(data_dir="", out="")
+MODEL_HELP = (
+    "checkpoint or run folder; or a model trained elsewhere, yours to vouch for: monai-bundle:FOLDER (MONAI's "
+    "brats_mri_segmentation bundle) or nnunet:FOLDER (an nnU-Net v2 results folder) (default: the packaged model)"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -124,7 +128,7 @@ def _add_train(sub) -> None:
 def _add_segment(sub) -> None:
     p = sub.add_parser("segment", help="segment a case (or a folder of cases) with a trained model")
     p.add_argument("case_dir", type=Path, help="a BraTS case folder, or a folder of case folders")
-    p.add_argument("--model", type=Path, default=None, help="checkpoint or run folder (default: the packaged model)")
+    p.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
     p.add_argument("--out", type=Path, required=True,
                    help="SEG.nii.gz for one case; a folder (receiving <ID>_seg.nii.gz) for many")  # fmt: skip
     _add_predict_options(p)
@@ -185,7 +189,7 @@ def _predict_options(args, model) -> dict:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="segment labelled cases and score them (WT/TC/ET), with montages")
     p.add_argument("data_dir", type=Path, help="folder of BraTS cases with segmentations")
-    p.add_argument("--model", type=Path, default=None, help="checkpoint or run folder (default: the packaged model)")
+    p.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
     p.add_argument("--out", type=Path, default=Path("metrics.json"), help="metrics JSON; montages/ goes beside it")
     _add_predict_options(p)
     p.set_defaults(handler=_evaluate)
@@ -251,7 +255,8 @@ def _segment(args) -> int:
     from neurotriage.imaging.io import discover_cases, load_case
     from neurotriage.parallel import read_ahead
     from neurotriage.segmentation.distributed import launched_rank, share_cores
-    from neurotriage.segmentation.infer import load_model, output_path, write_segmentation
+    from neurotriage.segmentation.infer import output_path, write_segmentation
+    from neurotriage.segmentation.loader import load_any_model
 
     started = time.perf_counter()
     unreadable: dict[str, str] = {}  # a bad case folder in a batch is reported; the others still get segmented
@@ -261,7 +266,7 @@ def _segment(args) -> int:
         raise UserError(f"--out {args.out}: for one case give a .nii.gz (or .nii) file name, or a folder")
     if not single and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: several cases need an output folder, and this is a file")
-    model = load_model(args.model)
+    model = load_any_model(args.model)
     options = _predict_options(args, model)
     rank, world, _ = launched_rank()
     if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
@@ -293,9 +298,9 @@ def _segment(args) -> int:
 
 def _evaluate(args) -> int:
     from neurotriage.segmentation.evaluate import evaluate_dataset
-    from neurotriage.segmentation.infer import load_model
+    from neurotriage.segmentation.loader import load_any_model
 
-    model = load_model(args.model)
+    model = load_any_model(args.model)
     options = _predict_options(args, model)
     result = evaluate_dataset(model, args.data_dir, args.out, **options)
     print(_table(result["mean"], key="mean", title=f"mean over {result['n_cases']} cases"))

@@ -8,6 +8,7 @@ it is too large for memory), and bfloat16 autocast on CPUs with native bfloat16 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,18 +106,23 @@ class SegmentationModel:
     def probabilities(self, image: np.ndarray, *, tta: bool = False, precision: str = "auto") -> torch.Tensor:
         """(C, X, Y, Z) network input -> (K, X, Y, Z) float32 probabilities, averaged over flips if `tta`."""
         x = torch.from_numpy(np.ascontiguousarray(image))[None]
-        flips = [()] + ([(2,), (3,), (4,)] if tta else [])
-        total = None
-        for dims in flips:
-            logits = self.logits(x.flip(dims) if dims else x, precision)
-            probs = to_probabilities(logits, self.label_mode)
-            probs = probs.flip(dims) if dims else probs
-            total = probs if total is None else total + probs
-        return total[0] / len(flips)
+        return flip_averaged(lambda t: to_probabilities(self.logits(t, precision), self.label_mode), x, tta)[0]
 
     def logits(self, x: torch.Tensor, precision: str = "auto") -> torch.Tensor:
         """Network logits for a (1, C, X, Y, Z) input of any size (see `predict_logits`)."""
         return predict_logits(self.network, x, self.config.divisor, self.config.roi, precision)
+
+
+def flip_averaged(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: bool) -> torch.Tensor:
+    """`predict` of a (B, C, X, Y, Z) input; with `tta`, averaged with its predictions of the input flipped
+    along each spatial axis in turn (each flipped back)."""
+    flips = [()] + ([(2,), (3,), (4,)] if tta else [])
+    total = None
+    for dims in flips:
+        out = predict(x.flip(dims) if dims else x)
+        out = out.flip(dims) if dims else out
+        total = out if total is None else total + out
+    return total / len(flips)
 
 
 def predict_logits(network: nn.Module, x: torch.Tensor, divisor: int, roi, precision: str = "auto") -> torch.Tensor:
