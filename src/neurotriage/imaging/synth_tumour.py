@@ -2,7 +2,8 @@
 
 A lesion is an irregular, lobulated ball (a distance field perturbed by smooth noise) with a
 necrotic centre, an enhancing rim, and oedema that reaches further into white matter than into
-cortex and may sit off-centre, to one side of the core. Lobe and hemisphere come from the
+cortex and may sit off-centre, to one side of the core (or, when the plan gives a rim thickness,
+surrounds the core as a rim of varying thickness). Lobe and hemisphere come from the
 undeformed SRI24 lobe atlas and world x, the same reference the anatomy localiser uses, and each
 lesion is checked to lie mostly in its lobe.
 """
