@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -166,6 +167,31 @@ def test_tumour_lies_in_the_forced_lobe_and_world_side(forced_cases, midline_x, 
     assert (core & lobe & side).sum() >= 0.7 * core.sum()
     centroid_x = case.truth["lesions"][0]["centroid_mm"][0]
     assert (centroid_x > midline_x) == (forced["hemisphere"] == "right")
+
+
+# SHA-256 of each forced case's four sequences, segmentation and truth, as the v5 generator made them
+# before generator versions existed: the cohorts of default models v5 and v8 must stay reproducible.
+V5_DIGESTS = {
+    "enhancing": "b9abb4a67ccbd033fbdf0c59bf42aa1264b62007584f06740ffd7a42c0245235",
+    "non_enhancing": "8de1eca0cc5e9d7bb5a37577d4879a7569db291732e09d9b94c21d5038a55b90",
+    "multifocal": "65d7f54556443de7728654d03b942a4e097ebe9c354e9e5a5d24ae8ece621297",
+    "healthy": "98e2002d6d3ee456c571af7ff3455e2bfeada16ba73a593da80086feec664c40",
+}
+
+
+def case_digest(case: SynthCase) -> str:
+    """SHA-256 over a case's sequences (in SEQUENCES order), its segmentation and its truth."""
+    digest = hashlib.sha256()
+    for key in SEQUENCES:
+        digest.update(np.ascontiguousarray(case.images[key]).tobytes())
+    digest.update(case.seg.tobytes())
+    digest.update(json.dumps(case.truth, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("name", list(FORCED))
+def test_generator_v5_cases_are_unchanged(forced_cases, name) -> None:
+    assert case_digest(forced_cases[name]) == V5_DIGESTS[name]
 
 
 def test_healthy_case_has_no_tumour(forced_cases) -> None:

@@ -87,3 +87,13 @@ def test_train_default_fine_tunes_and_records_where_it_started(tmp_path):
     with pytest.raises(UserError, match="missing.pt: no such checkpoint"):
         default_model.train_default(tmp_path / "other", default_model.DefaultRecipe(init="missing.pt"))
     assert not (tmp_path / "other").exists()
+
+
+def test_train_default_keeps_to_the_generator_its_cohort_was_made_by(tmp_path):
+    cohort = tmp_path / "work" / "cohort"
+    cohort.mkdir(parents=True)
+    (cohort / ".complete").write_text("")  # a cohort from before versions were recorded
+    assert default_model.cohort_spec(cohort) == {"generator": "v5", "random_contrast": 0.0}
+    with pytest.raises(UserError, match="made with") as error:
+        default_model.train_default(tmp_path / "work", default_model.DefaultRecipe(generator="v9"))
+    assert error.value.field == "generator" and not (tmp_path / "work" / "prepared").exists()

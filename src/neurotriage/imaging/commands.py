@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from neurotriage.imaging.synth_versions import DEFAULT_GENERATOR, GENERATORS
+
 AXIS_WORDS = {"L": "left", "R": "right", "A": "anterior", "P": "posterior", "S": "superior", "I": "inferior"}
 
 
@@ -25,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--naming", choices=("brats2020", "brats2023"), default="brats2020")
     p.add_argument("--preview", action="store_true", help="also write a PNG montage per case")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; the files are the same)")
+    add_generator_options(p)
     p.add_argument(
         "--raw",
         action="store_true",
@@ -37,6 +40,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with the raw studies as DICOM (implies --raw): OUT/<ID>/dicom/<SeriesNumber>/*.dcm, one file per slice",
     )
     p.set_defaults(handler=_synth)
+
+
+def add_generator_options(p: argparse.ArgumentParser) -> None:
+    """--generator and --random-contrast, shared by `synth` and `train-default`."""
+    p.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        default=DEFAULT_GENERATOR,
+        help=f"synthetic cohort version (default {DEFAULT_GENERATOR}: the cohorts of default models v5 and v8; "
+        "v9: gradual oedema edge labelled where visible, oedema rims around non-enhancing cores, thick slices)",
+    )
+    p.add_argument(
+        "--random-contrast",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="with --generator v9: this share of the cases (0-1) gets SynthSeg-style random contrast (default 0)",
+    )
 
 
 def case_info(case_dir) -> dict:
@@ -126,13 +147,22 @@ def _synth(args: argparse.Namespace) -> int:
 
         if args.preview:
             raise UserError("--preview: not available with --raw or --dicom")
+        if args.generator != DEFAULT_GENERATOR or args.random_contrast:
+            raise UserError("--generator, --random-contrast: not available with --raw or --dicom")
         naming = NAMINGS[args.naming]
         truths = write_raw_cohort(args.out_dir, args.n, args.seed, naming, workers=args.workers, dicom=args.dicom)
         print_cohort_summary(truths, args.out_dir)
         print(f"Raw studies in {args.out_dir}/<ID>/; the BraTS-space truth in {args.out_dir / TRUTH_FOLDER}/<ID>/.")
         return 0
     truths = write_cohort(
-        args.out_dir, args.n, args.seed, NAMINGS[args.naming], preview=args.preview, workers=args.workers
+        args.out_dir,
+        args.n,
+        args.seed,
+        NAMINGS[args.naming],
+        preview=args.preview,
+        workers=args.workers,
+        generator=args.generator,
+        random_contrast=args.random_contrast,
     )
     print_cohort_summary(truths, args.out_dir)
     return 0

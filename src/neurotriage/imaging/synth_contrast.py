@@ -162,7 +162,8 @@ def _tissue_image(anatomy: Anatomy, seq: int, jitter: np.ndarray) -> np.ndarray:
     return image
 
 
-def _blend(image: np.ndarray, index: np.ndarray, weight: np.ndarray, value: float) -> None:
+def blend(image: np.ndarray, index: np.ndarray, weight: np.ndarray, value: float) -> None:
+    """Pull the voxels at flat `index` towards `value` by `weight` (in place)."""
     flat = image.reshape(-1)
     flat[index] += weight * (np.float32(value) - flat[index])
 
@@ -214,7 +215,8 @@ def _halo(rng: np.random.Generator, outside: np.ndarray, tissue: np.ndarray) -> 
     return halo, weight[halo]
 
 
-def _add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
+def add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
+    """Blend the lesions' compartments into one sequence's image (in place)."""
     local = image[layer.box]
     for k, hit in enumerate(layer.hits):
         target = layer.textures[k] * layer.values[k, seq]
@@ -223,7 +225,7 @@ def _add_lesions(image: np.ndarray, layer: LesionLayer, seq: int) -> None:
         local[hit] += layer.weights[k] * (target - local[hit])
 
 
-def _scanner(rng: np.random.Generator, image: np.ndarray, bias: np.ndarray, noise: float, blur: float) -> np.ndarray:
+def scanner(rng: np.random.Generator, image: np.ndarray, bias: np.ndarray, noise: float, blur: float) -> np.ndarray:
     """Bias field, noise and blur, as acquisition and BraTS resampling leave them."""
     image *= bias
     # Uniform noise is 4x cheaper to draw; after the blur it is close to Gaussian anyway.
@@ -234,7 +236,7 @@ def _scanner(rng: np.random.Generator, image: np.ndarray, bias: np.ndarray, nois
     return ndi.gaussian_filter(image, blur, radius=1)
 
 
-def _to_int16(image: np.ndarray, scale: float, brain: np.ndarray) -> np.ndarray:
+def to_int16(image: np.ndarray, scale: float, brain: np.ndarray) -> np.ndarray:
     """Scale to BraTS-like values; background exactly 0, brain at least 1."""
     image *= np.float32(scale)
     np.clip(image, 1, 32000, out=image)
@@ -256,8 +258,8 @@ def render(
     for s, name in enumerate(SEQUENCES):
         image = _tissue_image(anatomy, s, jitter[:, s])
         for b in blends:
-            _blend(image, b.index, b.weight, LOOKALIKE[b.name][s])
+            blend(image, b.index, b.weight, LOOKALIKE[b.name][s])
         if layer is not None:
-            _add_lesions(image, layer, s)
-        out[name] = _to_int16(_scanner(rng, image, bias, noise, blur), scale[s], anatomy.brain)
+            add_lesions(image, layer, s)
+        out[name] = to_int16(scanner(rng, image, bias, noise, blur), scale[s], anatomy.brain)
     return out

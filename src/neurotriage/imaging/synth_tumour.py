@@ -2,7 +2,8 @@
 
 A lesion is an irregular, lobulated ball (a distance field perturbed by smooth noise) with a
 necrotic centre, an enhancing rim, and oedema that reaches further into white matter than into
-cortex and may sit off-centre, to one side of the core. Lobe and hemisphere come from the
+cortex and may sit off-centre, to one side of the core (or, when the plan gives a rim thickness,
+surrounds the core as a rim of varying thickness). Lobe and hemisphere come from the
 undeformed SRI24 lobe atlas and world x, the same reference the anatomy localiser uses, and each
 lesion is checked to lie mostly in its lobe.
 """
@@ -30,6 +31,9 @@ REACH_PER_DEPTH = 2.5  # oedema may reach this many times the region's depth: le
 # by up to this fraction of its reach.
 EDEMA_OFFSET = 0.35
 EDEMA_BOX = 1.8  # the painting box's half-edge, in oedema reaches: room for the offset oedema
+# A rim of oedema around the core (when a plan gives its thickness) varies around the core by up to
+# this fraction of its mean, so it is thin on one side and wider on another, down to nothing in places.
+RIM_VARIATION = 0.6
 
 
 @dataclass
@@ -44,6 +48,7 @@ class LesionPlan:
     enhancing: bool
     necrosis: float  # necrotic fraction of the core radius, 0 = solid
     push: float  # mass effect, mm
+    rim_mm: float | None = None  # oedema as a rim this thick on average around the core (None: a ball)
 
 
 def region(crop: AtlasCrop, lobe: str, hemisphere: str) -> np.ndarray:
@@ -145,6 +150,10 @@ def _compartments(rng: np.random.Generator, plan: LesionPlan, site: Site, firm: 
         codes[necrotic] = PAINT_NECROSIS
     else:
         codes[core] = PAINT_SOLID
+    if plan.rim_mm is not None:
+        edema, strength = _rim(rng, plan, site, core)
+        codes[edema] = PAINT_EDEMA
+        return _connected_to_core(codes), strength
     reach = plan.radius * plan.edema_ratio
     r_edema = _radial(rng, site.box, _edema_centre(rng, plan.centre, reach))
     s_edema = r_edema / reach + 0.22 * smooth_field(rng, shape, 9.0) + 0.08 * fine + outside / reach
@@ -155,6 +164,16 @@ def _compartments(rng: np.random.Generator, plan: LesionPlan, site: Site, firm: 
     # Full strength except a thin fading edge: real oedema is as FLAIR-bright as the core, or brighter.
     strength = np.where(edema, np.clip((limit - s_edema) / 0.2, 0, 1), 0).astype(np.float32)
     return _connected_to_core(codes), strength
+
+
+def _rim(rng: np.random.Generator, plan: LesionPlan, site: Site, core: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Oedema as a halo of varying thickness around the core: (oedema mask, strength fading to its edge)."""
+    distance = ndi.distance_transform_edt(~core).astype(np.float32)
+    spread = np.float32(RIM_VARIATION) * smooth_field(rng, core.shape, max(6.0, 0.7 * plan.radius))
+    rim = np.float32(plan.rim_mm) * np.clip(1 + spread, 0.1, 2.0)
+    edema = (distance <= rim) & site.allowed & site.hemisphere & ~core
+    strength = np.where(edema, np.clip((rim - distance) / np.maximum(0.5 * rim, 1), 0, 1), 0).astype(np.float32)
+    return edema, strength
 
 
 def _edema_centre(rng: np.random.Generator, centre: np.ndarray, reach: float) -> np.ndarray:

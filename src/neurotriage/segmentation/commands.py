@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train_default(sub) -> None:
+    from neurotriage.imaging.commands import add_generator_options
     from neurotriage.segmentation.default_model import DefaultRecipe
 
     d = DefaultRecipe()
@@ -60,6 +61,7 @@ def _add_train_default(sub) -> None:
         help="processes that generate, prepare and load the data (default 0: generate and load in this "
         "process, prepare on every core)",
     )
+    add_generator_options(p)
     p.set_defaults(handler=_train_default)
 
 
@@ -70,8 +72,9 @@ def _train_default(args) -> int:
     if args.workers < 0:
         raise UserError(f"--workers: must be at least 0, got {args.workers}")
     recipe = DefaultRecipe(
-        cases=args.cases, epochs=args.epochs, seed=args.seed, lr=args.lr, init=init, workers=args.workers
-    )
+        cases=args.cases, epochs=args.epochs, seed=args.seed, lr=args.lr, init=init, workers=args.workers,
+        generator=args.generator, random_contrast=args.random_contrast,
+    )  # fmt: skip
     record = train_default(args.work, recipe, args.export, export_only=args.export_only)
     print(json.dumps(record, indent=2, default=str))
     return 0

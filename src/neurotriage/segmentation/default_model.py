@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from neurotriage.errors import UserError
-from neurotriage.files import sha256_file
+from neurotriage.files import sha256_file, write_json_atomic
+from neurotriage.imaging.synth_versions import DEFAULT_GENERATOR
 from neurotriage.segmentation.prepare import prepare_dataset
 from neurotriage.segmentation.preprocess import RECIPES
 from neurotriage.segmentation.shipped import DEFAULT_NAME, SCRIPTED_SUFFIX, package_weights_dir, record_sha256
@@ -53,6 +54,8 @@ class DefaultRecipe:
     augment: str = "strong"
     init: str | None = None  # weights to fine-tune from (an earlier default model); None trains from scratch
     workers: int = 0  # data-loading processes: they change the augmentation draws
+    generator: str = DEFAULT_GENERATOR  # synthetic cohort version (imaging.synth_versions)
+    random_contrast: float = 0.0  # share of the cohort with randomised contrast (v9)
 
 
 def export(best: Path, target: Path, training: dict) -> Path:
@@ -117,10 +120,16 @@ def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     history = json.loads((work / "run" / "history.json").read_text())
     trained, epochs = history["config"], history["epochs"]
     cases = sum(1 for p in (work / "cohort").iterdir() if p.is_dir() and not p.name.startswith("."))
-    recipe = replace(recipe, cases=cases, **{k: trained[k] for k in RUN_FIELDS})
+    recipe = replace(recipe, cases=cases, **{k: trained[k] for k in RUN_FIELDS}, **cohort_spec(work / "cohort"))
     return {
         "recipe": asdict(recipe) | {"epochs_trained": len(epochs)},
-        "cohort": {"generator": "neurotriage.imaging.synth", "cases": recipe.cases, "seed": recipe.seed},
+        "cohort": {
+            "generator": "neurotriage.imaging.synth",
+            "version": recipe.generator,
+            "random_contrast": recipe.random_contrast,
+            "cases": recipe.cases,
+            "seed": recipe.seed,
+        },
         "init": _init_record(recipe.init, history.get("init_sha256")),
         "training_seconds": round(sum(e["seconds"] for e in epochs), 1),
         "best_epoch": history["best"],
@@ -129,21 +138,43 @@ def training_record(work: Path, recipe: DefaultRecipe) -> dict:
     }
 
 
+def cohort_spec(cohort: Path) -> dict:
+    """The generator settings a finished cohort was made with, from its `.complete` marker (an empty
+    marker: a cohort from before versions were recorded, made by v5 with physics contrast)."""
+    text = (cohort / ".complete").read_text() if (cohort / ".complete").is_file() else ""
+    spec = json.loads(text) if text.strip() else {}
+    return {"generator": spec.get("generator", "v5"), "random_contrast": spec.get("random_contrast", 0.0)}
+
+
+def _ensure_cohort(cohort: Path, recipe: DefaultRecipe) -> None:
+    """Generate the recipe's cohort unless it is there; refuse one made by other generator settings."""
+    wanted = {"generator": recipe.generator, "random_contrast": recipe.random_contrast}
+    if (cohort / ".complete").is_file():
+        if cohort_spec(cohort) != wanted:
+            raise UserError(
+                f"{cohort}: made with {cohort_spec(cohort)}, not the {wanted} asked for; use another work folder",
+                field="generator",
+            )
+        return
+    from neurotriage.imaging.synth import write_cohort  # only when training (`--help` start-up time)
+
+    workers = max(recipe.workers, 1)
+    write_cohort(cohort, recipe.cases, recipe.seed, workers=workers, **wanted)
+    write_json_atomic(cohort / ".complete", wanted)
+
+
 def train_default(work: Path, recipe: DefaultRecipe, target: Path | None = None, *, export_only: bool = False) -> dict:
     """Generate the cohort, prepare it, train (resuming an interrupted run), and export the best weights.
 
     `export_only` exports the best checkpoint of the run in `work` as it stands (e.g. after stopping it).
     `recipe.workers` processes generate and prepare the cohort and feed training (0: generation and
     loading in this process, preparation on every core); on a GPU they keep the network fed."""
-    from neurotriage.imaging.synth import write_cohort  # only when training (`--help` start-up time)
     from neurotriage.segmentation.train import TrainConfig, check_init, train  # torch: only when training (start-up)
 
     check_init(recipe.init)
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
     if not export_only:
-        if not (cohort / ".complete").is_file():
-            write_cohort(cohort, recipe.cases, recipe.seed, workers=max(recipe.workers, 1))
-            (cohort / ".complete").write_text("")
+        _ensure_cohort(cohort, recipe)
         prepare_dataset(cohort, prepared, RECIPES["standard"], workers=recipe.workers or None)
         config = TrainConfig(
             data_dir=str(prepared), out=str(run), arch="fastunet", width=recipe.width, epochs=recipe.epochs,
