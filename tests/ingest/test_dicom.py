@@ -150,7 +150,8 @@ def test_the_declared_study_date_is_the_first_images_and_none_without_one(tmp_pa
     assert declared_study_date(tmp_path / "empty") is None
     write(dataset(StudyDate="", SeriesInstanceUID=generate_uid()), tmp_path / "undated" / "1.dcm")
     assert declared_study_date(tmp_path / "undated") is None
-    write(dataset(StudyDate="2024-99", SeriesInstanceUID=generate_uid()), tmp_path / "bad" / "1.dcm")
+    with pytest.warns(UserWarning, match="Invalid value for VR DA"):
+        write(dataset(StudyDate="2024-99", SeriesInstanceUID=generate_uid()), tmp_path / "bad" / "1.dcm")
     assert declared_study_date(tmp_path / "bad") is None  # reading the study names the file
 
 

@@ -33,17 +33,15 @@ def sign_off_of(session: Session, finding_id: int, review: Review) -> SignOff | 
     study came from the DICOM node and its report holds the preliminary results."""
     finding = session.get(Finding, finding_id)
     case_dir = _case_dir(finding)
-    if not load_settings().dicom_send_to or case_dir is None or not finding.report_dir:
+    received = received_by_node(session.get(Study, finding.study_id).case_ref)
+    if not (load_settings().dicom_send_to and received and case_dir and finding.report_dir):
         return None
-    report_dir = Path(finding.report_dir)
-    if not received_by_node(session.get(Study, finding.study_id).case_ref):
-        return None
-    if not has_dicom_results(report_dir, case_dir):
+    if not has_dicom_results(Path(finding.report_dir), case_dir):
         return None
     state = finding_state(session, finding)
     return SignOff(
         review_id=review.id,
-        report_dir=report_dir,
+        report_dir=Path(finding.report_dir),
         case_dir=case_dir,
         location=state.location,
         crosscheck=_current_crosscheck(state),
