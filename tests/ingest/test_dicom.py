@@ -13,7 +13,13 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from neurotriage.errors import UserError
-from neurotriage.ingest.dicom import DicomSeries, read_dicom_folder, scan_dicom_folder, study_patient
+from neurotriage.ingest.dicom import (
+    DicomSeries,
+    declared_study_date,
+    read_dicom_folder,
+    scan_dicom_folder,
+    study_patient,
+)
 from neurotriage.ingest.identify import identify
 
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -132,6 +138,21 @@ def test_study_patient_comes_from_the_headers(tmp_path: Path) -> None:
         "birth_date": date(1961, 2, 3),
         "study_date": date(2024, 5, 17),
     }
+
+
+def test_the_declared_study_date_is_the_first_images_and_none_without_one(tmp_path: Path) -> None:
+    (tmp_path / "0_notes.txt").write_text("not DICOM")
+    report = dataset("1.2.840.10008.5.1.4.1.1.88.33", StudyDate="20200101")  # a structured report: not an image
+    del report.Rows, report.Columns
+    report.save_as(tmp_path / "1_sr.dcm", enforce_file_format=True)
+    write_series(tmp_path / "images", 3, "T2", T2, slices=2)
+    assert declared_study_date(tmp_path) == date(2024, 5, 17)
+    assert declared_study_date(tmp_path / "empty") is None
+    write(dataset(StudyDate="", SeriesInstanceUID=generate_uid()), tmp_path / "undated" / "1.dcm")
+    assert declared_study_date(tmp_path / "undated") is None
+    with pytest.warns(UserWarning, match="Invalid value for VR DA"):
+        write(dataset(StudyDate="2024-99", SeriesInstanceUID=generate_uid()), tmp_path / "bad" / "1.dcm")
+    assert declared_study_date(tmp_path / "bad") is None  # reading the study names the file
 
 
 def test_slice_spacing_comes_from_positions_along_an_oblique_normal(tmp_path: Path) -> None:

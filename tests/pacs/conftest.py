@@ -1,4 +1,5 @@
-"""DICOM node fixtures: listeners on free loopback ports, a DICOM sender, and a throwaway Orthanc server."""
+"""DICOM node fixtures: listeners on free loopback ports, a DICOM sender, a throwaway Orthanc server, and a finding
+on the synthetic study's T1ce series for the results sent back."""
 
 from __future__ import annotations
 
@@ -13,12 +14,20 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
+from neurotriage.imaging.labels import EDEMA, ENHANCING, NECROTIC_CORE
+from neurotriage.imaging.sri24 import BRATS_AFFINE
+from neurotriage.ingest.dicom import scan_dicom_folder
+from neurotriage.ingest.dicom_volume import load_dicom_volume
+from neurotriage.ingest.native import NativeSegmentation
 from neurotriage.pacs.inbox import Inbox, StudyState, read_state
 from neurotriage.pacs.listener import Listener, ListenerConfig
+from neurotriage.report.inputs import ReportInput
 
 from ..ingest.conftest import SYNTH_CASE, synth_dicom_root  # noqa: F401 (a fixture, shared)
 
@@ -27,6 +36,18 @@ SERIES = "3"  # a 33-instance series of the synthetic study: enough to test with
 ORTHANC_AET = "ORTHANC"
 LISTENER_AET = "NEUROTRIAGE"
 MODALITY = "neurotriage"  # the listener's name in Orthanc's DicomModalities
+T1CE_SERIES = "7"  # seed 1's sagittal 3D T1 after gadolinium
+VOLUMES = {"whole_tumour": 50.433, "tumour_core": 14.833, "enhancing": 9.891, "necrosis": 4.942, "edema": 35.6}
+LOCATE = {
+    "hemisphere": "right",
+    "primary_region": "temporal_lobe",
+    "primary_region_side": "right",
+    "regions": [{"name": "temporal_lobe", "side": "right", "ml": 50.433, "fraction_of_tumour": 1.0}],
+    "crosses_midline": False,
+    "volumes_ml": VOLUMES,
+    "summary": "Right temporal lobe, 50.4 ml whole tumour, does not cross the midline",
+}
+CROSSCHECK = {"verdict": "discordant", "needs_review": True, "summary": "Imaging: right temporal lobe. Symptoms: none."}
 
 
 def required_tool(name: str) -> str:
@@ -175,3 +196,36 @@ def _answers(orthanc: Orthanc, process: subprocess.Popen, folder: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.fixture(scope="module")
+def report(synth_dicom_root: Path, tmp_path_factory: pytest.TempPathFactory) -> ReportInput:  # noqa: F811
+    """A finding on a copy of the synthetic study's T1ce series, with a nested tumour near its centre."""
+    series_folder = shutil.copytree(
+        synth_dicom_root / SYNTH_CASE / "dicom" / T1CE_SERIES, tmp_path_factory.mktemp("case") / "t1ce_dicom"
+    )
+    (series,) = scan_dicom_folder(series_folder).series
+    image = load_dicom_volume(series).image
+    t1ce = sitk.GetArrayFromImage(image)  # (z, y, x)
+    z, y, x = np.indices(t1ce.shape)
+    distance = np.sqrt((z - t1ce.shape[0] / 2) ** 2 + (y - t1ce.shape[1] / 2) ** 2 + (x - t1ce.shape[2] / 2) ** 2)
+    labels = np.zeros(t1ce.shape, np.uint8)
+    labels[distance < 20], labels[distance < 12], labels[distance < 6] = EDEMA, ENHANCING, NECROTIC_CORE
+    lps = np.eye(4)
+    lps[:3, :3] = np.reshape(image.GetDirection(), (3, 3)) * image.GetSpacing()
+    lps[:3, 3] = image.GetOrigin()
+    native = NativeSegmentation(
+        t1ce=t1ce.transpose(2, 1, 0),
+        labels=labels.transpose(2, 1, 0),
+        affine=np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps,
+        dicom_folder=series_folder,
+    )
+    blank = np.zeros((8, 8, 8), np.float32)
+    return ReportInput.model_validate(
+        {
+            "patient": {"id": 1},
+            "locate": LOCATE,
+            "crosscheck": CROSSCHECK,
+            "imaging": {"case_id": "C1", "images": {"t1ce": blank}, "affine": BRATS_AFFINE, "native": native},
+        }
+    )

@@ -15,15 +15,9 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-import SimpleITK as sitk
 from pydicom.sr.codedict import codes
 
-from neurotriage.cli import main
-from neurotriage.imaging.labels import EDEMA, ENHANCING, NECROTIC_CORE
-from neurotriage.imaging.sri24 import BRATS_AFFINE
-from neurotriage.ingest.dicom import scan_dicom_folder
-from neurotriage.ingest.dicom_volume import load_dicom_volume
-from neurotriage.ingest.native import NativeSegmentation, write_native_dicom_seg
+from neurotriage.ingest.native import write_native_dicom_seg
 from neurotriage.pacs.results import (
     NOTICE,
     SR_SERIES_DESCRIPTION,
@@ -34,54 +28,11 @@ from neurotriage.pacs.results import (
 from neurotriage.report.folder import write_report
 from neurotriage.report.inputs import ReportInput
 
+from .conftest import CROSSCHECK, LOCATE, VOLUMES
+
 pytestmark = pytest.mark.slow  # one synthetic study and its SEG, shared by the module: about 20 s
-T1CE_SERIES = "7"  # seed 1's sagittal 3D T1 after gadolinium
-VOLUMES = {"whole_tumour": 50.433, "tumour_core": 14.833, "enhancing": 9.891, "necrosis": 4.942, "edema": 35.6}
-LOCATE = {
-    "hemisphere": "right",
-    "primary_region": "temporal_lobe",
-    "primary_region_side": "right",
-    "regions": [{"name": "temporal_lobe", "side": "right", "ml": 50.433, "fraction_of_tumour": 1.0}],
-    "crosses_midline": False,
-    "volumes_ml": VOLUMES,
-    "summary": "Right temporal lobe, 50.4 ml whole tumour, does not cross the midline",
-}
-CROSSCHECK = {"verdict": "discordant", "needs_review": True, "summary": "Imaging: right temporal lobe. Symptoms: none."}
 VERIFIER = Verifier(name="Doe^Jane", organisation="Imaginary General")
 RED_BANNER = (0xC0, 0x00, 0x00)
-
-
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> ReportInput:
-    """A finding on a copy of the synthetic study's T1ce series, with a nested tumour near its centre."""
-    synth = tmp_path_factory.mktemp("synth")
-    assert main(["synth", str(synth), "--n", "1", "--seed", "1", "--dicom"]) == 0
-    series_folder = shutil.copytree(synth / "SYN_0000" / "dicom" / T1CE_SERIES, synth / "case" / "t1ce_dicom")
-    (series,) = scan_dicom_folder(series_folder).series
-    image = load_dicom_volume(series).image
-    t1ce = sitk.GetArrayFromImage(image)  # (z, y, x)
-    z, y, x = np.indices(t1ce.shape)
-    distance = np.sqrt((z - t1ce.shape[0] / 2) ** 2 + (y - t1ce.shape[1] / 2) ** 2 + (x - t1ce.shape[2] / 2) ** 2)
-    labels = np.zeros(t1ce.shape, np.uint8)
-    labels[distance < 20], labels[distance < 12], labels[distance < 6] = EDEMA, ENHANCING, NECROTIC_CORE
-    lps = np.eye(4)
-    lps[:3, :3] = np.reshape(image.GetDirection(), (3, 3)) * image.GetSpacing()
-    lps[:3, 3] = image.GetOrigin()
-    native = NativeSegmentation(
-        t1ce=t1ce.transpose(2, 1, 0),
-        labels=labels.transpose(2, 1, 0),
-        affine=np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps,
-        dicom_folder=series_folder,
-    )
-    blank = np.zeros((8, 8, 8), np.float32)
-    return ReportInput.model_validate(
-        {
-            "patient": {"id": 1},
-            "locate": LOCATE,
-            "crosscheck": CROSSCHECK,
-            "imaging": {"case_id": "C1", "images": {"t1ce": blank}, "affine": BRATS_AFFINE, "native": native},
-        }
-    )
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,14 @@ from neurotriage.clinical.models import Study, utcnow
 from neurotriage.web.followup import NOTE
 
 from ..clinical.locates import locate
+from .conftest import chromium_page
+from .test_browser import pixels, save, sign_in
 
 
-def _store(session, pid: int, case: str, frontal_ml: float, enhancing: float, taken: date | None) -> None:
-    """A finding of study `case`: whole tumour frontal_ml + 4 ml, core 8, necrosis 2, the rest oedema."""
-    location = parse_location(locate("right", regions=(("frontal_lobe", frontal_ml),), enhancing=enhancing))
+def _store(session, pid: int, case: str, frontal_ml: float, enhancing: float, taken: date | None, volumes=None) -> None:
+    """A finding of study `case`: whole tumour frontal_ml + 4 ml, core 8, necrosis 2, the rest oedema (or `volumes`)."""
+    extra = {"volumes_ml": volumes} if volumes else {}
+    location = parse_location(locate("right", regions=(("frontal_lobe", frontal_ml),), enhancing=enhancing, **extra))
     finding = decisions.store_finding(session, pid, case, location, "m")
     session.get(Study, finding.study_id).study_date = taken
 
@@ -85,3 +88,31 @@ def test_one_study_shows_no_follow_up(client, web_settings):
         _store(session, pid, "ONLY", 26.0, 4.0, date(2020, 1, 1))  # a re-run of the same study
     assert client.get(f"/api/patients/{pid}").json()["follow_up"] is None
     assert "follow-up-plot" not in client.get(f"/patients/{pid}").text
+
+
+@pytest.mark.slow
+def test_the_follow_up_section_in_the_browser(server, web_settings):
+    """Three dated studies of growth then response, as a clinician sees them (the README's screenshot)."""
+    with db.transaction(web_settings.database_url) as session:
+        pid = intake.add_patient(session, "Follow Browser").id
+        for case, taken, (enhancing, necrosis, edema) in (
+            ("FIRST", date(2024, 1, 10), (6.0, 2.0, 12.0)),  # whole 20 ml
+            ("SECOND", date(2024, 4, 12), (10.0, 3.0, 17.0)),  # 30 ml: +50 %
+            ("THIRD", date(2024, 7, 15), (2.0, 1.0, 5.0)),  # 8 ml: -73 %
+        ):
+            core = enhancing + necrosis
+            volumes = {"whole_tumour": core + edema, "tumour_core": core, "enhancing": enhancing,
+                       "necrosis": necrosis, "edema": edema}  # fmt: skip
+            _store(session, pid, case, core + edema - 4.0, enhancing, taken, volumes)
+    with chromium_page() as page:
+        sign_in(page, server)
+        page.goto(f"{server}/patients/{pid}")
+        section = page.locator("#follow-up")
+        plot = section.locator("svg").bounding_box()
+        assert plot["width"] > 300 and plot["height"] > 150, plot
+        assert section.locator("#follow-up-table tbody tr").count() == 3
+        shot = section.screenshot()
+    save(shot, "web_follow_up.png")
+    rgb = pixels(shot)
+    coloured = (rgb.max(axis=2) - rgb.min(axis=2)) > 80  # the compartments' lines; text and axes are grey
+    assert coloured.mean() > 0.002, f"no plotted lines: {coloured.mean():.2%} coloured pixels"

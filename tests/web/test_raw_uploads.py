@@ -8,14 +8,17 @@ import io
 import json
 import time
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from neurotriage.cli import main
 from neurotriage.config import load_settings
 from neurotriage.imaging.io import load_seg
 from neurotriage.imaging.naming import BRATS2020
+from neurotriage.ingest.dicom import dicom_date
 from neurotriage.web.jobs import job_options
 from neurotriage.web.uploads import MAX_ENTRIES, expanded_limit
 
@@ -51,8 +54,8 @@ def dicom_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return synth_study_zip(tmp_path_factory.mktemp("dicom"), "--dicom")
 
 
-def post_upload(client, patient_id: int, name: str, data: bytes, accept_mismatch: bool = False):
-    fields = {"csrf_token": page_csrf(client)} | ({"accept_patient_mismatch": "true"} if accept_mismatch else {})
+def post_upload(client, patient_id: int, name: str, data: bytes, accept_mismatch: bool = False, **fields: str):
+    fields |= {"csrf_token": page_csrf(client)} | ({"accept_patient_mismatch": "true"} if accept_mismatch else {})
     return client.post(
         f"/patients/{patient_id}/upload",
         data=fields,
@@ -104,6 +107,23 @@ def test_the_checkbox_becomes_the_jobs_accept_patient_mismatch_option(own_web_se
         assert 'name="accept_patient_mismatch"' in c.get(f"/patients/{pid}").text
         job_id = job_id_of(post_upload(c, pid, zipped.name, zipped.read_bytes(), accept_mismatch=True))
     assert job_options(Path(job_study(url, job_id).case_ref).parent, url).accept_patient_mismatch is True
+
+
+def test_a_dicom_study_is_dated_by_its_study_date_and_a_typed_date_must_agree(own_web_settings, dicom_study):
+    zipped, _ = dicom_study
+    with zipfile.ZipFile(zipped) as archive:
+        slice_file = next(name for name in archive.namelist() if name.endswith(".dcm"))
+        taken = dicom_date(pydicom.dcmread(io.BytesIO(archive.read(slice_file))).StudyDate)
+    url, data = own_web_settings.database_url, zipped.read_bytes()
+    pid = new_patient(url, "Dated Study", "left")
+    with make_client(own_web_settings, job_workers=0) as c:
+        sign_in(c)
+        r = post_upload(c, pid, zipped.name, data, study_date=(taken - timedelta(days=1)).isoformat())
+        assert r.status_code == 400 and job_count(url) == 0
+        assert f"study_date: {zipped.name} is a DICOM study dated {taken.isoformat()} (its StudyDate)" in r.text
+        agreed = job_id_of(post_upload(c, pid, zipped.name, data, study_date=taken.isoformat()))
+        untyped = job_id_of(post_upload(c, pid, zipped.name, data))
+    assert job_study(url, agreed).study_date == taken == job_study(url, untyped).study_date
 
 
 def test_hostile_or_imageless_zips_are_still_refused_with_one_line(client, web_settings, monkeypatch):

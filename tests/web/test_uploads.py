@@ -7,6 +7,7 @@ import io
 import resource
 import time
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import nibabel as nib
@@ -24,6 +25,7 @@ from neurotriage.web.uploads import job_error
 
 from ..imaging.test_nifti_limits import write_bomb_zip
 from .helpers import make_client, page_csrf, sign_in
+from .test_jobs import job_study
 
 
 def job_count(url: str) -> int:
@@ -35,11 +37,11 @@ def files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
 
 
-def upload(client, patient_id: int, name: str, data: bytes):
+def upload(client, patient_id: int, name: str, data: bytes, **fields: str):
     token = page_csrf(client)
     return client.post(
         f"/patients/{patient_id}/upload",
-        data={"csrf_token": token},
+        data={"csrf_token": token} | fields,
         files={"case_zip": (name, data, "application/zip")},
     )
 
@@ -97,6 +99,21 @@ def test_oversized_upload_is_refused_and_the_server_stays_up(web_settings, case_
         assert job_count(web_settings.database_url) == before
         assert files_under(web_settings.data_dir) == files
         assert c.get("/patients").status_code == 200
+
+
+def test_a_typed_study_date_dates_the_study_and_a_bad_one_is_refused_naming_it(own_web_settings, case_zip):
+    url, data = own_web_settings.database_url, case_zip.read_bytes()
+    with make_client(own_web_settings, job_workers=0) as c:
+        sign_in(c)
+        files = files_under(own_web_settings.data_dir)
+        for typed, problem in (("2099-01-01", "is in the future"), ("17/05/2024", "is not a date (YYYY-MM-DD)")):
+            r = upload(c, 1, case_zip.name, data, study_date=typed)
+            assert r.status_code == 400 and "study_date" in r.text and problem in r.text
+        assert job_count(url) == 0 and files_under(own_web_settings.data_dir) == files
+        dated = upload(c, 1, case_zip.name, data, study_date="2024-05-17")
+        undated = upload(c, 1, case_zip.name, data)
+    assert job_study(url, int(dated.url.path.rsplit("/", 1)[1])).study_date == date(2024, 5, 17)
+    assert job_study(url, int(undated.url.path.rsplit("/", 1)[1])).study_date is None
 
 
 def test_upload_errors_name_the_file_inside_the_zip_not_a_server_path(client, web_settings):

@@ -102,6 +102,20 @@ def study_patient(folder: Path | str) -> StudyPatient:
     return scan_dicom_folder(folder).patient
 
 
+def declared_study_date(folder: Path | str) -> date | None:
+    """The StudyDate of the first DICOM image under `folder` (in path order, the file `study_patient` reads it
+    from), None when there is none. A header or date that cannot be read gives None too: `scan_dicom_folder`
+    names such a file when the study is read."""
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        try:
+            ds = _read_header(path)
+            if ds is not None and _is_image(ds, path):
+                return _date(_Header(path, ds), "StudyDate")
+        except UserError:
+            return None
+    return None
+
+
 def scan_dicom_folder(folder: Path | str) -> DicomStudy:
     """Read every header under `folder`; refuse corrupt files, mixed patients or studies, oversized series."""
     folder = Path(folder)

@@ -2,10 +2,11 @@
 patient its PatientID names, and the diagnosis's DICOM objects go back to the destination.
 
 The hand-off matches the patient by MRN (creating an unconfirmed patient when none matches), stores a
-study whose case is the inbox folder, and puts it on the diagnosis queue in one transaction, so the web
-app and `neurotriage worker` see it like any other. A worker thread of the listener's own claims queued
-studies; after each, the received study's state says diagnosed (or failed with its reason) and its
-report's DICOM objects (SEG, SR, summary page) are sent, or left in the outbox to be retried.
+study whose case is the inbox folder, dated by its StudyDate, and puts it on the diagnosis queue in one
+transaction, so the web app and `neurotriage worker` see it like any other. A worker thread of the
+listener's own claims queued studies; after each, the received study's state says diagnosed (or failed with
+its reason) and its report's DICOM objects (SEG, SR, summary page) are sent, or left in the outbox to be
+retried.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from neurotriage.diagnosis.batch import Progress, drain
 from neurotriage.diagnosis.pipeline import DiagnoseOptions
 from neurotriage.diagnosis.queue import QueueSettings, enqueue
 from neurotriage.errors import UserError
-from neurotriage.ingest.dicom import dicom_date
+from neurotriage.ingest.dicom import declared_study_date, dicom_date
 from neurotriage.pacs.inbox import Inbox, StudyState
 from neurotriage.pacs.listener import log_complete
 from neurotriage.pacs.send import Destination, describe, queue_results, read_item, report_objects, send_pending
@@ -68,6 +69,7 @@ class Node:
             study = session.scalar(
                 select(Study).where(Study.patient_id == patient.id, Study.case_ref == str(study_dir))
             ) or Study(patient_id=patient.id, case_ref=str(study_dir))
+            study.study_date = declared_study_date(study_dir) or study.study_date
             session.add(study)
             session.flush()
             enqueue(session, study)

@@ -5,7 +5,8 @@ Both join the source study: they copy the patient and study tags of the T1ce ser
 each starts a series of its own. The SR's volumes of the three labelled compartments reference the SEG's segments,
 so a viewer links each volume to its outline; whole tumour and tumour core, unions of segments, stand alone. Until a
 clinician signs the finding off the objects are preliminary: the SR is PARTIAL and UNVERIFIED and the page says
-PRELIMINARY. A final or amended SR names the SR it replaces.
+PRELIMINARY. A final SR is COMPLETE and VERIFIED by the clinician; an amended one, for a sign-off that changed the
+finding, is too, and its content and a comment say what changed. Either names the SR it replaces.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SC_SERIES_DESCRIPTION = "neurotriage summary page (not a medical device)"
 SR_SERIES_NUMBER = SEG_SERIES_NUMBER + 1
 SC_SERIES_NUMBER = SEG_SERIES_NUMBER + 2
 NOTICE = CONTENT_DESCRIPTION  # "research and decision support, not a medical device"
+AMENDED = "Amended by a clinician"
 # UCUM units are expressions of its grammar, not entries of a list: "ml" is UCUM's millilitre.
 MILLILITRE = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
 # Volumes field -> what the measurement group tracks; the three labelled ones are the SEG's segment labels.
@@ -77,20 +79,42 @@ def write_result_objects(
     native, location = _dicom_finding(report)
     if preliminary == (verifier is not None):
         raise ValueError("a final result needs the clinician who verified it, a preliminary one has none")
+    case_id = report.imaging.case_id
+    return write_objects(
+        native, location, report.crosscheck, out_dir, case_id, seg=seg, verifier=verifier, replaces=replaces
+    )
+
+
+def write_objects(
+    native: NativeSegmentation,
+    location: Location,
+    crosscheck: CrossCheck | None,
+    out_dir: Path,
+    name: str,
+    *,
+    seg: Path | None = None,
+    verifier: Verifier | None = None,
+    replaces: Path | None = None,
+    amendment: str | None = None,
+) -> list[Path]:
+    """Write `<name>_sr.dcm` and `<name>_summary.dcm` into `out_dir`: preliminary without a `verifier`, final with
+    one, and amended when `amendment` says what the clinician changed; `replaces` is the SR they supersede."""
+    if native.dicom_folder is None:
+        raise ValueError("the study did not come as DICOM: there is no series for results to join")
+    preliminary = verifier is None
     sources = [source_header(path) for path in scan_dicom_folder(native.dicom_folder).series[0].files]
     seg_header = pydicom.dcmread(seg, stop_before_pixels=True) if seg is not None else None
-    sr = _structured_report(location, report.crosscheck, sources, seg_header, verifier, replaces)
+    sr = _structured_report(location, crosscheck, sources, seg_header, verifier, replaces, amendment)
     page = render_summary_page(
         native,
-        summary_lines(location, report.crosscheck),
+        summary_lines(location, crosscheck) + ([f"{AMENDED}: {amendment}"] if amendment else []),
         NOTICE,
         preliminary=preliminary,
-        signed_by=None if verifier is None else f"{verifier.name.replace('^', ' ')}, {verifier.organisation}",
+        signed_by=None if verifier is None else f"{verifier.name.replace('^', ' ').strip()}, {verifier.organisation}",
     )
-    case_id = report.imaging.case_id
     return [
-        _save(sr, Path(out_dir) / f"{case_id}_sr.dcm"),
-        _save(_secondary_capture(page, sources[0], preliminary), Path(out_dir) / f"{case_id}_summary.dcm"),
+        _save(sr, Path(out_dir) / f"{name}_sr.dcm"),
+        _save(_secondary_capture(page, sources[0], preliminary), Path(out_dir) / f"{name}_summary.dcm"),
     ]
 
 
@@ -121,8 +145,10 @@ def _structured_report(
     seg: Dataset | None,
     verifier: Verifier | None,
     replaces: Path | None,
+    amendment: str | None = None,
 ) -> hd.sr.Comprehensive3DSR:
-    content = _measurement_report(location, crosscheck, _segments(seg, sources[0].SeriesInstanceUID), verifier)
+    segments = _segments(seg, sources[0].SeriesInstanceUID)
+    content = _measurement_report(location, crosscheck, segments, _status(verifier, amendment))
     return hd.sr.Comprehensive3DSR(
         evidence=[*sources, *([seg] if seg is not None else [])],
         content=content,
@@ -169,7 +195,7 @@ def _measurement_report(
     location: Location,
     crosscheck: CrossCheck | None,
     segments: dict[int, hd.sr.ReferencedSegment],
-    verifier: Verifier | None,
+    status: str,
 ) -> hd.sr.MeasurementReport:
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -186,7 +212,7 @@ def _measurement_report(
         procedure_reported=codes.LN.BrainMRI,
         imaging_measurements=groups,
     )
-    report[0].ContentSequence.append(_qualitative_evaluations(location, crosscheck, verifier))
+    report[0].ContentSequence.append(_qualitative_evaluations(location, crosscheck, status))
     return report
 
 
@@ -229,8 +255,15 @@ def _finding_sites(location: Location) -> list[hd.sr.FindingSite]:
     ]
 
 
+def _status(verifier: Verifier | None, amendment: str | None) -> str:
+    """The SR's sign-off status as its comment says it."""
+    if verifier is None:
+        return "PRELIMINARY: not signed off by a clinician"
+    return f"{AMENDED}: {amendment}" if amendment else "Signed off by a clinician"
+
+
 def _qualitative_evaluations(
-    location: Location, crosscheck: CrossCheck | None, verifier: Verifier | None
+    location: Location, crosscheck: CrossCheck | None, status: str
 ) -> hd.sr.ContainerContentItem:
     """TID 1500's Qualitative Evaluations: location, midline, the symptom cross-check and the notice, as text."""
     texts = [
@@ -243,7 +276,6 @@ def _qualitative_evaluations(
         texts.append((codes.DCM.Conclusion, f"Symptom cross-check: {crosscheck.verdict}"))
         if crosscheck.summary:
             texts.append((codes.DCM.Summary, crosscheck.summary))
-    status = "PRELIMINARY: not signed off by a clinician" if verifier is None else "Signed off by a clinician"
     texts += [(codes.DCM.Comment, status), (codes.DCM.Comment, NOTICE)]
     container = hd.sr.ContainerContentItem(
         name=hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations"),  # TID 1500 row 12

@@ -21,6 +21,7 @@ from neurotriage.maintenance.sweep import staging_roots, sweep
 from neurotriage.web.auth import CsrfFailed, LoginRequired, ensure_admin
 from neurotriage.web.jobs import JobRunner
 from neurotriage.web.middleware import SecurityHeaders, UploadLimit
+from neurotriage.web.pacs_results import ResultsSender
 from neurotriage.web.render import error_page, no_access_page
 from neurotriage.web.repeat_reads import RepeatReads
 from neurotriage.web.routes import (
@@ -116,6 +117,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         app.state.jobs.start()
         yield
         app.state.jobs.shutdown()
+        app.state.pacs_results.shutdown()
 
     app = FastAPI(
         title="neurotriage",
@@ -131,6 +133,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.throttle = LoginThrottle()
     app.state.repeat_reads = RepeatReads()
     app.state.jobs = JobRunner(settings.database_url, settings.job_workers, app.state.gate)
+    app.state.pacs_results = ResultsSender()
     _install_error_handlers(app)
     for module in (auth, patients, jobs, reports, dicom, api, findings_api, audit, account, admin, erase, downloads):
         app.include_router(module.router)

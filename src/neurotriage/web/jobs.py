@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from neurotriage.clinical import intake
+from neurotriage.clinical import intake, validate
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.models import Finding, Study, utcnow
 from neurotriage.diagnosis.batch import diagnose_claimed
@@ -42,7 +42,7 @@ from neurotriage.errors import NotFound, UserError
 from neurotriage.files import write_json_atomic
 from neurotriage.imaging.io import CaseFiles
 from neurotriage.web.models import Job
-from neurotriage.web.uploads import extract_study, job_error, new_case_folder, upload_digest
+from neurotriage.web.uploads import extract_study, job_error, new_case_folder, study_date, upload_digest
 from neurotriage.web.write_gate import WriteGate
 
 log = logging.getLogger(__name__)
@@ -311,10 +311,13 @@ def create_job(
     stream: BinaryIO,
     entries: list,
     accept_patient_mismatch: bool = False,
+    taken: str | None = None,
 ) -> tuple[Job, CaseFiles | None]:
     """Add a job for the patient, unpack its checked upload (`check_zip`'s entries) into the job's folder
-    and queue the upload's study; returns the job and the upload's BraTS case (None for a raw study).
-    The caller wakes the runner once the transaction has committed."""
+    and queue the upload's study, dated by its DICOM StudyDate or else `taken` (YYYY-MM-DD); returns the job
+    and the upload's BraTS case (None for a raw study). The caller wakes the runner once the transaction has
+    committed."""
+    typed = intake.checked("study_date", validate.iso_date, taken)
     intake.get_patient(session, patient_id)
     job = Job(patient_id=patient_id, user_id=user_id, upload_name=name[:300], work_dir="", stages=[])
     session.add(job)
@@ -326,7 +329,7 @@ def create_job(
         folder = new_case_folder(work)
         case = extract_study(name, stream, entries, data_dir / "staging", folder)
         write_json_atomic(work / OPTIONS_FILE, {"accept_patient_mismatch": accept_patient_mismatch})
-        study = intake.study_for(session, patient_id, str(folder))
+        study = intake.study_for(session, patient_id, str(folder), study_date(folder, name, typed))
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

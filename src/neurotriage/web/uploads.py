@@ -16,6 +16,7 @@ import shutil
 import stat
 import zipfile
 import zlib
+from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -24,6 +25,7 @@ from neurotriage.errors import UserError
 from neurotriage.files import CHUNK, partial_dir, sha256_chunks
 from neurotriage.imaging.io import CaseFiles, check_declared_size, find_case, read_nifti_header
 from neurotriage.imaging.naming import split_name
+from neurotriage.ingest.dicom import declared_study_date
 from neurotriage.ingest.series import NIFTI_SUFFIXES
 from neurotriage.ingest.source import MAX_ZIP_BYTES, copy_member, is_mac_metadata
 
@@ -137,6 +139,19 @@ def job_error(message: str, case: Path, upload_name: str) -> str:
     # case is in the cases folder of NEUROTRIAGE_HOME.
     named = as_uploaded(as_uploaded(message, case, upload_name), case.parent, "job")
     return as_uploaded(named, raw_case_dir(case).parent, "cases")
+
+
+def study_date(folder: Path, name: str, typed: date | None) -> date | None:
+    """When the unpacked upload in `folder` was taken: a DICOM study's StudyDate, else the date typed at upload.
+    A typed date that contradicts the StudyDate is refused, naming the field."""
+    declared = declared_study_date(folder)
+    if declared is not None and typed is not None and declared != typed:
+        raise UserError(
+            f"study_date: {name} is a DICOM study dated {declared.isoformat()} (its StudyDate), not "
+            f"{typed.isoformat()}; leave the study date empty or correct it",
+            field="study_date",
+        )
+    return declared or typed
 
 
 def _brats_case(root: Path, name: str) -> CaseFiles | None:

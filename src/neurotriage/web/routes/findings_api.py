@@ -20,6 +20,7 @@ from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.models import User
+from neurotriage.web.pacs_results import sign_off_of
 from neurotriage.web.review_state import current_json, finding_state
 from neurotriage.web.reviews import add_review, check_review, rerun_crosscheck
 from neurotriage.web.schemas import CurrentOut, FindingOut
@@ -96,9 +97,12 @@ def post_review(
     with db() as session:
         _, study = _reachable(session, user, finding_id)
         review = add_review(session, finding_id, user, entry)
+        sign_off = sign_off_of(session, finding_id, review)
         detail = entry | {"review": review.id, "via": "api"}
         audit(session, user, "review", f"finding:{finding_id}", detail, patient_id=study.patient_id)
-        return current_json(finding_state(session, session.get(Finding, finding_id)))
+        current = current_json(finding_state(session, session.get(Finding, finding_id)))
+    request.app.state.pacs_results.submit(sign_off)
+    return current
 
 
 @router.post("/findings/{finding_id}/crosscheck", response_model=FindingOut)

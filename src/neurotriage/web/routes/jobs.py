@@ -34,10 +34,12 @@ def upload_case(
     case_zip: UploadFile,
     csrf_token: Annotated[str, Form()] = "",
     accept_patient_mismatch: Annotated[bool, Form()] = False,
+    study_date: Annotated[str, Form()] = "",
 ):
     """Check and unpack a study zip into a new job's folder, queue its diagnosis, show the job.
 
-    `accept_patient_mismatch` lets a raw study whose DICOM headers name another patient through."""
+    `accept_patient_mismatch` lets a raw study whose DICOM headers name another patient through; `study_date`
+    (YYYY-MM-DD, optional) dates a study whose files carry no DICOM StudyDate."""
     check_csrf(request, csrf_token)
     with db() as session:  # refused before the zip is read
         access.require_patient(session, user, patient_id)
@@ -46,8 +48,9 @@ def upload_case(
     entries = check_zip(name, case_zip.file, _file_size(case_zip), conf.max_upload_bytes)
     with db() as session:
         job, case = create_job(
-            session, conf.data_dir, patient_id, user.id, name, case_zip.file, entries, accept_patient_mismatch
-        )
+            session, conf.data_dir, patient_id, user.id, name, case_zip.file, entries, accept_patient_mismatch,
+            taken=study_date,
+        )  # fmt: skip
         detail = {"file": name, "case": case.case_id if case else None, "accept_mismatch": accept_patient_mismatch}
         detail["sha256"] = job.upload_sha256
         audit(session, user, "upload", f"patient:{patient_id}/job:{job.id}", detail)

@@ -21,6 +21,7 @@ from neurotriage.web.access import WriterUser
 from neurotriage.web.auth import check_csrf
 from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.models import User
+from neurotriage.web.pacs_results import sign_off_of
 from neurotriage.web.render import page
 from neurotriage.web.reviews import add_review, check_review, rerun_crosscheck
 from neurotriage.web.views import finding_view
@@ -166,8 +167,10 @@ def review(
     with db() as session:
         _, study = access.require_finding(session, user, finding_id)
         stored = add_review(session, finding_id, user, entry)
+        sign_off = sign_off_of(session, finding_id, stored)
         detail = entry | {"review": stored.id}
         audit(session, user, "review", f"finding:{finding_id}", detail, patient_id=study.patient_id)
+    request.app.state.pacs_results.submit(sign_off)
     return RedirectResponse(f"/reports/{finding_id}", status_code=303)
 
 
