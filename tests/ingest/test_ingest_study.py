@@ -12,8 +12,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from sqlalchemy import select
 
 from neurotriage.cli import main
+from neurotriage.clinical.db import transaction
+from neurotriage.clinical.models import Study
 from neurotriage.imaging.naming import BRATS2020, to_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE, GRID_SHAPE
 from neurotriage.ingest.dicom import scan_dicom_folder
@@ -99,6 +102,10 @@ def test_diagnose_a_raw_study_writes_native_nifti_and_dicom_seg(
     saved = json.loads((report / "report.json").read_text())
     assert "native/" + f"{SYNTH_CASE}_seg.dcm" in saved["files"]
     assert saved["provenance"]["raw_study"] == str((synth_dicom_root / SYNTH_CASE).resolve())
+    # The study is dated by its DICOM StudyDate (the follow-up plot's time axis).
+    with transaction(f"sqlite:///{tmp_path / 'db.sqlite'}") as session:
+        dated = session.scalar(select(Study.study_date))
+    assert dated is not None and dated.strftime("%Y%m%d") == source.StudyDate
 
 
 def test_failed_quality_gate_leaves_nothing_but_its_figure(

@@ -9,6 +9,7 @@ transaction that stores it (`store_decision`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -242,6 +243,9 @@ def store_finding(
 
     `columns` are further Finding columns: key, segmentation_path, report_dir, provenance."""
     study = intake.study_for(session, patient_id, case_ref)
+    declared = (columns.get("provenance") or {}).get("raw_study_date")
+    if study.study_date is None and declared:
+        study.study_date = date.fromisoformat(declared)
     finding = Finding(study_id=study.id, locate=location.model_dump(mode="json"), model_id=model_id, **columns)
     session.add(finding)
     study.last_error = None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,9 @@ from neurotriage.diagnosis.stages import StageTimer
 from neurotriage.faults import fault_point
 from neurotriage.imaging.io import find_case
 from neurotriage.report.folder import check_target
+
+if TYPE_CHECKING:  # torch and SimpleITK: imported only for raw studies
+    from neurotriage.ingest.pipeline import IngestRecord
 
 WriteLock = Callable[[], AbstractContextManager[Any]]
 Fence = Callable[[Session], None]
@@ -100,19 +103,22 @@ def store(
 
 def _ingest_raw(
     source: Path, patient: PatientSnapshot, options: DiagnoseOptions, timer: StageTimer, accepted: list[str]
-) -> Path:
-    """Ingest a raw study into NEUROTRIAGE_HOME/cases/<ID>/ after checking whose it is; returns that folder."""
+) -> IngestRecord:
+    """Ingest a raw study into NEUROTRIAGE_HOME/cases/<ID>/ after checking whose it is; returns its record."""
     from neurotriage.ingest.pipeline import ingest_study  # torch and SimpleITK: only for raw studies
 
     target = raw_case_dir(source)
     overrides = brats_named_overrides(source) if source.is_dir() and has_brats_names(source) else None
     guard = patient_guard(patient, options.accept_patient_mismatch, accepted)
-    ingest_study(source, target, overrides=overrides, timer=timer, check_patient=guard)
-    return target
+    return ingest_study(source, target, overrides=overrides, timer=timer, check_patient=guard)
 
 
-def _with_raw_provenance(analysis: Analysis, source: Path, accepted: list[str]) -> Analysis:
-    update = {"raw_study": str(source.resolve()), "accepted_patient_mismatch": accepted}
+def _with_raw_provenance(analysis: Analysis, source: Path, accepted: list[str], ingested: IngestRecord) -> Analysis:
+    update = {
+        "raw_study": str(source.resolve()),
+        "raw_study_date": ingested.study_date,
+        "accepted_patient_mismatch": accepted,
+    }
     return analysis.model_copy(update={"provenance": analysis.provenance.model_copy(update=update)})
 
 
@@ -139,11 +145,12 @@ def diagnose(
             check_target(Path(options.out_dir))
     accepted: list[str] = []
     if raw:
-        files = find_case(_ingest_raw(Path(case_dir), patient, options, timer, accepted))
+        ingested = _ingest_raw(Path(case_dir), patient, options, timer, accepted)
+        files = find_case(ingested.case_dir)
     fault_point("analysing")
     analysis = analyse(files, options.model, timer)
     if raw:
-        analysis = _with_raw_provenance(analysis, Path(case_dir), accepted)
+        analysis = _with_raw_provenance(analysis, Path(case_dir), accepted, ingested)
     drafted = _draft(patient, analysis, options, timer)
     with timer.stage("store"):
         stored = store(drafted, options.url, case_ref, write_lock, fence)

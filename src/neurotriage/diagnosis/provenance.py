@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -32,6 +32,8 @@ class Provenance(BaseModel):
     inputs: list[InputFile] = Field(default_factory=list)
     # A case `ingest` made: the raw study it came from, and any patient mismatch the user accepted.
     raw_study: str | None = None
+    # The raw study's DICOM StudyDate, which dates the study in the database where it has none.
+    raw_study_date: date | None = None
     accepted_patient_mismatch: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now().astimezone())
 
