@@ -28,7 +28,7 @@ from neurotriage.imaging.io import Case
 from neurotriage.imaging.labels import BACKGROUND
 from neurotriage.segmentation.external import model_id as fit_model_id
 from neurotriage.segmentation.postprocess import PostProcess
-from neurotriage.segmentation.prediction import Box, Prediction, Segmentation, segment_case
+from neurotriage.segmentation.prediction import Box, Prediction, Segments
 from neurotriage.segmentation.probabilities import CLASSES, REGIONS, Probabilities
 
 
@@ -42,7 +42,7 @@ class EnsembleConfig:
 
 
 @dataclass
-class Ensemble:
+class Ensemble(Segments):
     """Models whose probabilities are averaged; it answers `predict` and `prediction` as one model does."""
 
     members: list[Any]  # loaded models (segmentation.loader.load_any_model)
@@ -50,16 +50,6 @@ class Ensemble:
     sha256: str
     output_kind: str
     threshold: float | None
-
-    def predict(
-        self, case: Case, *, tta: bool | None = None, precision: str = "auto", post: PostProcess | None = None
-    ) -> np.ndarray:
-        """Internal labels (uint8) on the case's grid; `tta` and `post` default to the ensemble's config."""
-        return segment_case(self, case, tta=tta, precision=precision, post=post, uncertainty=False).labels
-
-    def segment(self, case: Case, **options) -> Segmentation:
-        """The case's labels and uncertainty map (`prediction.segment_case`, whose options it takes)."""
-        return segment_case(self, case, **options)
 
     def prediction(self, case: Case, *, tta: bool, precision: str, probabilities: bool = True) -> Prediction:
         """The labels of the averaged probabilities (made whatever `probabilities` says: the labels come from

@@ -22,7 +22,7 @@ from neurotriage.imaging.labels import EDEMA, ENHANCING, NECROTIC_CORE
 from neurotriage.imaging.naming import SEQUENCE_TITLES, sequence_from_name
 from neurotriage.segmentation.plausibility import check_plausible
 from neurotriage.segmentation.postprocess import PostProcess
-from neurotriage.segmentation.prediction import Prediction, Segmentation, segment_case
+from neurotriage.segmentation.prediction import Prediction, Segments
 
 KINDS = ("monai-bundle", "nnunet")
 NO_POST = PostProcess(min_component_ml=0, min_enhancing_ml=0, core_contact_mm=0, ring_growth_mm=0, enclosed_core_mm=0)
@@ -106,7 +106,7 @@ def labels_from_regions(tc: np.ndarray, wt: np.ndarray, et: np.ndarray) -> np.nd
     return labels
 
 
-class ExternalModel(ABC):
+class ExternalModel(Segments, ABC):
     """A user-supplied model: `run` runs it on a case; `predict` adds the gate and the clean-up."""
 
     config: ExternalConfig
@@ -114,16 +114,6 @@ class ExternalModel(ABC):
     sha256: str  # of its weights (`weights_sha256`)
     output_kind: str  # of its probabilities: 'classes' or 'regions' (segmentation.probabilities)
     threshold: float | None  # regions: the probability at which the model keeps a region
-
-    def predict(
-        self, case: Case, *, tta: bool | None = None, precision: str = "auto", post: PostProcess | None = None
-    ) -> np.ndarray:
-        """Internal labels (uint8) on the case's grid; `tta` and `post` default to the model's config."""
-        return segment_case(self, case, tta=tta, precision=precision, post=post, uncertainty=False).labels
-
-    def segment(self, case: Case, **options) -> Segmentation:
-        """The case's labels and uncertainty map (`prediction.segment_case`, whose options it takes)."""
-        return segment_case(self, case, **options)
 
     def prediction(self, case: Case, *, tta: bool, precision: str, probabilities: bool = True) -> Prediction:
         """The model's own labels and, with `probabilities`, its probabilities, on the grid of a plausible case."""

@@ -27,8 +27,7 @@ from neurotriage.segmentation.losses import probabilities as to_probabilities
 from neurotriage.segmentation.model_config import ModelConfig
 from neurotriage.segmentation.networks import build_model
 from neurotriage.segmentation.plausibility import check_finite, check_plausible
-from neurotriage.segmentation.postprocess import PostProcess
-from neurotriage.segmentation.prediction import Prediction, Segmentation, segment_case
+from neurotriage.segmentation.prediction import Prediction, Segments
 from neurotriage.segmentation.preprocess import Recipe, prepare_inference
 from neurotriage.segmentation.probabilities import CLASSES, REGIONS, Probabilities
 from neurotriage.segmentation.scripted import is_scripted, load_scripted
@@ -55,7 +54,7 @@ def _describe_grid(grid: dict) -> str:
 
 
 @dataclass
-class SegmentationModel:
+class SegmentationModel(Segments):
     """A network with the config it was trained under; `predict` turns a Case into internal labels."""
 
     network: nn.Module
@@ -94,18 +93,6 @@ class SegmentationModel:
     def threshold(self) -> float | None:
         """The probability at which a region is kept (regions mode), as `labels_from_probabilities` keeps it."""
         return REGION_THRESHOLD if self.output_kind == REGIONS else None
-
-    def predict(
-        self, case: Case, *, tta: bool | None = None, precision: str = "auto", post: PostProcess | None = None
-    ) -> np.ndarray:
-        """Internal labels (uint8) on the case's full grid, cleaned up by `post`.
-
-        `tta` (flip averaging) and `post` default to the settings saved with the model."""
-        return segment_case(self, case, tta=tta, precision=precision, post=post, uncertainty=False).labels
-
-    def segment(self, case: Case, **options) -> Segmentation:
-        """The case's labels and uncertainty map (`prediction.segment_case`, whose options it takes)."""
-        return segment_case(self, case, **options)
 
     def prediction(self, case: Case, *, tta: bool, precision: str, probabilities: bool = True) -> Prediction:
         """Its labels on the brain's bounding box and, with `probabilities`, the probabilities behind them."""

@@ -47,6 +47,21 @@ class Predicts(Protocol):
         """The model's labels and, with `probabilities`, the probabilities behind them."""
 
 
+class Segments:
+    """`predict` and `segment` for a model or an ensemble that has `config` and `prediction` (`Predicts`)."""
+
+    def predict(
+        self, case: Case, *, tta: bool | None = None, precision: str = "auto", post: PostProcess | None = None
+    ) -> np.ndarray:
+        """Internal labels (uint8) on the case's grid, cleaned up by `post`; `tta` (flip averaging) and `post`
+        default to the settings saved with the model."""
+        return segment_case(self, case, tta=tta, precision=precision, post=post, uncertainty=False).labels
+
+    def segment(self, case: Case, **options) -> Segmentation:
+        """The case's labels and uncertainty map (`segment_case`, whose keyword options it takes)."""
+        return segment_case(self, case, **options)
+
+
 def whole_grid(shape: tuple[int, ...]) -> Box:
     """The box that is the whole grid."""
     return tuple(slice(0, n) for n in shape)
