@@ -14,6 +14,7 @@ from neurotriage.imaging.io import Case, load_seg, write_nifti
 from neurotriage.imaging.naming import BRATS2020, SEQUENCES, Naming, from_internal
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, PostProcess
+from neurotriage.segmentation.prediction import Segmentation
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,6 +85,11 @@ class OracleModel:
     def predict(self, case: Case, **_) -> np.ndarray:
         """The reference labels stored beside the images."""
         return load_seg(case.files.seg, case.files.naming)
+
+    def segment(self, case: Case, **_) -> Segmentation:
+        """The reference labels, certain everywhere (an all-zero uncertainty map)."""
+        labels = self.predict(case)
+        return Segmentation(labels, np.zeros(labels.shape, np.uint8))
 
 
 def install_oracle(folder: Path, monkeypatch: pytest.MonkeyPatch) -> OracleModel:

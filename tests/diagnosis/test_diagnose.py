@@ -8,9 +8,11 @@ exercised in tests/segmentation/test_default_model.py and tests/test_demo.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -22,9 +24,12 @@ from neurotriage.cli import main
 from neurotriage.clinical import db, intake
 from neurotriage.clinical.models import Finding, Study
 from neurotriage.diagnosis import pipeline
-from neurotriage.imaging.io import write_nifti
+from neurotriage.imaging.io import load_seg, write_nifti
 from neurotriage.imaging.naming import BRATS2020
 from neurotriage.imaging.synth import generate_case, write_case
+from neurotriage.segmentation.external import ExternalConfig
+from neurotriage.segmentation.prediction import Prediction, whole_grid
+from neurotriage.segmentation.probabilities import CLASSES, Probabilities
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +100,58 @@ def test_concordant_case_stores_finding_and_writes_report(database, oracle, righ
     report = json.loads((out / "report.json").read_text())
     assert report["provenance"] == stored  # field for field, tta and postprocess included
     assert report["finding_key"] == result["finding_key"]
+
+
+@dataclass
+class ReferenceModel:
+    """Gives the case's reference labels as class probabilities: certain ones, or with `unsure` an even
+    spread over the four labels wherever the reference has tumour."""
+
+    name: str
+    unsure: bool
+    output_kind: str = CLASSES
+    threshold: None = None
+
+    def __post_init__(self) -> None:
+        self.config = ExternalConfig(self.name, f"test:{self.name}", tta=False)
+        self.sha256 = hashlib.sha256(self.name.encode()).hexdigest()
+
+    def prediction(self, case, **_) -> Prediction:
+        labels = load_seg(case.files.seg, case.files.naming)
+        probabilities = (labels[None] == np.arange(4).reshape(4, 1, 1, 1)).astype(np.float32)
+        if self.unsure:
+            probabilities[:, labels > 0] = 0.25
+        return Prediction(labels, whole_grid(case.shape), Probabilities(CLASSES, probabilities))
+
+
+@pytest.mark.slow
+def test_an_ensemble_is_named_in_provenance_and_its_uncertainty_reported(
+    database, right_frontal, tmp_path, capsys, monkeypatch
+):
+    models = {name: ReferenceModel(name, unsure=name == "unsure") for name in ("sure", "unsure")}
+    monkeypatch.setattr("neurotriage.segmentation.loader.load_any_model", lambda name: models[str(name)])
+    pid = new_patient(database, "left")
+    out = tmp_path / "report"
+    args = ["diagnose", str(right_frontal), "--patient", str(pid), "--out", str(out), "--model", "sure"]
+    result = run_json([*args, "--model", "unsure"], capsys)
+    provenance = result["provenance"]
+    assert provenance["model_id"] == "ensemble of 2: sure + unsure"
+    assert [(m["model_id"], m["sha256"], m["origin"]) for m in provenance["models"]] == [
+        (name, model.sha256, f"test:{name}") for name, model in models.items()
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert (
+        "SYN_RF_uncertainty.nii.gz" in report["files"] and report["uncertainty"]["map"] == "SYN_RF_uncertainty.nii.gz"
+    )
+    # Averaged, the tumour is 0.625 its own label and 0.125 each other one: uncertain (0.77), the rest certain.
+    uncertainty = nib.load(out / "SYN_RF_uncertainty.nii.gz").get_fdata()
+    tumour = np.asarray(nib.load(out / "SYN_RF_seg.nii.gz").dataobj) > 0
+    assert np.allclose(uncertainty[tumour], 197 / 255) and not uncertainty[~tumour].any()
+    volumes, uncertain = report["locate"]["volumes_ml"], report["uncertainty"]["ml"]
+    assert uncertain["whole_tumour"] == pytest.approx(volumes["whole_tumour"], abs=0.01)
+    assert volumes["tumour_core"] < uncertain["tumour_core"] <= volumes["whole_tumour"]  # oedema near the core
+    html = (out / "report.html").read_text()
+    assert "Ensemble member 2" in html and 'id="uncertain-volumes"' in html and "<strong>Uncertainty.</strong>" in html
 
 
 @pytest.mark.slow

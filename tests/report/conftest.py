@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from neurotriage.imaging.sri24 import BRATS_AFFINE
 from neurotriage.report.inputs import ReportInput
+from neurotriage.segmentation.uncertainty import uncertain_tissue
 
 SHAPE = (40, 48, 32)
 HOSTILE_NAME = '<script>alert("pwned")</script> O\'Brien & Ñoño 李'
@@ -38,6 +40,13 @@ def synthetic_case(side: str | None, affine: np.ndarray = BRATS_AFFINE) -> tuple
         seg[dist < 4] = 3
         seg[dist < 2] = 1
     return image, seg
+
+
+def edge_uncertainty(seg: np.ndarray) -> np.ndarray:
+    """A uint8 uncertainty map as a model's looks: high on a two-voxel band around the tumour's outline."""
+    tumour = seg > 0
+    band = ndimage.binary_dilation(tumour) & ~ndimage.binary_erosion(tumour)
+    return np.where(band, 200, 0).astype(np.uint8)
 
 
 def locate_for(side: str) -> dict:
@@ -159,11 +168,13 @@ def make_input() -> Callable[..., ReportInput]:
                 "case_id": "C1",
                 "images": {"flair": image, "t1": image},
                 "seg": seg,
+                "uncertainty": edge_uncertainty(seg),
                 "affine": BRATS_AFFINE,
                 "naming": "brats2020",
             }
             if with_imaging
             else None,
+            "uncertainty": uncertain_tissue(edge_uncertainty(seg), seg, (1.0, 1.0, 1.0)) if with_imaging else None,
         }
         return ReportInput.model_validate(data | overrides)
 

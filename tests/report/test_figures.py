@@ -16,9 +16,10 @@ from neurotriage.report.figures import (
     render_figures,
     to_display,
     triplanar_figure,
+    uncertainty_figure,
 )
 
-from .conftest import synthetic_case
+from .conftest import edge_uncertainty, synthetic_case
 
 
 def _reoriented(image: np.ndarray, seg: np.ndarray, axcodes: tuple[str, str, str]):
@@ -54,6 +55,25 @@ def test_patient_left_is_on_the_image_right(side, axcodes):
         on_right = float(np.mean(columns > width / 2))
         # Radiological convention: the patient's left is drawn on the image's right.
         assert on_right == pytest.approx(1.0 if side == "left" else 0.0, abs=0.02), (view, axcodes)
+
+
+@pytest.mark.parametrize("axcodes", [("L", "P", "S"), ("S", "A", "R")])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_the_uncertainty_heat_lies_at_the_tumour_in_radiological_convention(side, axcodes):
+    image, seg, affine = _reoriented(*synthetic_case(side), axcodes)
+    fig = uncertainty_figure(image, seg, edge_uncertainty(seg), affine)
+    assert "Uncertainty, through the tumour centroid" in fig._suptitle.get_text()
+    for view in ("axial", "coronal"):
+        columns, width = _overlay_columns(fig, view)
+        assert columns.size > 20, f"{view}: heat not visible"
+        assert float(np.mean(columns > width / 2)) == pytest.approx(1.0 if side == "left" else 0.0, abs=0.02)
+
+
+def test_a_certain_segmentation_draws_no_heat():
+    image, seg = synthetic_case("left")
+    fig = uncertainty_figure(image, seg, np.zeros(seg.shape, np.uint8), BRATS_AFFINE)
+    heat_layers = [ax.images[1] for ax in fig.axes if ax.get_label() in ("axial", "coronal", "sagittal")]
+    assert len(heat_layers) == 3 and all(layer.get_array().mask.all() for layer in heat_layers)
 
 
 def test_every_view_carries_orientation_letters():
@@ -106,7 +126,7 @@ def test_region_chart_labels_sides_and_handles_no_tumour():
 
 def test_render_figures_writes_pngs(make_input, tmp_path):
     paths = render_figures(make_input("left"), tmp_path)
-    assert set(paths) == {"triplanar", "montage", "regions"}
+    assert set(paths) == {"triplanar", "uncertainty", "montage", "regions"}
     for path in paths.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(render_figures(make_input("left", with_imaging=False), tmp_path)) == {"regions"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -30,7 +31,9 @@ def test_writes_every_file(make_input, tmp_path):
         "triplanar.png",
         "montage.png",
         "regions.png",
+        "uncertainty.png",
         "C1_seg.nii.gz",
+        "C1_uncertainty.nii.gz",
         "fhir_bundle.json",
     }
     data = json.loads((out / "report.json").read_text())
@@ -42,6 +45,22 @@ def test_writes_every_file(make_input, tmp_path):
     seg = load_seg(out / "C1_seg.nii.gz", BRATS2020, expect_shape=report.imaging.seg.shape, expect_affine=BRATS_AFFINE)
     assert np.array_equal(seg, report.imaging.seg)
     assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_the_uncertainty_map_is_kept_as_nifti_and_measured_in_report_json(make_input, tmp_path):
+    report = make_input("left")
+    out = write_report(tmp_path / "C1", report)
+    stored = nib.load(out / "C1_uncertainty.nii.gz")
+    assert np.allclose(stored.affine, BRATS_AFFINE) and stored.get_data_dtype() == np.uint8
+    # Readers get the normalised entropy (0 to 1): the stored steps times the header's scale.
+    np.testing.assert_allclose(stored.get_fdata(), report.imaging.uncertainty / 255.0, atol=1e-6)
+    data = json.loads((out / "report.json").read_text())
+    assert "C1_uncertainty.nii.gz" in data["files"]
+    uncertainty = data["uncertainty"]
+    assert uncertainty["map"] == "C1_uncertainty.nii.gz"
+    assert (uncertainty["threshold"], uncertainty["near_mm"]) == (0.5, 5.0)
+    assert set(uncertainty["ml"]) == set(data["locate"]["volumes_ml"])  # one beside each compartment's volume
+    assert uncertainty["ml"]["whole_tumour"] > 0 and "entropy" in uncertainty["measure"]
 
 
 def test_failure_mid_write_leaves_nothing(make_input, tmp_path, monkeypatch):

@@ -7,9 +7,10 @@ import re
 import pytest
 
 from neurotriage import NOTICE
+from neurotriage.diagnosis.provenance import ModelRef
 from neurotriage.report.html import render_html
 from neurotriage.report.inputs import ReportInput
-from neurotriage.report.text import NOT_AVAILABLE, PROVISIONAL_REFERRAL
+from neurotriage.report.text import NOT_AVAILABLE, PROVISIONAL_REFERRAL, fmt
 
 from .conftest import HOSTILE_NAME
 
@@ -114,3 +115,34 @@ def test_a_user_supplied_model_is_named_with_its_folder(make_input):
     html = _html(supplied)
     assert "User-supplied model" in html and origin in html and "its accuracy is the user&#39;s claim" in html
     assert "User-supplied model" not in _html(report)
+
+
+def test_the_uncertainty_figure_and_the_uncertain_tissue_sit_beside_the_volumes(make_input):
+    report = make_input("left")
+    html = render_html(report, {"triplanar": PNG, "uncertainty": PNG, "montage": PNG, "regions": PNG})
+    figure = html[html.index('<figure class="uncertainty">') :]
+    assert "<strong>Uncertainty.</strong>" in figure[: figure.index("</figure>")]
+    assert "0 where one label is certain to 1 where all four are equally likely" in figure
+    row = html[html.index('<tr id="uncertain-volumes">') :]
+    row = row[: row.index("</tr>")]
+    cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+    keys = ("whole_tumour", "tumour_core", "enhancing", "necrosis", "edema")  # the order of the volumes row
+    assert cells == [fmt(report.uncertainty.ml[key]) for key in keys]
+    assert float(cells[0]) > 0
+    assert "within 5 mm of it" in html[html.index('id="uncertain-note"') :]
+    without = report.model_copy(update={"uncertainty": None})
+    assert "uncertain-volumes" not in _html(without)
+
+
+def test_an_ensemble_names_every_member_with_its_sha256(make_input):
+    report = make_input("left")
+    members = [
+        {"model_id": "neurotriage default v8", "sha256": "1" * 64},
+        {"model_id": "MONAI bundle brats_mri_segmentation 0.5.3", "sha256": "2" * 64, "origin": "monai-bundle:/b"},
+    ]
+    models = [ModelRef.model_validate(m) for m in members]
+    update = {"model_id": "ensemble of 2: neurotriage default v8 + MONAI bundle", "models": models}
+    html = _html(report.model_copy(update={"provenance": report.provenance.model_copy(update=update)}))
+    assert "Ensemble member 1" in html and "neurotriage default v8, SHA-256 " + "1" * 64 in html
+    assert "MONAI bundle brats_mri_segmentation 0.5.3, SHA-256 " + "2" * 64 + ", monai-bundle:/b" in html
+    assert "Ensemble member" not in _html(report)

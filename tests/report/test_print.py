@@ -1,11 +1,12 @@
-"""The report prints on two or three A4 pages: a full report (tumour, figures, ten referrals)."""
+"""The report prints on two or three A4 pages: a full report (tumour, figures with the uncertainty map, ten
+referrals)."""
 
 from __future__ import annotations
 
 import re
 
 from neurotriage.clinical.scoring import Recommendation
-from neurotriage.report.figures import montage_figure, regions_figure, to_png, triplanar_figure
+from neurotriage.report.figures import montage_figure, regions_figure, to_png, triplanar_figure, uncertainty_figure
 from neurotriage.report.html import render_html
 
 from ..web.conftest import chromium_page
@@ -32,6 +33,7 @@ def test_a_full_report_prints_on_at_most_three_a4_pages(make_input, tmp_path):
     image, seg, affine = report.imaging.images["flair"], report.imaging.seg, report.imaging.affine
     figures = {
         "triplanar": to_png(triplanar_figure(image, seg, affine)),
+        "uncertainty": to_png(uncertainty_figure(image, seg, report.imaging.uncertainty, affine)),
         "montage": to_png(montage_figure(image, seg, affine)),
         "regions": to_png(regions_figure(report.locate.regions)),
     }

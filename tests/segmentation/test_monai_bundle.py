@@ -302,6 +302,19 @@ def test_regions_are_kept_from_the_configs_threshold_upwards(tmp_path, case_dir,
     assert (labels == ENHANCING).sum() == 1
 
 
+def test_its_probabilities_are_the_sigmoid_regions_in_the_order_wt_tc_et(tmp_path, case_dir):
+    case = load_case(case_dir, with_seg=False)
+    model = load(write_bundle(tmp_path / "b", roi=list(TINY_SHAPE)))
+    logits = torch.stack([torch.full(TINY_SHAPE, value) for value in (0.0, 2.0, -1.0)])  # TC, WT, ET
+    model.network = FixedLogits(logits)
+    made = model.run(case, tta=False, precision="fp32")
+    assert (made.probabilities.kind, made.probabilities.threshold) == ("regions", 0.5)
+    expected = torch.sigmoid(torch.tensor([2.0, 0.0, -1.0])).numpy()  # WT, TC, ET
+    np.testing.assert_allclose(made.probabilities.values[:, 5, 5, 5], expected, atol=1e-6)
+    assert (made.labels == NECROTIC_CORE).all()  # TC at exactly 0.5 is kept, as the bundle keeps it
+    assert model.run(case, tta=False, precision="fp32", probabilities=False).probabilities is None
+
+
 def test_a_case_on_another_grid_is_segmented_on_the_bundles_and_answered_on_its_own(tmp_path, case_dir):
     model = load(write_bundle(tmp_path / "b", roi=list(TINY_SHAPE)))
     lps = load_case(case_dir, with_seg=False)

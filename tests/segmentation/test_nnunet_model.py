@@ -339,3 +339,58 @@ def test_segment_gives_what_nnunet_itself_predicts_in_brats_labels(tiny_results,
     brats = np.vectorize(NNUNET_BACK_TO_BRATS.get)(theirs)
     assert len(np.unique(theirs)) > 1  # random weights still call some voxels tumour
     np.testing.assert_array_equal(np.asarray(ours.dataobj), brats)
+
+
+def _results_of(dataset: dict, outputs: int, root: Path) -> Path:
+    """A results folder for `dataset` whose fold_0 holds random weights of a network with `outputs` channels."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    def weights() -> dict:
+        torch.manual_seed(0)
+        arch = ARCHITECTURE
+        network = get_network_from_plans(
+            arch["network_class_name"],
+            arch["arch_kwargs"],
+            arch["_kw_requires_import"],
+            4,
+            outputs,
+            deep_supervision=False,
+        )
+        return network.state_dict()
+
+    return write_results(root, dataset=dataset, weights=weights)
+
+
+def _clear(values: np.ndarray, margin: float) -> np.ndarray:
+    """Voxels where every probability is farther than `margin` from 0.5 (quantisation cannot flip them)."""
+    return (np.abs(values - 0.5) > margin).all(axis=0)
+
+
+def test_nnunets_region_probabilities_come_back_on_the_case_grid_as_its_labels_did(tiny_results, case_dir):
+    model = load_any_model(f"nnunet:{tiny_results}")
+    case = load_case(case_dir, with_seg=False)
+    made = model.prediction(case, tta=False, precision="auto")
+    probs = made.probabilities
+    assert (probs.kind, probs.threshold, probs.values.shape) == ("regions", 0.5, (3, *case.shape))
+    # nnU-Net's own rule, each region above 0.5 written over the one holding it, gives the labels it wrote:
+    # the probabilities lie on the case's grid as its labels do.
+    wt, tc, et = probs.values > 0.5
+    expected = np.select([et, tc, wt], [ENHANCING, NECROTIC_CORE, EDEMA], BACKGROUND)
+    clear = _clear(probs.values, 1 / nnunet_model.PROBABILITY_STEPS)
+    assert clear.mean() > 0.5 and len(np.unique(made.labels[clear])) > 1  # random weights stay near 0.5
+    np.testing.assert_array_equal(made.labels[clear], expected[clear])
+
+
+def test_nnunets_class_probabilities_are_summed_into_ours(case_dir, tmp_path):
+    _nnunetv2()
+    model = load_any_model(f"nnunet:{_results_of(MSD, 4, tmp_path)}")
+    case = load_case(case_dir, with_seg=False)
+    made = model.prediction(case, tta=False, precision="auto")
+    probs = made.probabilities
+    assert probs.kind == "classes" and probs.values.shape == (4, *case.shape)
+    np.testing.assert_allclose(probs.values.sum(axis=0), 1, atol=4 / nnunet_model.PROBABILITY_STEPS)
+    # MSD's 'edema' is nnU-Net's channel 1 and our label 2: the most likely of ours is the label it wrote.
+    ordered = np.sort(probs.values, axis=0)
+    clear = ordered[-1] - ordered[-2] > 2 / nnunet_model.PROBABILITY_STEPS
+    assert clear.mean() > 0.5 and len(np.unique(made.labels[clear])) > 1  # random weights stay near 0.5
+    np.testing.assert_array_equal(made.labels[clear], probs.values.argmax(axis=0)[clear])

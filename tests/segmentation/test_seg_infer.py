@@ -105,7 +105,13 @@ def test_segment_folder_mode_names_outputs_per_naming(tiny_run, blob_case, tmp_p
     (cohort / "NOT_A_CASE" / "scan.nii.gz").write_bytes(b"")  # not a BraTS file name: reported, not fatal
     out = tmp_path / "out"
     assert main(["segment", str(cohort), "--model", str(tiny_run / "last.pt"), "--out", str(out)]) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["NEW-001-seg.nii.gz", "OLD_001_seg.nii.gz"]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [
+        "NEW-001-seg.nii.gz",
+        "NEW-001-uncertainty.nii.gz",
+        "OLD_001_seg.nii.gz",
+        "OLD_001_uncertainty.nii.gz",
+    ]
     printed = capsys.readouterr()
     assert "WIDE_001" in printed.err and "NOT_A_CASE" in printed.err
     assert "segmented 2 of 4 cases, 2 failed" in printed.out
@@ -134,7 +140,7 @@ def test_segment_folder_goes_on_past_bad_cases_and_lists_them(tiny_run, blob_cas
     dangling.symlink_to(tmp_path / "moved_away.nii.gz")
     out = tmp_path / "out"
     assert main(["segment", str(cohort), "--model", str(tiny_run / "last.pt"), "--out", str(out)]) == 1
-    assert [p.name for p in out.iterdir()] == ["GOOD_001_seg.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == ["GOOD_001_seg.nii.gz", "GOOD_001_uncertainty.nii.gz"]
     printed = capsys.readouterr()
     assert "segmented 1 of 3 cases, 2 failed" in printed.out
     summary = printed.err.splitlines()[-2:]
@@ -149,7 +155,10 @@ def test_segment_folder_is_sharded_across_torchrun_ranks(tiny_cohort, tiny_run, 
         monkeypatch.setenv(name, value)
     out = tmp_path / "out"
     assert main(["segment", str(tiny_cohort), "--model", str(tiny_run), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["TINY_001_seg.nii.gz", "TINY_003_seg.nii.gz"]
+    cases = ("TINY_001", "TINY_003")
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{c}_{kind}.nii.gz" for c in cases for kind in ("seg", "uncertainty")
+    ]
     assert "rank 1/2: segmented 2 of 2 cases" in capsys.readouterr().out
 
 

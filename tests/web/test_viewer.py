@@ -11,6 +11,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nibabel as nib
@@ -22,6 +23,7 @@ from neurotriage.clinical.models import Finding
 from neurotriage.diagnosis import pipeline
 from neurotriage.imaging.labels import ANY_FILE_LABELS, LEGEND_NAMES
 from neurotriage.report.figures import VIEWS
+from neurotriage.segmentation.uncertainty import uncertainty_path, write_uncertainty
 
 from ..conftest import install_oracle
 from .conftest import chromium_page, live_server
@@ -233,3 +235,26 @@ def test_zoom_pan_window_presets_ruler_and_reset(viewer):
     assert viewer.js(f"[{NV}.volumes[0].cal_min, {NV}.volumes[0].cal_max]") == pytest.approx(auto)
     assert viewer.text("#rulers") == "" and viewer.js(f"{NV}.document.completedMeasurements.length") == 0
     viewer.choose("#tool", "crosshair")
+
+
+def test_the_uncertainty_overlay_is_off_until_its_toggle_is_checked(viewer):
+    # The oracle is certain everywhere; a map with a sure and an unsure part shows that values read as 0 to 1.
+    seg = nib.load(viewer.finding.segmentation_path)
+    tumour = np.asanyarray(seg.dataobj) > 0
+    map_path = uncertainty_path(Path(viewer.finding.segmentation_path))
+    write_uncertainty(np.where(tumour, 255, 0).astype(np.uint8), seg.affine, map_path)
+    toggle = viewer.page.locator("#uncertainty-toggle")
+    assert not toggle.is_checked() and viewer.js(f"{NV}.volumes.length") == 2
+    assert "uncertainty.nii.gz" not in viewer.image_requests  # not even downloaded until asked for
+    toggle.check()
+    viewer.page.wait_for_function(f"() => {NV}.volumes.length === 3 && {NV}.volumes[2].opacity > 0")
+    layer = f"{NV}.volumes[2]"
+    shown = viewer.js(f"[{layer}.name, {layer}.colormap, {layer}.cal_min, {layer}.cal_max, {layer}.global_max]")
+    assert shown == ["uncertainty.nii.gz", "hot", 0.1, 1, pytest.approx(1.0, abs=1e-3)]
+    viewer.screenshot("web_viewer_uncertainty.png")
+    toggle.uncheck()
+    viewer.page.wait_for_function(f"() => {NV}.volumes[2].opacity === 0")
+    toggle.check()
+    viewer.page.wait_for_function(f"() => {NV}.volumes[2].opacity > 0")
+    assert viewer.image_requests.count("uncertainty.nii.gz") == 1 and viewer.js(f"{NV}.volumes.length") == 3
+    toggle.uncheck()

@@ -52,7 +52,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         type=Path,
-        help="checkpoint, monai-bundle:FOLDER or nnunet:FOLDER (default: the model shipped with the package)",
+        action="append",
+        help="checkpoint, monai-bundle:FOLDER or nnunet:FOLDER (default: the model shipped with the package); "
+        "give it again to average several models' probabilities (an ensemble)",
     )
     p.add_argument("--limit", type=int, default=10, help="number of referrals (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")

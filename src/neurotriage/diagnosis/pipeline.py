@@ -12,7 +12,7 @@ in the storing transaction, so a claim that was taken over stores nothing (diagn
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +47,9 @@ Fence = Callable[[Session], None]
 
 @dataclass(frozen=True)
 class DiagnoseOptions:
-    """What a diagnosis run may vary: model, report location, FHIR, referral count, database."""
+    """What a diagnosis run may vary: model (several: an ensemble), report location, FHIR, referral count, database."""
 
-    model: Path | None = None
+    model: Path | Sequence[Path] | None = None
     out_dir: Path | None = None
     fhir: bool = False
     limit: int = 10

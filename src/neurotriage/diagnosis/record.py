@@ -86,11 +86,13 @@ def report_input(patient: PatientSnapshot, analysis: Analysis, decision: Decisio
             "case_id": analysis.case_id,
             "images": analysis.images,
             "seg": analysis.labels,
+            "uncertainty": analysis.uncertainty,
             "affine": analysis.affine,
             "naming": analysis.naming,
             "native": analysis.native,
         },
         review_hints=review_hints(analysis.images.get("flair"), analysis.labels, analysis.affine),
+        uncertainty=analysis.uncertain,
         finding_key=key,
     )
 

@@ -301,8 +301,11 @@ def load_seg(path: Path, naming: Naming, *, expect_shape=None, expect_affine=Non
     return to_internal(np.asarray(data), naming, str(path))
 
 
-def write_nifti(data: np.ndarray, affine: np.ndarray, path: Path | str, header=None) -> Path:
-    """Write a NIfTI atomically (temp file + rename), so a crash never leaves half a file.
+def write_nifti(
+    data: np.ndarray, affine: np.ndarray, path: Path | str, header=None, scale: float | None = None
+) -> Path:
+    """Write a NIfTI atomically (temp file + rename), so a crash never leaves half a file; with `scale`, the
+    stored values times `scale` are what readers get (the header's scl_slope).
 
     nibabel's gzip writer stores mtime 0, so the same array gives byte-identical files.
     """
@@ -310,6 +313,8 @@ def write_nifti(data: np.ndarray, affine: np.ndarray, path: Path | str, header=N
     hdr = header.copy() if header is not None else None
     img = nib.Nifti1Image(data, affine, hdr)
     img.set_data_dtype(data.dtype)
+    if scale is not None:
+        img.header.set_slope_inter(scale, 0.0)
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)
     with atomic_path(path) as tmp:

@@ -1,4 +1,4 @@
-"""PNG figures for the report: tri-planar overlays, an axial montage and a region chart.
+"""PNG figures for the report: tri-planar overlays, the uncertainty map, an axial montage and a region chart.
 
 Every view is in radiological convention: the patient's left is on the image's right.
 The arrays are first reoriented by their header's axis codes to DISPLAY_AXCODES, whatever
@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from neurotriage.imaging.labels import ENHANCING, LABEL_COLOURS, LEGEND_NAMES, OVERLAY_COLOURS
+from neurotriage.segmentation.uncertainty import LEVELS
 from neurotriage.vocabulary import area_name
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ NO_TUMOUR = "No tumour found"
 RADIOLOGICAL = "Radiological convention: the patient's left is on the image's right."
 BRATS_SPACE = "BraTS space (SRI24 1 mm grid)"
 NATIVE_SPACE = "Patient's own space (the T1ce as acquired)"
+HEAT_FROM = 0.1  # uncertainty below this is left clear, so the image shows through where the model is sure
+HEAT_ALPHA = 0.75
+OUTLINE_COLOUR = "#00e5ff"  # the whole-tumour outline on the uncertainty views: cyan, off the heat scale
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,13 @@ class DisplayVolume:
     seg: np.ndarray
     spacing: tuple[float, float, float]
     affine: np.ndarray  # display voxel index -> world mm (RAS)
+    heat: np.ndarray | None = None  # a map drawn in heat colours over the image (0 to 1), reoriented alike
 
 
-def to_display(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarray) -> DisplayVolume:
-    """Reorient an image (and its seg) from the header's axis codes to DISPLAY_AXCODES."""
+def to_display(
+    image: np.ndarray, seg: np.ndarray | None, affine: np.ndarray, heat: np.ndarray | None = None
+) -> DisplayVolume:
+    """Reorient an image (and its seg and heat map) from the header's axis codes to DISPLAY_AXCODES."""
     current = nib.orientations.io_orientation(affine)
     transform = nib.orientations.ornt_transform(current, nib.orientations.axcodes2ornt(DISPLAY_AXCODES))
     seg = np.zeros(image.shape, np.uint8) if seg is None else seg
@@ -90,7 +97,8 @@ def to_display(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarray) ->
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in box]
     spacing = tuple(float(s) for s in np.sqrt((disp_affine[:3, :3] ** 2).sum(axis=0)))
-    return DisplayVolume(image=image[box], seg=seg[box], spacing=spacing, affine=disp_affine @ shift)
+    heat = None if heat is None else nib.orientations.apply_orientation(heat, transform)[box]
+    return DisplayVolume(image=image[box], seg=seg[box], spacing=spacing, affine=disp_affine @ shift, heat=heat)
 
 
 def _content_box(image: np.ndarray, seg: np.ndarray, margin: int = 3) -> tuple[slice, slice, slice]:
@@ -130,18 +138,21 @@ def _window(image: np.ndarray) -> tuple[float, float]:
     return float(low), float(max(high, low + 1e-6))
 
 
+def _draw_image(ax, vol: DisplayVolume, view: View, index: int, window: tuple[float, float]) -> float:
+    """Draw the grey background plane; returns its aspect (row mm per column mm) for what goes over it."""
+    aspect = vol.spacing[view.row_axis] / vol.spacing[view.col_axis]
+    image = _plane(vol.image, view, index)
+    ax.imshow(image, cmap="gray", vmin=window[0], vmax=window[1], aspect=aspect, interpolation="nearest")
+    ax.set_label(view.name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return aspect
+
+
 def _draw_plane(ax, vol: DisplayVolume, view: View, index: int, window: tuple[float, float], small: bool) -> None:
     from matplotlib.colors import ListedColormap  # matplotlib: only when drawing (start-up time)
 
-    row_mm, col_mm = vol.spacing[view.row_axis], vol.spacing[view.col_axis]
-    ax.imshow(
-        _plane(vol.image, view, index),
-        cmap="gray",
-        vmin=window[0],
-        vmax=window[1],
-        aspect=row_mm / col_mm,
-        interpolation="nearest",
-    )
+    aspect = _draw_image(ax, vol, view, index, window)
     labels = _plane(vol.seg, view, index)
     colours = ListedColormap(OVERLAY_COLOURS)
     ax.imshow(
@@ -150,13 +161,24 @@ def _draw_plane(ax, vol: DisplayVolume, view: View, index: int, window: tuple[fl
         vmin=0,
         vmax=ENHANCING,
         alpha=OVERLAY_ALPHA,
-        aspect=row_mm / col_mm,
+        aspect=aspect,
         interpolation="nearest",
     )
-    ax.set_label(view.name)
-    ax.set_xticks([])
-    ax.set_yticks([])
     _edge_letters(ax, view, small)
+
+
+def _draw_heat(ax, vol: DisplayVolume, view: View, index: int, window: tuple[float, float]):
+    """The image with the heat map over it (from HEAT_FROM up) and the whole-tumour outline; returns the heat layer."""
+    aspect = _draw_image(ax, vol, view, index, window)
+    heat = _plane(vol.heat, view, index)
+    shown = np.ma.masked_less(heat, HEAT_FROM)
+    style = {"cmap": "hot", "vmin": 0, "vmax": 1, "alpha": HEAT_ALPHA, "aspect": aspect, "interpolation": "nearest"}
+    layer = ax.imshow(shown, **style)
+    tumour = _plane(vol.seg, view, index) > 0
+    if tumour.any():
+        ax.contour(tumour, levels=[0.5], colors=OUTLINE_COLOUR, linewidths=0.8)
+    _edge_letters(ax, view, small=False)
+    return layer
 
 
 def _edge_letters(ax, view: View, small: bool) -> None:
@@ -218,6 +240,27 @@ def triplanar_figure(image: np.ndarray, seg: np.ndarray | None, affine: np.ndarr
         title = f"{NO_TUMOUR}: mid-brain views"
     fig.suptitle(f"{space}. {title}\n{RADIOLOGICAL}", color="white", fontsize=11)
     _legend(fig)
+    return fig
+
+
+def uncertainty_figure(
+    image: np.ndarray, seg: np.ndarray | None, uncertainty: np.ndarray, affine: np.ndarray
+) -> Figure:
+    """Axial, coronal and sagittal views through the tumour centroid (mid-brain if none) with the uncertainty
+    (uint8, normalised entropy x LEVELS) in heat colours and the whole-tumour outline."""
+    vol = to_display(image, seg, affine, heat=uncertainty.astype(np.float32) / LEVELS)
+    focus = focus_voxel(vol)
+    window = _window(vol.image)
+    fig = _new_figure(12, 4.8)
+    axes = fig.subplots(1, 3, gridspec_kw={"wspace": 0.03, "left": 0.01, "right": 0.99, "top": 0.8, "bottom": 0.2})
+    for ax, view in zip(axes, VIEWS, strict=True):
+        layer = _draw_heat(ax, vol, view, focus[view.slice_axis], window)
+        ax.set_title(view.name, color="white", fontsize=11)
+    bar = fig.colorbar(layer, cax=fig.add_axes([0.3, 0.11, 0.4, 0.035]), orientation="horizontal")
+    bar.set_label("uncertainty: 0 certain, 1 all four labels equally likely", color="white", fontsize=9)
+    bar.ax.tick_params(colors="white", labelsize=8)
+    where = "through the tumour centroid; cyan: the whole-tumour outline" if vol.seg.any() else "mid-brain views"
+    fig.suptitle(f"{BRATS_SPACE}. Uncertainty, {where}\n{RADIOLOGICAL}", color="white", fontsize=11)
     return fig
 
 
@@ -283,7 +326,8 @@ def to_png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def render_figures(report: ReportInput, folder: Path) -> dict[str, Path]:
-    """Write triplanar.png, montage.png and regions.png into `folder`; returns name -> path."""
+    """Write triplanar.png, uncertainty.png (given a map), montage.png and regions.png into `folder`; returns
+    name -> path."""
     empty = "No region breakdown available" if report.has_tumour else NO_TUMOUR
     figures: dict[str, Figure] = {"regions": regions_figure(report.locate.regions if report.locate else [], empty)}
     if report.imaging is not None:
@@ -291,6 +335,8 @@ def render_figures(report: ReportInput, folder: Path) -> dict[str, Path]:
         background = images.get("flair", next(iter(images.values())))
         seg, affine = report.imaging.seg, report.imaging.affine
         figures["triplanar"] = triplanar_figure(background, seg, affine)
+        if report.imaging.uncertainty is not None:
+            figures["uncertainty"] = uncertainty_figure(background, seg, report.imaging.uncertainty, affine)
         figures["montage"] = montage_figure(background, seg, affine)
         native = report.imaging.native
         if native is not None:

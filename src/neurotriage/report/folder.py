@@ -1,5 +1,5 @@
 """Write one report folder atomically: report.html, report.json, PNG figures, the
-segmentation as NIfTI and, on request, fhir_bundle.json.
+segmentation and its uncertainty map as NIfTI and, on request, fhir_bundle.json.
 
 Everything is built in a hidden temporary folder next to the target and renamed into
 place at the end, so a failure at any point leaves no half-written report behind. An
@@ -23,6 +23,7 @@ from neurotriage.report import html
 from neurotriage.report.fhir import build_fhir_bundle
 from neurotriage.report.figures import render_figures
 from neurotriage.report.inputs import ReportInput
+from neurotriage.segmentation.uncertainty import write_uncertainty
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -54,6 +55,15 @@ def _write_segmentation(folder: Path, report: ReportInput) -> Path | None:
     return write_nifti(from_internal(imaging.seg, naming), imaging.affine, path)
 
 
+def _write_uncertainty(folder: Path, report: ReportInput) -> Path | None:
+    """`<ID>_uncertainty.nii.gz` (in the case's naming) beside the segmentation: readers see the normalised entropy."""
+    imaging = report.imaging
+    if imaging is None or imaging.uncertainty is None:
+        return None
+    path = folder / NAMINGS[imaging.naming].filename(imaging.case_id, "uncertainty")
+    return write_uncertainty(imaging.uncertainty, imaging.affine, path)
+
+
 def _write_native(folder: Path, report: ReportInput) -> list[str]:
     """The segmentation in the patient's own space: NIfTI and, when the study came as DICOM, the objects for its PACS
     (a DICOM SEG, a preliminary measurement report SR and a summary page)."""
@@ -75,16 +85,21 @@ def _write_native(folder: Path, report: ReportInput) -> list[str]:
 def _fill(folder: Path, report: ReportInput, fhir: bool) -> None:
     figures = render_figures(report, folder)
     seg = _write_segmentation(folder, report)
+    uncertainty = _write_uncertainty(folder, report)
     native = _write_native(folder, report)
     (folder / REPORT_HTML).write_text(
         html.render_html(report, {name: path.read_bytes() for name, path in figures.items()}), encoding="utf-8"
     )
-    files = [REPORT_HTML, *(p.name for p in figures.values()), *([seg.name] if seg else []), *native]
+    volumes = [path.name for path in (seg, uncertainty) if path is not None]
+    files = [REPORT_HTML, *(p.name for p in figures.values()), *volumes, *native]
     if fhir:
         _write_json(folder / FHIR_JSON, build_fhir_bundle(report))
         files.append(FHIR_JSON)
+    data = report.to_json()
+    if uncertainty is not None and data["uncertainty"] is not None:
+        data["uncertainty"]["map"] = uncertainty.name
     # report.json last: its presence marks a complete report folder.
-    _write_json(folder / REPORT_JSON, {"notice": NOTICE, **report.to_json(), "files": sorted(files)})
+    _write_json(folder / REPORT_JSON, {"notice": NOTICE, **data, "files": sorted(files)})
 
 
 def build_report(out_dir: Path | str, report: ReportInput, *, fhir: bool = False) -> Path:

@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 from neurotriage import NOTICE
+from neurotriage.diagnosis.provenance import ModelRef
 from neurotriage.report.inputs import ReportInput
 from neurotriage.report.text import NO_TUMOUR_SENTENCE, NOT_AVAILABLE, PROVISIONAL_REFERRAL, fmt, fmt_score
 from neurotriage.report.vasari_table import vasari_groups
@@ -34,6 +35,14 @@ FIGURES = (
         "Tri-planar overlay in the patient's own space",
         "The same segmentation taken back to the T1ce as the scanner acquired it (skull on, scanner coordinates), "
         "as written to native/ beside this report.",
+    ),
+    (
+        "uncertainty",
+        "Uncertainty",
+        "Where the model is unsure, through the tumour centroid: the entropy of its averaged probabilities (over "
+        "flips and ensemble members) across the four labels, 0 where one label is certain to 1 where all four are "
+        "equally likely, in heat colours from 0.1; cyan is the whole-tumour outline. Not a finding: where to "
+        "look hardest when checking the outline.",
     ),
     ("montage", "Axial slice montage", "Axial slices spread over the tumour, inferior to superior, in BraTS space."),
     ("regions", "Tumour volume per region", "Whole-tumour volume in each atlas region, with its side."),
@@ -85,9 +94,23 @@ def _finding(report: ReportInput) -> dict[str, Any]:
         "summary": locate.summary or default,
         "facts": [(label, fmt(getattr(locate, key))) for key, label in LOCATION_FACTS],
         "volumes": [(label, fmt(volumes[key])) for key, label in VOLUMES],
+        **_uncertain(report),
         "regions": regions,
         "eloquent": [f"{area_name(e.name)} ({fmt(e.side)})" for e in locate.eloquent],
     }
+
+
+def _uncertain(report: ReportInput) -> dict[str, Any]:
+    """Uncertain tissue beside each compartment's volume, and what counts as uncertain."""
+    tissue = report.uncertainty
+    if tissue is None:
+        return {"uncertain": [], "uncertain_note": ""}
+    note = (
+        f"Uncertain tissue: uncertainty {tissue.threshold:g} or more (at least as unsure as an even split between "
+        f"two labels), inside each compartment or within {tissue.near_mm:g} mm of it; {fmt(tissue.total_ml)} ml "
+        "in the whole scan. It shows where to check the outline, not more tumour."
+    )
+    return {"uncertain": [fmt(tissue.ml.get(key)) for key, _ in VOLUMES], "uncertain_note": note}
 
 
 def _crosscheck(report: ReportInput) -> dict[str, Any]:
@@ -150,6 +173,19 @@ def _origin_rows(origin: str | None) -> list[tuple[str, str]]:
     return [("User-supplied model", f"{origin} (its accuracy is the user's claim)")] if origin else []
 
 
+def _member_rows(models: list[ModelRef]) -> list[tuple[str, str]]:
+    """An ensemble's members, each with its SHA-256 and, when user-supplied, where it came from."""
+    if len(models) < 2:
+        return []
+    return [
+        (
+            f"Ensemble member {n}",
+            f"{m.model_id}, SHA-256 {m.sha256 or NOT_AVAILABLE}" + (f", {m.origin}" if m.origin else ""),
+        )
+        for n, m in enumerate(models, start=1)
+    ]
+
+
 def _provenance(report: ReportInput) -> dict[str, Any]:
     prov = report.provenance
     return {
@@ -158,6 +194,7 @@ def _provenance(report: ReportInput) -> dict[str, Any]:
             ("Model", prov.model_id or NOT_AVAILABLE),
             ("Model SHA-256", prov.model_sha256 or NOT_AVAILABLE),
             *_origin_rows(prov.model_origin),
+            *_member_rows(prov.models),
             ("Flip averaging", fmt(prov.tta)),
             ("Post-processing", fmt(prov.postprocess)),
             ("Created", prov.created_at.isoformat(timespec="seconds")),

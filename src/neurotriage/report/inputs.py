@@ -20,6 +20,7 @@ from neurotriage.clinical.scoring import Recommendation
 from neurotriage.diagnosis.provenance import Provenance
 from neurotriage.ingest.native import NativeSegmentation
 from neurotriage.report.hints import ReviewHint
+from neurotriage.segmentation.uncertainty import UncertainTissue
 
 
 class Patient(BaseModel):
@@ -68,6 +69,8 @@ class Imaging(BaseModel):
     images: dict[str, np.ndarray]
     affine: np.ndarray
     seg: np.ndarray | None = None
+    # The segmentation's uncertainty: normalised entropy x 255 (uint8, segmentation.uncertainty).
+    uncertainty: np.ndarray | None = None
     # Label scheme the segmentation file is written in (neurotriage.imaging.naming.NAMINGS).
     naming: Literal["brats2020", "brats2023"] = "brats2023"
     # For a case ingested from a raw study: the segmentation on the study's own T1ce grid.
@@ -93,8 +96,9 @@ class Imaging(BaseModel):
     @model_validator(mode="after")
     def _seg_on_the_image_grid(self) -> Imaging:
         shape = next(iter(self.images.values())).shape
-        if self.seg is not None and self.seg.shape != shape:
-            raise ValueError(f"segmentation shape {self.seg.shape} differs from the images' {shape}")
+        for name, volume in (("segmentation", self.seg), ("uncertainty", self.uncertainty)):
+            if volume is not None and volume.shape != shape:
+                raise ValueError(f"{name} shape {volume.shape} differs from the images' {shape}")
         return self
 
 
@@ -110,6 +114,8 @@ class ReportInput(BaseModel):
     imaging: Imaging | None = None
     # Prompts for the reviewer measured on the case (report.hints), shown beside the finding.
     review_hints: list[ReviewHint] = Field(default_factory=list)
+    # Uncertain tissue at each compartment, beside its volume (segmentation.uncertainty).
+    uncertainty: UncertainTissue | None = None
     # The finding this report belongs to (allocated before the finding is stored).
     finding_key: str | None = None
 

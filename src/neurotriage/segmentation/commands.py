@@ -24,7 +24,8 @@ from neurotriage.segmentation.train_config import AUGMENTS, LABEL_MODES, PRECISI
 TRAIN_DEFAULTS = TrainConfig(data_dir="", out="")
 MODEL_HELP = (
     "checkpoint or run folder; or a model trained elsewhere, yours to vouch for: monai-bundle:FOLDER (MONAI's "
-    "brats_mri_segmentation bundle) or nnunet:FOLDER (an nnU-Net v2 results folder) (default: the packaged model)"
+    "brats_mri_segmentation bundle) or nnunet:FOLDER (an nnU-Net v2 results folder) (default: the packaged model); "
+    "give it again to average several models' probabilities (an ensemble; see README)"
 )
 
 
@@ -131,9 +132,12 @@ def _add_train(sub) -> None:
 def _add_segment(sub) -> None:
     p = sub.add_parser("segment", help="segment a case (or a folder of cases) with a trained model")
     p.add_argument("case_dir", type=Path, help="a BraTS case folder, or a folder of case folders")
-    p.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
+    p.add_argument("--model", type=Path, action="append", help=MODEL_HELP)
     p.add_argument("--out", type=Path, required=True,
                    help="SEG.nii.gz for one case; a folder (receiving <ID>_seg.nii.gz) for many")  # fmt: skip
+    p.add_argument("--uncertainty", action=argparse.BooleanOptionalAction, default=True,
+                   help="also write the voxel-wise uncertainty beside each segmentation: <ID>_uncertainty.nii.gz "
+                   "(SEG_uncertainty.nii.gz for a named file): the normalised entropy, 0 to 1")  # fmt: skip
     _add_predict_options(p)
     p.set_defaults(handler=_segment)
 
@@ -192,7 +196,7 @@ def _predict_options(args, model) -> dict:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="segment labelled cases and score them (WT/TC/ET), with montages")
     p.add_argument("data_dir", type=Path, help="folder of BraTS cases with segmentations")
-    p.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
+    p.add_argument("--model", type=Path, action="append", help=MODEL_HELP)
     p.add_argument("--out", type=Path, default=Path("metrics.json"), help="metrics JSON; montages/ goes beside it")
     _add_predict_options(p)
     p.set_defaults(handler=_evaluate)
@@ -259,7 +263,8 @@ def _segment(args) -> int:
     from neurotriage.parallel import read_ahead
     from neurotriage.segmentation.distributed import launched_rank, share_cores
     from neurotriage.segmentation.infer import output_path, write_segmentation
-    from neurotriage.segmentation.loader import load_any_model
+    from neurotriage.segmentation.loader import load_models
+    from neurotriage.segmentation.uncertainty import uncertainty_path, write_uncertainty
 
     started = time.perf_counter()
     unreadable: dict[str, str] = {}  # a bad case folder in a batch is reported; the others still get segmented
@@ -269,7 +274,7 @@ def _segment(args) -> int:
         raise UserError(f"--out {args.out}: for one case give a .nii.gz (or .nii) file name, or a folder")
     if not single and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: several cases need an output folder, and this is a file")
-    model = load_any_model(args.model)
+    model = load_models(args.model)
     options = _predict_options(args, model)
     rank, world, _ = launched_rank()
     if world > 1:  # torchrun: each process segments its own share of the cases, no process group needed
@@ -284,14 +289,18 @@ def _segment(args) -> int:
         target = output_path(files, args.out) if (not single or args.out.is_dir()) else args.out
         try:
             case = case_load.result()
-            write_segmentation(model.predict(case, **options), case, target)
+            segmented = model.segment(case, uncertainty=args.uncertainty, **options)
+            write_segmentation(segmented.labels, case, target)
+            if segmented.uncertainty is not None:
+                write_uncertainty(segmented.uncertainty, case.affine, uncertainty_path(target), case.header)
         except UserError as exc:
             if single:
                 raise
             failed[files.case_id] = str(exc)  # one bad case in a folder is reported; the others still get segmented
             tqdm.write(f"neurotriage: error: {exc}", file=sys.stderr)
             continue
-        tqdm.write(f"{files.case_id}: wrote {target} ({time.perf_counter() - started:.1f} s)")
+        beside = f" and {uncertainty_path(target).name}" if args.uncertainty else ""
+        tqdm.write(f"{files.case_id}: wrote {target}{beside} ({time.perf_counter() - started:.1f} s)")
     shard = f"rank {rank}/{world}: " if world > 1 else ""
     print(f"{shard}segmented {total - len(failed)} of {total} cases, {len(failed)} failed. {NOTICE}")
     for name, reason in failed.items():
@@ -301,9 +310,9 @@ def _segment(args) -> int:
 
 def _evaluate(args) -> int:
     from neurotriage.segmentation.evaluate import evaluate_dataset
-    from neurotriage.segmentation.loader import load_any_model
+    from neurotriage.segmentation.loader import load_models
 
-    model = load_any_model(args.model)
+    model = load_models(args.model)
     options = _predict_options(args, model)
     result = evaluate_dataset(model, args.data_dir, args.out, **options)
     print(_table(result["mean"], key="mean", title=f"mean over {result['n_cases']} cases"))

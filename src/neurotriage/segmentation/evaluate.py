@@ -13,6 +13,7 @@ from neurotriage.errors import UserError
 from neurotriage.files import write_json_atomic
 from neurotriage.imaging.io import discover_cases, load_case, read_nifti, same_grid
 from neurotriage.imaging.naming import naming_from_values, to_internal
+from neurotriage.segmentation.ensemble import Ensemble, members_of
 from neurotriage.segmentation.figures import case_montage
 from neurotriage.segmentation.infer import SegmentationModel
 from neurotriage.segmentation.metrics import case_metrics, mean_metrics
@@ -42,7 +43,7 @@ def compare_files(pred_path: Path, ref_path: Path) -> dict:
 
 
 def evaluate_dataset(
-    model: SegmentationModel,
+    model: SegmentationModel | Ensemble,
     data_dir: Path,
     out: Path,
     *,
@@ -70,7 +71,7 @@ def evaluate_dataset(
         case_montage(case.images["flair"], case.seg, pred, case.affine, montages / f"{case.case_id}.png", case.case_id)
     result = {
         "notice": NOTICE,
-        "model": str(model.source),
+        "model": " + ".join(str(member.source) for member in members_of(model)),
         "predict_options": {"tta": tta, "precision": precision, "post": post.to_dict()},
         "data_dir": str(data_dir),
         "n_cases": len(per_case),

@@ -22,6 +22,7 @@ from neurotriage.imaging.labels import EDEMA, ENHANCING, NECROTIC_CORE
 from neurotriage.imaging.naming import SEQUENCE_TITLES, sequence_from_name
 from neurotriage.segmentation.plausibility import check_plausible
 from neurotriage.segmentation.postprocess import PostProcess
+from neurotriage.segmentation.prediction import Prediction, Segments
 
 KINDS = ("monai-bundle", "nnunet")
 NO_POST = PostProcess(min_component_ml=0, min_enhancing_ml=0, core_contact_mm=0, ring_growth_mm=0, enclosed_core_mm=0)
@@ -105,23 +106,24 @@ def labels_from_regions(tc: np.ndarray, wt: np.ndarray, et: np.ndarray) -> np.nd
     return labels
 
 
-class ExternalModel(ABC):
-    """A user-supplied model: `labels` runs it on a case; `predict` adds the gate and the clean-up."""
+class ExternalModel(Segments, ABC):
+    """A user-supplied model: `run` runs it on a case; `predict` adds the gate and the clean-up."""
 
     config: ExternalConfig
     source: Path  # the model's folder
     sha256: str  # of its weights (`weights_sha256`)
+    output_kind: str  # of its probabilities: 'classes' or 'regions' (segmentation.probabilities)
+    threshold: float | None  # regions: the probability at which the model keeps a region
 
-    def predict(
-        self, case: Case, *, tta: bool | None = None, precision: str = "auto", post: PostProcess | None = None
-    ) -> np.ndarray:
-        """Internal labels (uint8) on the case's grid; `tta` and `post` default to the model's config."""
-        tta = self.config.tta if tta is None else tta
-        post = self.config.postprocess if post is None else post
+    def prediction(self, case: Case, *, tta: bool, precision: str, probabilities: bool = True) -> Prediction:
+        """The model's own labels and, with `probabilities`, its probabilities, on the grid of a plausible case."""
         check_plausible(case)
-        labels = self.labels(case, tta=tta, precision=precision)
-        return post.apply(labels, case.spacing, case.images["t1ce"])
+        return self.run(case, tta=tta, precision=precision, probabilities=probabilities)
 
-    @abstractmethod
     def labels(self, case: Case, *, tta: bool, precision: str) -> np.ndarray:
         """The model's own segmentation of the case as internal labels (uint8) on the case's grid."""
+        return self.run(case, tta=tta, precision=precision, probabilities=False).labels
+
+    @abstractmethod
+    def run(self, case: Case, *, tta: bool, precision: str, probabilities: bool) -> Prediction:
+        """The model's own labels on the case's whole grid and, with `probabilities`, the probabilities behind them."""

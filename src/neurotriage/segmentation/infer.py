@@ -27,8 +27,9 @@ from neurotriage.segmentation.losses import probabilities as to_probabilities
 from neurotriage.segmentation.model_config import ModelConfig
 from neurotriage.segmentation.networks import build_model
 from neurotriage.segmentation.plausibility import check_finite, check_plausible
-from neurotriage.segmentation.postprocess import PostProcess
+from neurotriage.segmentation.prediction import Prediction, Segments
 from neurotriage.segmentation.preprocess import Recipe, prepare_inference
+from neurotriage.segmentation.probabilities import CLASSES, REGIONS, Probabilities
 from neurotriage.segmentation.scripted import is_scripted, load_scripted
 from neurotriage.segmentation.shipped import default_model_path, default_scripted_path, verify_sha256
 from neurotriage.segmentation.train_config import PRECISIONS
@@ -37,6 +38,7 @@ from neurotriage.segmentation.train_config import PRECISIONS
 # pass; a BraTS brain box (about 144×192×144 = 4M) stays below it and needs no overlap at all.
 MAX_WHOLE_VOXELS = 256 * 256 * 192
 SPACING_TOLERANCE = 1e-3  # mm
+REGION_THRESHOLD = 0.5  # losses.labels_from_probabilities keeps a sigmoid region above it
 
 
 def native_bf16() -> bool:
@@ -52,7 +54,7 @@ def _describe_grid(grid: dict) -> str:
 
 
 @dataclass
-class SegmentationModel:
+class SegmentationModel(Segments):
     """A network with the config it was trained under; `predict` turns a Case into internal labels."""
 
     network: nn.Module
@@ -82,26 +84,27 @@ class SegmentationModel:
                 f"{_describe_grid(grid)} ({self.source.name}); for a raw study run `neurotriage ingest` first"
             )
 
-    def predict(
-        self, case: Case, *, tta: bool | None = None, precision: str = "auto", post: PostProcess | None = None
-    ) -> np.ndarray:
-        """Internal labels (uint8) on the case's full grid, cleaned up by `post`.
+    @property
+    def output_kind(self) -> str:
+        """The kind of its probabilities: 'classes' (softmax, labels mode) or 'regions' (sigmoid)."""
+        return CLASSES if self.label_mode == "labels" else REGIONS
 
-        `tta` (flip averaging) and `post` default to the settings saved with the model."""
-        tta = self.config.tta if tta is None else tta
-        post = self.config.postprocess if post is None else post
+    @property
+    def threshold(self) -> float | None:
+        """The probability at which a region is kept (regions mode), as `labels_from_probabilities` keeps it."""
+        return REGION_THRESHOLD if self.output_kind == REGIONS else None
+
+    def prediction(self, case: Case, *, tta: bool, precision: str, probabilities: bool = True) -> Prediction:
+        """Its labels on the brain's bounding box and, with `probabilities`, the probabilities behind them."""
         self.check_case(case)
         check_plausible(case)
         prepared = prepare_inference(case, self.recipe)
         check_finite(prepared.image, case, "network input")
-        probs = self.probabilities(prepared.image, tta=tta, precision=precision)
-        check_finite(probs.numpy(force=True), case, "network output")
-        labels = labels_from_probabilities(probs[None], self.label_mode)[0].cpu().numpy()
-        out = np.zeros(case.shape, np.uint8)
-        # Cleaned on the brain box: outside it is background, and the box is a third of the grid.
-        box = tuple(slice(a, b) for a, b in prepared.box)
-        out[box] = post.apply(labels, case.spacing, case.images["t1ce"][box])
-        return out
+        probs = self.probabilities(prepared.image, tta=tta, precision=precision).cpu()
+        check_finite(probs.numpy(), case, "network output")
+        labels = labels_from_probabilities(probs[None], self.label_mode)[0].numpy()
+        kept = Probabilities(self.output_kind, probs.numpy(), self.threshold) if probabilities else None
+        return Prediction(labels, tuple(slice(a, b) for a, b in prepared.box), kept)
 
     def probabilities(self, image: np.ndarray, *, tta: bool = False, precision: str = "auto") -> torch.Tensor:
         """(C, X, Y, Z) network input -> (K, X, Y, Z) float32 probabilities, averaged over flips if `tta`."""

@@ -9,7 +9,8 @@ the bundle folder:
 - how it runs: the bundle's `inferer` (a 240×240×160 sliding window, overlap 0.5), under autocast;
 - its output: sigmoid probabilities of the regions in metadata.json's output `channel_def` (TC, WT,
   ET), kept where at least the `postprocessing` AsDiscreted threshold (0.5), then labels as the
-  bundle's own Lambdad makes them (`labels_from_regions`).
+  bundle's own Lambdad makes them (`labels_from_regions`); the probabilities, in the order WT, TC,
+  ET, are what an ensemble averages and the uncertainty map measures.
 `brats_mri_segmentation` has neither Orientationd nor Spacingd: it reads BraTS files as they are
 stored (1 mm, LPS), so a case on another grid is brought onto that one. The probabilities go back
 onto the case's grid, as the bundle's Invertd would take them. A preprocessing step not listed here
@@ -32,7 +33,7 @@ from torch import nn
 
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import Case
-from neurotriage.imaging.labels import region_from_name
+from neurotriage.imaging.labels import TUMOUR_REGIONS, region_from_name
 from neurotriage.imaging.sri24 import BRATS_AXCODES
 from neurotriage.segmentation.external import (
     ExternalConfig,
@@ -45,6 +46,8 @@ from neurotriage.segmentation.external import (
     weights_sha256,
 )
 from neurotriage.segmentation.infer import autocast, flip_averaged, inference_device
+from neurotriage.segmentation.prediction import Prediction, whole_grid
+from neurotriage.segmentation.probabilities import REGIONS, Probabilities
 
 LAYOUT = "a MONAI bundle folder holds configs/inference.json, configs/metadata.json and models/model.pt"
 INFERENCE = Path("configs/inference.json")
@@ -82,11 +85,18 @@ class BundleModel(ExternalModel):
     source: Path
     sha256: str
 
-    def labels(self, case: Case, *, tta: bool, precision: str) -> np.ndarray:
-        """The bundle's segmentation of the case, as internal labels on the case's grid."""
+    output_kind = REGIONS
+
+    def run(self, case: Case, *, tta: bool, precision: str, probabilities: bool = True) -> Prediction:
+        """The bundle's segmentation of the case as internal labels, and its region probabilities in the
+        order WT, TC, ET, on the case's whole grid."""
         probs = self.region_probabilities(case, tta=tta, precision=precision)
         kept = {region: probs[channel] >= self.threshold for region, channel in self.regions.items()}
-        return labels_from_regions(kept["TC"], kept["WT"], kept["ET"])
+        labels = labels_from_regions(kept["TC"], kept["WT"], kept["ET"])
+        if not probabilities:
+            return Prediction(labels, whole_grid(case.shape))
+        regions = np.stack([probs[self.regions[name]] for name in TUMOUR_REGIONS])
+        return Prediction(labels, whole_grid(case.shape), Probabilities(REGIONS, regions, self.threshold))
 
     def region_probabilities(self, case: Case, *, tta: bool = False, precision: str = "auto") -> np.ndarray:
         """(3, X, Y, Z) float32 sigmoid probabilities of the bundle's output channels on the case's grid."""

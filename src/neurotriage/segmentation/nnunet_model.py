@@ -11,12 +11,16 @@ the values it writes to the internal labels, read from dataset.json:
   written for the outermost is oedema, for the middle one necrotic core, for the innermost enhancing;
 - label-trained: each label by its name (NCR or NETC, ED or SNFH, ET, or spelled out as the Medical
   Segmentation Decathlon does).
+For an ensemble or the uncertainty map nnU-Net also saves the probabilities behind its labels (sigmoid
+regions or a softmax over the labels); they come back onto the case's grid through nnU-Net's own
+segmentation writer, as its labels do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +30,7 @@ import numpy as np
 
 from neurotriage.errors import UserError
 from neurotriage.imaging.io import Case, read_nifti
-from neurotriage.imaging.labels import BACKGROUND, EDEMA, ENHANCING, NECROTIC_CORE, label_from_name
+from neurotriage.imaging.labels import BACKGROUND, EDEMA, ENHANCING, NECROTIC_CORE, TUMOUR_LABELS, label_from_name
 from neurotriage.segmentation.external import (
     ExternalConfig,
     ExternalModel,
@@ -35,6 +39,8 @@ from neurotriage.segmentation.external import (
     read_json,
     weights_sha256,
 )
+from neurotriage.segmentation.prediction import Prediction, whole_grid
+from neurotriage.segmentation.probabilities import CLASSES, REGIONS, Probabilities
 
 LAYOUT = "an nnU-Net results folder holds dataset.json, plans.json and fold_N/checkpoint_final.pth"
 CHECKPOINT = "checkpoint_final.pth"
@@ -44,6 +50,8 @@ INSTALL = (
 )
 NIFTI_ENDINGS = (".nii.gz", ".nii")
 IGNORED_LABELS = ("background", "ignore")  # nnU-Net's names for what is never predicted as tumour
+NNUNET_REGION_THRESHOLD = 0.5  # nnU-Net keeps a sigmoid region above it
+PROBABILITY_STEPS = 254  # nnU-Net's segmentation writer stores uint8 for values under 255
 
 
 @dataclass
@@ -53,13 +61,25 @@ class NnUNetModel(ExternalModel):
     predictor: Any  # nnunetv2's nnUNetPredictor
     channels: list[str]  # sequence keys, in dataset.json's channel order
     label_map: dict[int, int]  # value nnU-Net writes -> internal label
+    region_trained: bool  # sigmoid regions (nnU-Net's BraTS conversions), else softmax labels
     file_ending: str
     config: ExternalConfig
     source: Path
     sha256: str
 
-    def labels(self, case: Case, *, tta: bool, precision: str) -> np.ndarray:
-        """nnU-Net's segmentation of the case's files, as internal labels on the case's grid."""
+    @property
+    def output_kind(self) -> str:
+        """'regions' for a region-trained model (sigmoids), else 'classes' (softmax)."""
+        return REGIONS if self.region_trained else CLASSES
+
+    @property
+    def threshold(self) -> float | None:
+        """nnU-Net keeps a region above 0.5."""
+        return NNUNET_REGION_THRESHOLD if self.region_trained else None
+
+    def run(self, case: Case, *, tta: bool, precision: str, probabilities: bool = True) -> Prediction:
+        """nnU-Net's segmentation of the case's files as internal labels and, with `probabilities`, the
+        probabilities it saved beside it, all on the case's whole grid."""
         if precision != "auto":
             raise UserError(
                 f"precision '{precision}': an nnU-Net model runs at nnU-Net's own precision "
@@ -71,14 +91,40 @@ class NnUNetModel(ExternalModel):
         with tempfile.TemporaryDirectory(prefix="neurotriage-nnunet-") as tmp, _quiet():
             target = Path(tmp) / "case"
             try:
-                self.predictor.predict_from_files_sequential([files], [str(target)], save_probabilities=False)
+                self.predictor.predict_from_files_sequential([files], [str(target)], save_probabilities=probabilities)
             except (RuntimeError, KeyError, ValueError, TypeError, AssertionError, IndexError) as exc:
                 raise UserError(f"{self.source}: nnU-Net failed on {case.files.folder} ({_reason(exc)})") from None
             _, values = read_nifti(target.with_name(target.name + self.file_ending))
             values = np.asarray(values)
+            saved = self._probabilities(target) if probabilities else None
         if values.shape != case.shape:
             raise UserError(f"{self.source}: nnU-Net wrote a {values.shape} segmentation for a {case.shape} case")
-        return to_internal_labels(values, self.label_map, self.source)
+        return Prediction(to_internal_labels(values, self.label_map, self.source), whole_grid(case.shape), saved)
+
+    def _probabilities(self, target: Path) -> Probabilities:
+        """The probabilities nnU-Net saved (target.npz) on the case's grid. They are in its reader's axis
+        order, so each channel goes back through nnU-Net's own segmentation writer, as its labels did,
+        quantised to PROBABILITY_STEPS (its writer stores integers)."""
+        saved = np.load(target.with_suffix(".npz"))["probabilities"]
+        with target.with_suffix(".pkl").open("rb") as file:
+            properties = pickle.load(file)  # nnU-Net's own file, written just now in this private folder
+        writer = self.predictor.plans_manager.image_reader_writer_class()
+        channels = []
+        for index, channel in enumerate(saved):
+            path = target.with_name(f"probability_{index}{self.file_ending}")
+            writer.write_seg(np.rint(channel * PROBABILITY_STEPS).astype(np.uint8), str(path), properties)
+            channels.append(np.asarray(read_nifti(path)[1], np.float32) / PROBABILITY_STEPS)
+        return self._ours(np.stack(channels))
+
+    def _ours(self, channels: np.ndarray) -> Probabilities:
+        """nnU-Net's channels as our probabilities: its regions in dataset.json's order (outside in: WT, TC,
+        ET), or its classes (one per label value, in order) summed into the internal labels they map to."""
+        if self.region_trained:
+            return Probabilities(REGIONS, channels, NNUNET_REGION_THRESHOLD)
+        classes = np.zeros((len(TUMOUR_LABELS) + 1, *channels.shape[1:]), np.float32)
+        for channel, value in zip(channels, sorted(self.label_map), strict=True):
+            classes[self.label_map[value]] += channel
+        return Probabilities(CLASSES, classes)
 
 
 def _quiet() -> contextlib.AbstractContextManager:
@@ -120,9 +166,15 @@ def label_map(dataset: dict, path: Path) -> dict[int, int]:
     if not isinstance(labels, dict) or labels.get("background") != 0:
         raise UserError(f"{path}: labels must be an object with background 0", field="model")
     tumour = {name: value for name, value in labels.items() if name not in IGNORED_LABELS}
-    if any(isinstance(value, list) and len(value) > 1 for value in tumour.values()):
+    if region_trained(dataset):
         return {BACKGROUND: BACKGROUND} | _region_map(tumour, dataset.get("regions_class_order"), path)
     return {BACKGROUND: BACKGROUND} | _named_map(tumour, path)
+
+
+def region_trained(dataset: dict) -> bool:
+    """True when dataset.json's labels are regions (a label of several values), as nnU-Net decides it."""
+    labels = dataset.get("labels") if isinstance(dataset.get("labels"), dict) else {}
+    return any(isinstance(value, list) and len(value) > 1 for value in labels.values())
 
 
 def _region_map(regions: dict[str, Any], order: Any, path: Path) -> dict[int, int]:
@@ -210,4 +262,5 @@ def load_nnunet(folder: Path) -> NnUNetModel:
         tta=True,  # nnUNetv2_predict mirrors unless told not to
     )
     predictor = _predictor(folder, folds)
-    return NnUNetModel(predictor, channels, values, ending, config, folder, weights_sha256(folder, checkpoints))
+    sha256 = weights_sha256(folder, checkpoints)
+    return NnUNetModel(predictor, channels, values, region_trained(dataset), ending, config, folder, sha256)

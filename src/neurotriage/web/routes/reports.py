@@ -15,6 +15,8 @@ from neurotriage.errors import UserError
 from neurotriage.imaging.io import find_case
 from neurotriage.imaging.labels import ANY_FILE_LABELS, BACKGROUND, LABEL_COLOURS, LEGEND_NAMES, VOLUME_LABELS, rgb
 from neurotriage.imaging.naming import SEQUENCE_TITLES, SEQUENCES
+from neurotriage.report.figures import HEAT_FROM
+from neurotriage.segmentation.uncertainty import uncertainty_path
 from neurotriage.vocabulary import ELOQUENT, LOBES, area_name
 from neurotriage.web import access
 from neurotriage.web.access import WriterUser
@@ -64,13 +66,22 @@ def legend() -> list[dict[str, Any]]:
     ]
 
 
+def uncertainty_file(finding: Finding) -> Path | None:
+    """The finding's uncertainty map, beside its segmentation in the report folder; None when it has none."""
+    path = uncertainty_path(Path(finding.segmentation_path)) if finding.segmentation_path else None
+    return path if path is not None and path.is_file() else None
+
+
 def viewer_config(finding: Finding) -> dict[str, Any]:
-    """What viewer.js needs: image and seg URLs (authenticated routes), label colours, and the
-    tumour's centroid and volumes as the finding stored them."""
+    """What viewer.js needs: image, seg and (when there is one) uncertainty URLs (authenticated routes), label
+    colours, the uncertainty shown from HEAT_FROM up as in the report, and the tumour's centroid and volumes as the
+    finding stored them."""
     base = f"/reports/{finding.id}/images"
     return {
         "images": {key: f"{base}/{key}.nii.gz" for key in SEQUENCES},
         "seg": f"{base}/seg.nii.gz",
+        "uncertainty": f"{base}/uncertainty.nii.gz" if uncertainty_file(finding) else None,
+        "uncertainty_from": HEAT_FROM,
         "lut": label_lut(),
         "centroid_mm": finding.locate.get("centroid_mm"),
         "volumes_ml": finding.locate.get("volumes_ml") or {},
@@ -113,13 +124,16 @@ def report_html(db: SessionDep, user: CurrentUser, finding_id: int):
 
 @router.get("/reports/{finding_id}/images/{name}")
 def image(db: SessionDep, user: CurrentUser, finding_id: int, name: str):
-    """One sequence (`t1ce.nii.gz`) or the segmentation (`seg.nii.gz`) of the finding."""
+    """One sequence (`t1ce.nii.gz`), the segmentation (`seg.nii.gz`) or its uncertainty (`uncertainty.nii.gz`)."""
     key = name.removesuffix(".nii.gz")
-    if key not in (*SEQUENCES, "seg") or name != f"{key}.nii.gz":
-        raise UserError(f"{name}: not an image of this finding (expected one of {', '.join(SEQUENCES)} or seg)")
+    if key not in (*SEQUENCES, "seg", "uncertainty") or name != f"{key}.nii.gz":
+        expected = f"{', '.join(SEQUENCES)}, seg or uncertainty"
+        raise UserError(f"{name}: not an image of this finding (expected one of {expected})")
     finding, study = _stored_finding(db, user, finding_id, "download", f"images/{name}")
     if key == "seg":
         path = Path(finding.segmentation_path) if finding.segmentation_path else None
+    elif key == "uncertainty":
+        path = uncertainty_file(finding)
     else:
         path = find_case(Path(study.case_ref)).images[key]
     if path is None or not path.is_file():

@@ -1,6 +1,7 @@
 // NiiVue viewer of one finding: one sequence under the segmentation, drawn as the PNG report figures are
 // (radiological convention, sagittal with the nose on the left), with the label under the crosshair, slice
-// numbers, keyboard slice moves, window presets, 1-up / 3-up layouts, label toggles and a ruler.
+// numbers, keyboard slice moves, window presets, 1-up / 3-up layouts, label toggles, a ruler and, off by
+// default, the uncertainty map in heat colours.
 import { DRAG_MODE, NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from "/static/niivue.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +18,7 @@ const controls = {
   reset: $("reset-view"),
 };
 const toggles = [...document.querySelectorAll(".label-toggle")];
+const uncertaintyToggle = $("uncertainty-toggle"); // absent when the finding has no uncertainty map
 
 const VIEWS = [SLICE_TYPE.AXIAL, SLICE_TYPE.CORONAL, SLICE_TYPE.SAGITTAL];
 const VIEW_NAMES = ["axial", "coronal", "sagittal"]; // indexed by SLICE_TYPE
@@ -49,6 +51,7 @@ const PRESETS = {
   wide: (image) => [image.global_min, image.global_max],
 };
 const NIFTI_INTENT_LABEL = 1002; // NiiVue draws label outlines only for volumes marked as label maps
+const HEAT_OPACITY = 0.7;
 
 const nv = new Niivue({
   isRadiologicalConvention: true, // the PNG reports put the patient's left on the image's right too
@@ -76,6 +79,7 @@ const images = new Map(); // sequence key -> Promise of its NVImage: each sequen
 let seg = null; // the overlay shown: the segmentation without the hidden labels
 let storedLabels = null; // the segmentation as stored, for the label readout of hidden labels too
 let activeView = SLICE_TYPE.AXIAL; // the view the keys move: the one shown alone, or last clicked
+let heat = null; // Promise of the uncertainty layer: downloaded the first time it is shown
 
 function imageOf(key) {
   if (!images.has(key)) {
@@ -186,6 +190,25 @@ function showLabels() {
   showLocation();
 }
 
+function heatLayer() {
+  if (!heat) {
+    // Values below cal_min stay clear, as in the report's figure; the file's scale makes them 0 to 1.
+    const options = { url: config.uncertainty, name: "uncertainty.nii.gz", colormap: "hot", opacity: 0 };
+    heat = NVImage.loadFromUrl({ ...options, cal_min: config.uncertainty_from, cal_max: 1 }).then((image) => {
+      nv.addVolume(image);
+      return image;
+    });
+    heat.catch(() => (heat = null)); // a failed download may be tried again
+  }
+  return heat;
+}
+
+async function showUncertainty() {
+  const layer = await heatLayer();
+  layer.opacity = uncertaintyToggle.checked ? HEAT_OPACITY : 0;
+  refresh(layer);
+}
+
 function setTool(name) {
   nv.opts.dragModePrimary = TOOLS[name];
   nv.setDragMode(name === "pan" ? DRAG_MODE.pan : DRAG_MODE.windowing); // in pan mode the wheel zooms
@@ -258,6 +281,7 @@ async function start() {
   nv.addVolume(seg);
   setLayout(controls.layout.value);
   if (config.centroid_mm) nv.scene.crosshairPos = nv.mm2frac(config.centroid_mm);
+  if (uncertaintyToggle?.checked) await showUncertainty();
   nv.drawScene();
 }
 
@@ -287,6 +311,7 @@ function listen() {
   controls.opacity.addEventListener("input", styleOverlay);
   controls.reset.addEventListener("click", resetView);
   toggles.forEach((t) => t.addEventListener("change", showLabels));
+  uncertaintyToggle?.addEventListener("change", () => showUncertainty().catch(failed));
   canvas.addEventListener("keydown", moveSlice);
   canvas.addEventListener("mouseup", showWindow); // after a window/level drag
 }
