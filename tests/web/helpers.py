@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from neurotriage.anatomy.location import parse_location
+from neurotriage.clinical import db, decisions, intake
 from neurotriage.web.app import create_app
 from neurotriage.web.settings import WebSettings
 
 PASSWORD = "correct horse battery"
+LEFT_WEAKNESS = (("hemiparesis", "left"),)
 
 
 def make_client(settings: WebSettings, **overrides) -> TestClient:
@@ -32,3 +36,23 @@ def sign_in(client: TestClient, username: str = "clin", password: str = PASSWORD
 def page_csrf(client: TestClient, path: str = "/patients") -> str:
     """The CSRF token of the signed-in session, read from a page."""
     return csrf_of(client.get(path).text)
+
+
+def add_finding(
+    settings: WebSettings, name: str, folder: Path | None = None, symptoms: tuple = LEFT_WEAKNESS
+) -> tuple[int, int]:
+    """A patient in Leeds with `symptoms` and a stored finding of a right frontal tumour; with `folder`, the
+    finding's report folder, holding a report.html and the segmentation: (patient id, finding id)."""
+    from ..clinical.locates import locate
+
+    columns = {}
+    if folder is not None:
+        (folder / "report.html").write_text("<p>stored report</p>", encoding="utf-8")
+        (folder / "C_seg.nii.gz").write_bytes(b"not really an image")
+        columns = {"segmentation_path": str(folder / "C_seg.nii.gz"), "report_dir": str(folder)}
+    with db.transaction(settings.database_url) as session:
+        patient = intake.add_patient(session, name, city="Leeds", lat="53.80", lon="-1.55")
+        for code, side in symptoms:
+            intake.add_symptom(session, patient.id, code, side=side)
+        stored = decisions.store_diagnosis(session, patient.id, "C", parse_location(locate("right")), "m", **columns)
+        return patient.id, stored["finding_id"]

@@ -6,30 +6,19 @@ import json
 
 import pytest
 
-from neurotriage.anatomy.location import parse_location
-from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical import db
 from neurotriage.clinical.models import Finding, Patient
 from neurotriage.errors import UserError
 from neurotriage.web.reviews import check_review
 from neurotriage.web.views import finding_view, get_finding, patient_view
 
-from ..clinical.locates import locate
-from .helpers import page_csrf
+from .helpers import add_finding, page_csrf
 
 
 @pytest.fixture
 def finding_id(web_settings, tmp_path) -> int:
     """A stored finding whose report folder holds a report.html and the segmentation."""
-    (tmp_path / "report.html").write_text("<p>stored report</p>", encoding="utf-8")
-    (tmp_path / "C_seg.nii.gz").write_bytes(b"not really an image")
-    with db.transaction(web_settings.database_url) as session:
-        patient = intake.add_patient(session, "Api Finding", city="Leeds", lat="53.80", lon="-1.55")
-        intake.add_symptom(session, patient.id, "hemiparesis", side="left")
-        stored = decisions.store_diagnosis(
-            session, patient.id, "C", parse_location(locate("right")), "m",
-            segmentation_path=str(tmp_path / "C_seg.nii.gz"), report_dir=str(tmp_path),
-        )  # fmt: skip
-    return stored["finding_id"]
+    return add_finding(web_settings, "Api Finding", tmp_path)[1]
 
 
 def as_json(view: dict) -> dict:

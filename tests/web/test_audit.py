@@ -8,15 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from neurotriage.anatomy.location import parse_location
-from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical import db
 from neurotriage.web.audit_log import patient_of
 from neurotriage.web.models import AuditEvent, Job
 from neurotriage.web.repeat_reads import RepeatReads
 from neurotriage.web.throttle import LoginThrottle
 
-from ..clinical.locates import locate
-from .helpers import PASSWORD, make_client, page_csrf, sign_in
+from .helpers import PASSWORD, add_finding, make_client, page_csrf, sign_in
 
 AGENT = "AuditProbe/1.0 " + "x" * 1000
 
@@ -37,19 +35,12 @@ def events_after(url: str, first: int) -> list[AuditEvent]:
 @pytest.fixture
 def stored(web_settings, tmp_path) -> dict[str, int]:
     """A patient with a finding (report.html and segmentation on disk) and a finished job."""
-    (tmp_path / "report.html").write_text("<p>stored report</p>", encoding="utf-8")
-    (tmp_path / "C_seg.nii.gz").write_bytes(b"not really an image")
+    patient, finding = add_finding(web_settings, "Audit Subject", tmp_path)
     with db.transaction(web_settings.database_url) as session:
-        patient = intake.add_patient(session, "Audit Subject", city="Leeds", lat="53.80", lon="-1.55")
-        intake.add_symptom(session, patient.id, "hemiparesis", side="left")
-        finding = decisions.store_diagnosis(
-            session, patient.id, "C", parse_location(locate("right")), "m",
-            segmentation_path=str(tmp_path / "C_seg.nii.gz"), report_dir=str(tmp_path),
-        )["finding_id"]  # fmt: skip
-        job = Job(patient_id=patient.id, status="done", upload_name="c.zip", work_dir="", stages=[], finding_id=finding)
+        job = Job(patient_id=patient, status="done", upload_name="c.zip", work_dir="", stages=[], finding_id=finding)
         session.add(job)
         session.flush()
-        return {"patient": patient.id, "finding": finding, "job": job.id}
+        return {"patient": patient, "finding": finding, "job": job.id}
 
 
 def test_every_read_of_patient_data_is_audited_with_the_patient(client, web_settings, stored):

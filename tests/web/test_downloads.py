@@ -6,12 +6,10 @@ import json
 
 import pytest
 
-from neurotriage.anatomy.location import parse_location
-from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical import db
 from neurotriage.web.models import AuditEvent
 
-from ..clinical.locates import locate
-from .helpers import make_client, sign_in
+from .helpers import add_finding, make_client, sign_in
 
 LISTED = ["C_seg.nii.gz", "fhir_bundle.json", "report.html", "triplanar.png"]
 
@@ -19,16 +17,12 @@ LISTED = ["C_seg.nii.gz", "fhir_bundle.json", "report.html", "triplanar.png"]
 @pytest.fixture
 def finding(web_settings, tmp_path) -> int:
     """A stored finding whose report folder lists a segmentation, a FHIR bundle, a page and a figure."""
+    finding = add_finding(web_settings, "Download Subject", tmp_path)[1]
     for name in LISTED:
         (tmp_path / name).write_bytes(b"{}" if name.endswith(".json") else b"data of " + name.encode())
     (tmp_path / "report.json").write_text(json.dumps({"files": LISTED}))
     (tmp_path / "secret.txt").write_text("not listed")
-    with db.transaction(web_settings.database_url) as session:
-        patient = intake.add_patient(session, "Download Subject", city="Leeds", lat="53.80", lon="-1.55")
-        return decisions.store_diagnosis(
-            session, patient.id, "C", parse_location(locate("right")), "m",
-            segmentation_path=str(tmp_path / "C_seg.nii.gz"), report_dir=str(tmp_path),
-        )["finding_id"]  # fmt: skip
+    return finding
 
 
 def test_the_report_page_offers_the_listed_data_files_and_a_print_view(client, finding):

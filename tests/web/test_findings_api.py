@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from neurotriage.anatomy.location import parse_location
-from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical import db, intake
 
-from ..clinical.locates import locate
-from .helpers import make_client, page_csrf, sign_in
+from .helpers import add_finding, make_client, page_csrf, sign_in
 
 
 @pytest.fixture
 def finding(web_settings) -> int:
     """A right frontal finding of a patient with left-sided weakness (concordant)."""
-    with db.transaction(web_settings.database_url) as session:
-        patient = intake.add_patient(session, "Api Contract", city="Leeds", lat="53.80", lon="-1.55")
-        intake.add_symptom(session, patient.id, "hemiparesis", side="left")
-        return decisions.store_diagnosis(session, patient.id, "C", parse_location(locate("right")), "m")["finding_id"]
+    return add_finding(web_settings, "Api Contract")[1]
 
 
 def headers(client) -> dict[str, str]:
