@@ -8,8 +8,9 @@ from neurotriage.clinical import intake
 from neurotriage.clinical.db import transaction
 from neurotriage.clinical.geo import haversine_km
 from neurotriage.clinical.models import Hospital
-from neurotriage.clinical.places import fold, geocode
+from neurotriage.clinical.places import geocode
 from neurotriage.errors import UserError
+from neurotriage.folding import fold
 
 LEEDS = (53.8008, -1.5491)
 

@@ -24,8 +24,8 @@ from neurotriage.clinical import mrn as mrns
 from neurotriage.clinical import validate
 from neurotriage.clinical.knowledge import REGIONS
 from neurotriage.clinical.models import CAPABILITIES, DOMINANCE, SEXES, SPECIALTIES, Doctor, Hospital, Patient
-from neurotriage.clinical.places import fold
 from neurotriage.errors import UserError
+from neurotriage.folding import fold
 
 MAX_LISTED_ERRORS = 20
 BATCH_ROWS = 1_000

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from neurotriage.clinical.bitsets import EXPERTISE_NAMES, bits_sql
-from neurotriage.clinical.places import fold
+from neurotriage.folding import fold
 
 SEXES = ("female", "male", "other", "unknown")
 DOMINANCE = ("left", "right")

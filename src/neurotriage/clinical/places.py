@@ -10,7 +10,6 @@ ambiguous and the caller must say which.
 
 from __future__ import annotations
 
-import unicodedata
 from collections import defaultdict
 from collections.abc import Collection
 from functools import cache
@@ -18,6 +17,7 @@ from functools import cache
 from pydantic import BaseModel
 
 from neurotriage.errors import UserError
+from neurotriage.folding import fold
 
 MIN_POPULATION = 5000
 # A town this many times larger than every other of its name is what a bare name means.
@@ -39,16 +39,6 @@ class Place(BaseModel):
     def label(self) -> str:
         """'Leeds, ENG, GB' style name for messages and pages."""
         return ", ".join(part for part in (self.name, self.admin1, self.country_code) if part)
-
-
-# Letters that Unicode does not decompose into a base letter and an accent.
-UNDECOMPOSED = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th"})
-
-
-def fold(text: str) -> str:
-    """Lower case without accents or repeated spaces, for matching names as people type them."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(UNDECOMPOSED))
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
 
 
 @cache

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import itertools
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from neurotriage.export.nifti import open_nifti, voxel_span
 from neurotriage.export.plan import PatientRecord
+from neurotriage.folding import fold as fold_name
 from neurotriage.imaging.io import read_nifti_header
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%d/%m/%Y", "%m/%d/%Y")
 # Letters that Unicode does not decompose into a base letter and an accent.
-LETTERS = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
 GZIP_HEAD_BYTES = 1 << 16
 FEXTRA, FNAME, FCOMMENT = 4, 8, 16
 
@@ -47,10 +46,8 @@ class Hit:
 
 
 def fold(text: str) -> str:
-    """Lower case without accents, words separated by single spaces: 'Zoë ÅNGSTRÖM^x-1' -> 'zoe angstrom x 1'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).translate(LETTERS)
-    return re.sub(r"[\W_]+", " ", plain).strip()
+    """Folded (neurotriage.folding) with punctuation as spaces: 'Zoë ÅNGSTRÖM^x-1' -> 'zoe angstrom x 1'."""
+    return re.sub(r"[\W_]+", " ", fold_name(text)).strip()
 
 
 def _joinings(words: list[str]) -> Iterator[str]:

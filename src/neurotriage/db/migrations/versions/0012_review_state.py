@@ -19,7 +19,7 @@ Create Date: 2026-12-05
 import sqlalchemy as sa
 from alembic import op
 
-from neurotriage.clinical.places import fold
+from neurotriage.folding import fold
 
 revision = "0012"
 down_revision = "0011"
