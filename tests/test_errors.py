@@ -17,8 +17,8 @@ FLAG = re.compile(r"--[a-z]")
 
 
 def library_modules() -> list[Path]:
-    """Every module but the CLI's own: cli.py and each area's commands.py."""
-    return [p for p in sorted(PACKAGE.rglob("*.py")) if p.name != "commands.py" and p != PACKAGE / "cli.py"]
+    """Every module but the CLI's own: cli.py and each area's commands.py (or <topic>_commands.py)."""
+    return [p for p in sorted(PACKAGE.rglob("*.py")) if not p.name.endswith("commands.py") and p != PACKAGE / "cli.py"]
 
 
 def user_error_texts(tree: ast.AST) -> list[tuple[int, str]]:
