@@ -302,3 +302,9 @@ def test_a_missing_pg_dump_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(UserError, match="pg_dump of PostgreSQL 15 or newer is not installed"):
         pg_tools.client_program("pg_dump", 15)
+
+
+def test_a_backup_into_a_missing_folder_is_one_line(sqlite_install: Installation, tmp_path: Path, cli) -> None:
+    run = cli("backup", tmp_path / "no" / "such" / "nt.tar")
+    assert run.code == 2 and "no such folder" in run.err and run.err.count("\n") == 1
+    assert not (tmp_path / "no").exists()

@@ -401,3 +401,13 @@ def test_serve_prints_the_warning_and_still_starts(own_web_settings, tmp_path, c
     assert code == 0 and started == [("0.0.0.0", 8123)]
     assert err.startswith("warning: serving plain HTTP on 0.0.0.0 with Secure session cookies")
     assert run(capsys, "serve", "--host", "0.0.0.0", "--insecure-cookies")[2] == ""
+
+
+def test_user_add_refuses_a_bad_role_before_asking_and_a_password_it_cannot_read(cli_db, capsys, monkeypatch):
+    def no_input(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", no_input)
+    assert run(capsys, "user", "add", "bob", "--role", "root")[0] == 2
+    code, _, err = run(capsys, "user", "add", "bob")
+    assert code == 2 and err.strip().endswith("set NEUROTRIAGE_NEW_PASSWORD") and err.count("\n") == 1

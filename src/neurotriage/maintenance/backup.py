@@ -90,6 +90,8 @@ def backup(out: Path | str, url: str | None = None, progress: bool = False) -> B
     url, out = db.database_url(url), Path(out).resolve()
     if out.is_dir():
         raise UserError(f"{out}: is a folder; name the archive file to write")
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: no such folder; create it first, or write the archive elsewhere")
     home = load_settings().home.resolve()
     try:
         with _scratch(out) as folder:

@@ -79,10 +79,14 @@ def _new_password(username: str) -> str:
     password = load_settings().new_password
     if password:
         return password
-    password = getpass.getpass(f"password for {username}: ")
-    if not password:
-        raise UserError("password: empty (type one, or set NEUROTRIAGE_NEW_PASSWORD)")
-    check_repeated(password, getpass.getpass(f"password for {username} again: "))
+    try:
+        password = getpass.getpass(f"password for {username}: ")
+        if not password:
+            raise UserError("password: empty (type one, or set NEUROTRIAGE_NEW_PASSWORD)")
+        check_repeated(password, getpass.getpass(f"password for {username} again: "))
+    except EOFError:
+        message = "password: nothing to read it from; type it at a terminal or set NEUROTRIAGE_NEW_PASSWORD"
+        raise UserError(message) from None
     return password
 
 
@@ -118,8 +122,9 @@ def _user_list(_args: argparse.Namespace) -> int:
 
 def _user_add(args: argparse.Namespace) -> int:
     from neurotriage.clinical.db import transaction
-    from neurotriage.web.auth import add_user
+    from neurotriage.web.auth import add_user, check_role
 
+    check_role(args.role)  # before asking for a password
     password = _new_password(args.username)
     with transaction() as session:
         user = add_user(session, args.username, password, args.role)
