@@ -66,6 +66,7 @@ def test_a_diagnosed_installation_lost_and_restored_shows_the_same_findings_and_
     assert sum(name.startswith("reports/") for name in hashes) >= 8
 
     archive = tmp_path / "backups" / "nt.tar"
+    archive.parent.mkdir()
     run = cli("backup", archive)
     assert run.code == 0, run.err
     kind = install.url.split(":")[0].split("+")[0]
