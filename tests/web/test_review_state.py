@@ -150,6 +150,7 @@ def test_a_right_override_leaves_right_sided_weakness_unexplained(client, weak_r
 
 def test_reviews_form_a_history_with_one_current_state(client, web_settings, weak_right):
     pid, fid = weak_right
+    assert "keeps the automatic result" not in client.get(f"/reports/{fid}").text
     review(client, fid, verdict_decision="override", verdict_override="concordant", comment="weakness is old")
     overridden = finding(client, fid)
     assert (overridden["verdict"], overridden["needs_review"], overridden["referral_status"]) == (
@@ -161,6 +162,7 @@ def test_reviews_form_a_history_with_one_current_state(client, web_settings, wea
     page = client.get(f"/reports/{fid}").text
     assert ">concordant</strong>" in page and "(computed: discordant)" in page
     assert "Flagged for clinician review" not in page and ">discordant</strong>" not in page
+    assert "this report keeps the automatic result" in page  # the stored report.html below is not rewritten
 
     with db.transaction(web_settings.database_url) as session:
         access.add_to_team(session, pid, "doc", None)
