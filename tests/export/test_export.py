@@ -26,7 +26,7 @@ from ..clinical.conftest import cli  # noqa: F401
 from .conftest import JOHN, STUDIES, ZOE, Cohort, Person
 
 pytestmark = pytest.mark.slow  # the cohort: three full-size studies diagnosed per backend
-REPORT_KEYS = {"notice", "patient", "case_id", "symptoms", "locate", "crosscheck", "provenance", "files"}
+REPORT_KEYS = {"notice", "patient", "case_id", "symptoms", "locate", "crosscheck", "uncertainty", "provenance", "files"}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,11 @@ def test_reports_are_rebuilt_without_identities(export: Path):
         assert set(data) == REPORT_KEYS
         assert data["case_id"] == row["study"] and data["patient"]["id"] == row["patient"]
         assert set(data["patient"]) == {"id", "sex", "language_dominance", "age_at_study"}
-        assert set(data["provenance"]) == {"software_version", "model_id", "model_sha256", "tta", "postprocess"}
+        provenance = data["provenance"]
+        assert set(provenance) == {"software_version", "model_id", "model_sha256", "tta", "postprocess", "models"}
+        assert [model["model_id"] for model in provenance["models"]] == ["oracle-test"]
+        assert all(set(model) == {"model_id", "sha256"} for model in provenance["models"])
+        assert data["uncertainty"]["total_ml"] == 0 and "map" not in data["uncertainty"]  # the oracle is certain
         assert data["locate"]["primary_region"] == "frontal_lobe" and data["crosscheck"]["verdict"]
         assert sorted(data["files"]) == sorted(p.name for p in (export / "cases" / row["study"]).glob("*.nii.gz"))
 

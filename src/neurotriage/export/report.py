@@ -18,6 +18,8 @@ from neurotriage.report.folder import REPORT_JSON
 
 SYMPTOM_KEYS = ("code", "name", "snomed", "side", "onset", "severity")
 PROVENANCE_KEYS = ("software_version", "model_id", "model_sha256", "tta", "postprocess")
+MODEL_KEYS = ("model_id", "sha256")  # an ensemble member's; its origin is a folder on this installation
+UNCERTAINTY_DROPPED = ("map",)  # the uncertainty map's file name: the export does not carry the map
 LOCATE_DROPPED = ("source",)  # the label map's path
 SYMPTOM_CHECK_DROPPED = ("sources",)
 
@@ -31,6 +33,10 @@ def stored_report(report_dir: str | None, where: str) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot be read as JSON ({exc})") from None
+
+
+def _without(section: dict[str, Any] | None, dropped: tuple[str, ...]) -> dict[str, Any] | None:
+    return None if section is None else {key: value for key, value in section.items() if key not in dropped}
 
 
 def _symptom(entry: dict[str, Any], shift: Any) -> dict[str, Any]:
@@ -82,8 +88,10 @@ def deidentified_report(
         },
         "case_id": ids.study(study_id),
         "symptoms": [_symptom(entry, shift) for entry in stored.get("symptoms", [])],
-        "locate": {k: v for k, v in locate.items() if k not in LOCATE_DROPPED} if locate else None,
+        "locate": _without(locate, LOCATE_DROPPED),
         "crosscheck": _crosscheck(stored.get("crosscheck"), shift),
-        "provenance": {key: provenance.get(key) for key in PROVENANCE_KEYS},
+        "uncertainty": _without(stored.get("uncertainty"), UNCERTAINTY_DROPPED),
+        "provenance": {key: provenance.get(key) for key in PROVENANCE_KEYS}
+        | {"models": [{key: model.get(key) for key in MODEL_KEYS} for model in provenance.get("models", [])]},
         "files": files,
     }
