@@ -52,3 +52,7 @@ def test_symptom_and_dominance_changes_are_dated(db_url: str) -> None:
         assert patient.clinical_changed_at == after_symptom
         intake.update_patient(session, patient.id, dominance="right")
         assert patient.clinical_changed_at > after_symptom
+        after_dominance = patient.clinical_changed_at
+        headache = intake.symptom_entries(session, patient.id)[0]["id"]
+        intake.remove_symptom(session, patient.id, headache)
+        assert patient.clinical_changed_at > after_dominance

@@ -74,6 +74,24 @@ def test_symptoms_by_slug_and_snomed_code(db_url: str, cli) -> None:
     assert symptoms[0]["onset"] == "2024-05-01" and symptoms[0]["severity"] == "moderate"
 
 
+def test_a_symptom_recorded_by_mistake_is_removed(db_url: str, cli) -> None:
+    pid = add_patient(cli, "Cato Wrongsign")
+    for code in ("headache", "aphasia"):
+        assert cli("symptom", "add", pid, code).code == 0
+    shown = cli("patient", "show", pid).out
+    first = json.loads(cli("patient", "show", pid, "--json").out)["symptoms"][0]
+    assert f"symptom {first['id']}: headache" in shown
+    removed = cli("symptom", "remove", pid, first["id"])
+    assert removed.code == 0 and removed.out.startswith(f"removed headache (symptom {first['id']}) from patient {pid}")
+    assert [s["code"] for s in json.loads(cli("patient", "show", pid, "--json").out)["symptoms"]] == ["aphasia"]
+    again = cli("symptom", "remove", pid, first["id"])
+    assert again.code == 2 and again.err.count("\n") == 1
+    assert f"symptom {first['id']}: patient {pid} has no such recorded symptom" in again.err
+    other = add_patient(cli, "Dora Elsewhere")
+    aphasia = json.loads(cli("patient", "show", pid, "--json").out)["symptoms"][0]["id"]
+    assert cli("symptom", "remove", other, aphasia).code == 2  # another patient's symptom is not theirs to remove
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

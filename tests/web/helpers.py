@@ -7,10 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
 from neurotriage.web.app import create_app
+from neurotriage.web.models import AuditEvent
 from neurotriage.web.settings import WebSettings
 
 PASSWORD = "correct horse battery"
@@ -56,3 +58,10 @@ def add_finding(
             intake.add_symptom(session, patient.id, code, side=side)
         stored = decisions.store_diagnosis(session, patient.id, "C", parse_location(locate("right")), "m", **columns)
         return patient.id, stored["finding_id"]
+
+
+def audited(url: str, action: str, target: str) -> list[int | None]:
+    """The patient ids of the audit events of `action` on `target`."""
+    with db.transaction(url) as session:
+        query = select(AuditEvent.patient_id).where(AuditEvent.action == action, AuditEvent.target == target)
+        return list(session.scalars(query))

@@ -144,12 +144,14 @@ def test_read_only_users_see_their_team_but_change_nothing(web_settings, tmp_pat
         shown = rita.get(f"/patients/{pid}").text + rita.get("/patients").text + rita.get(f"/reports/{fid}").text
         for form in ("add-patient", "edit-patient", "add-symptom", "upload", "review", "add-team-member"):
             assert f'id="{form}"' not in shown, form
+        assert "/delete" not in shown  # no symptom's remove button
         token = page_csrf(rita)
         writes = [
             rita.post("/patients", data={"csrf_token": token, "name": "Not Allowed"}),
             rita.post(f"/patients/{pid}/edit", data={"csrf_token": token, "name": "Renamed"}),
             rita.post(f"/patients/{pid}/confirm", data={"csrf_token": token}),
             rita.post(f"/patients/{pid}/symptoms", data={"csrf_token": token, "code": "headache"}),
+            rita.post(f"/patients/{pid}/symptoms/1/delete", data={"csrf_token": token}),
             rita.post(
                 f"/patients/{pid}/upload",
                 data={"csrf_token": token},

@@ -67,6 +67,22 @@ def test_rerun_after_a_new_symptom_clears_stale(client, web_settings, finding):
     assert again.json()["current"]["crosscheck"]["origin"] == "rerun"
 
 
+def test_removing_a_symptom_makes_the_crosscheck_stale(client, web_settings, finding):
+    patient_id = client.get(f"/api/findings/{finding}").json()["patient"]["id"]
+    with db.transaction(web_settings.database_url) as session:
+        intake.add_symptom(session, patient_id, "aphasia")
+    client.post(f"/api/findings/{finding}/crosscheck", headers=headers(client))
+    symptoms = client.get(f"/api/patients/{patient_id}").json()["symptoms"]
+    aphasia = next(s["id"] for s in symptoms if s["code"] == "aphasia")
+    assert client.delete(f"/api/patients/{patient_id}/symptoms/{aphasia}").status_code == 403  # no CSRF token
+    gone = client.delete(f"/api/patients/{patient_id}/symptoms/{aphasia}", headers=headers(client))
+    assert gone.status_code == 204
+    assert "aphasia" not in [s["code"] for s in client.get(f"/api/patients/{patient_id}").json()["symptoms"]]
+    assert client.get(f"/api/findings/{finding}").json()["crosscheck_stale"] is True
+    again = client.delete(f"/api/patients/{patient_id}/symptoms/{aphasia}", headers=headers(client))
+    assert again.status_code == 400 and again.json()["field"] == "symptom"
+
+
 def test_a_finding_outside_the_users_patients_is_404(web_settings, finding):
     with make_client(web_settings) as doc:
         sign_in(doc, "doc")

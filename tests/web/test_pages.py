@@ -13,7 +13,7 @@ from neurotriage.clinical.models import Patient, PatientSymptom
 from neurotriage.clinical.mrn import UNCONFIRMED_NOTE, find_or_create_by_mrn
 from neurotriage.web.models import AuditEvent
 
-from .helpers import page_csrf
+from .helpers import audited, page_csrf
 
 # A command-line flag in the page's text ("--lat"); the random CSRF token may hold "--" too.
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
@@ -49,6 +49,12 @@ def test_add_patient_and_symptom_then_find_them(client, web_settings):
     assert r.status_code == 200
     page = client.get(path).text
     assert "Ada Pagetest" in page and "right hemisphere" in page and "moderate" in page and NOTICE in page
+    remove = re.search(r'action="(/patients/(\d+)/symptoms/(\d+)/delete)"', page)
+    assert client.post(remove.group(1), data={"csrf_token": token}).status_code == 200
+    assert "<td>moderate</td>" not in client.get(path).text and "None recorded." in client.get(path).text
+    pid, entry = remove.group(2, 3)
+    assert audited(web_settings.database_url, "delete", f"patient:{pid}/symptom:{entry}") == [int(pid)]
+    assert client.post(f"{path}/symptoms", data={"csrf_token": token, "code": "aphasia"}).status_code == 200
     edit = form | {"name": "Ada Edited", "dominance": "left"}
     assert client.post(f"{path}/edit", data=edit).status_code == 200
     assert "Ada Edited" in client.get(path).text

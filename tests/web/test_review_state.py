@@ -17,10 +17,10 @@ from neurotriage.clinical import db, decisions, intake
 from neurotriage.clinical.models import CrossCheckRecord, Finding, Hospital, ReferralRecord
 from neurotriage.maintenance.check import check
 from neurotriage.web import access
-from neurotriage.web.models import AuditEvent, Review
+from neurotriage.web.models import Review
 
 from ..clinical.locates import locate
-from .helpers import page_csrf
+from .helpers import audited, page_csrf
 from .test_access import READ_ONLY, new_user, signed_in
 
 WEAKNESS_IN_MOTOR_AREA = {"location_hemisphere": "left", "location_regions": ["frontal_lobe", "primary_motor"]}
@@ -68,12 +68,6 @@ def newest(url: str, model, finding_id: int):
         row = session.scalar(select(model).where(model.finding_id == finding_id).order_by(model.id.desc()))
         session.expunge(row)
         return row
-
-
-def audited(url: str, action: str, target: str) -> list[int | None]:
-    with db.transaction(url) as session:
-        query = select(AuditEvent.patient_id).where(AuditEvent.action == action, AuditEvent.target == target)
-        return list(session.scalars(query))
 
 
 def test_a_location_override_is_the_current_state_everywhere(client, web_settings, weak_right, tmp_path):

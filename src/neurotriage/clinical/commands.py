@@ -122,6 +122,15 @@ def _symptom_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _symptom_remove(args: argparse.Namespace) -> int:
+    from neurotriage.clinical import db, intake
+
+    with db.transaction() as session:
+        symptom = intake.remove_symptom(session, args.patient, args.entry)
+    print(f"removed {symptom.code} (symptom {args.entry}) from patient {args.patient}; its cross-checks are now stale")
+    return 0
+
+
 def _symptom_list(args: argparse.Namespace) -> int:
     from neurotriage.clinical import db, render
     from neurotriage.clinical.knowledge import knowledge_from_db
@@ -251,6 +260,10 @@ def _register_symptom(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--onset", metavar="YYYY-MM-DD")
     add.add_argument("--severity", help="mild, moderate or severe")
     add.set_defaults(handler=_symptom_add)
+    remove = actions.add_parser("remove", help="remove a symptom recorded by mistake")
+    remove.add_argument("patient", type=int, metavar="PATIENT")
+    remove.add_argument("entry", type=int, metavar="SYMPTOM", help="its number in `patient show PATIENT`")
+    remove.set_defaults(handler=_symptom_remove)
     listing = actions.add_parser("list", help="the symptoms, SNOMED CT codes and region rules")
     _json_flag(listing)
     listing.set_defaults(handler=_symptom_list)

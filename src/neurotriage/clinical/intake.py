@@ -290,6 +290,20 @@ def add_symptom(
     return entry, symptom
 
 
+def remove_symptom(session: Session, patient_id: int, entry_id: int) -> Symptom:
+    """Remove one of the patient's recorded symptoms (`entry_id`, as `symptom_entries` numbers them);
+    returns the symptom it recorded."""
+    patient = get_patient(session, patient_id)
+    entry = session.get(PatientSymptom, entry_id)
+    if entry is None or entry.patient_id != patient.id:
+        raise UserError(f"symptom {entry_id}: patient {patient_id} has no such recorded symptom", field="symptom")
+    symptom = session.get(Symptom, entry.symptom_id)
+    session.delete(entry)
+    patient.clinical_changed_at = utcnow()  # a cross-check made before now is stale
+    session.flush()
+    return symptom
+
+
 def study_for(
     session: Session,
     patient_id: int,
@@ -346,6 +360,7 @@ def symptom_entries(session: Session, patient_id: int) -> list[dict[str, Any]]:
     )
     return [
         {
+            "id": ps.id,
             "code": s.code,
             "name": s.name,
             "snomed_code": s.snomed_code,

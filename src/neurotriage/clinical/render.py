@@ -43,7 +43,7 @@ def patient_detail(p: dict[str, Any]) -> str:
         lines.append(f"       home: {p['city'] or '?'} ({p['lat']:.4f}, {p['lon']:.4f})")
     for s in p["symptoms"]:
         extra = ", ".join(x for x in (s["side"], s["severity"], s["onset"] and f"onset {s['onset']}") if x)
-        lines.append(f"       symptom: {s['code']}" + (f" ({extra})" if extra else ""))
+        lines.append(f"       symptom {s['id']}: {s['code']}" + (f" ({extra})" if extra else ""))
     for st in p["studies"]:
         lines.append(f"       study {st['id']}: {st['case']}" + (f" ({st['date']})" if st["date"] else ""))
     if p["latest_crosscheck"]:

@@ -91,6 +91,7 @@ class SymptomOut(BaseModel):
 class ReportedSymptomOut(BaseModel):
     """A symptom on a patient's record."""
 
+    id: int = Field(description="its number on the patient's record (DELETE removes it)")
     code: str
     name: str
     snomed_code: str | None

@@ -113,6 +113,25 @@ def create_symptom(
         return {"id": entry.id, "code": symptom.code, "side": entry.side, "severity": entry.severity}
 
 
+@router.delete("/patients/{patient_id}/symptoms/{entry_id}", status_code=204)
+def delete_symptom(
+    request: Request,
+    db: SessionDep,
+    user: WriterUser,
+    patient_id: int,
+    entry_id: int,
+    x_csrf_token: Annotated[str, Header()] = "",
+) -> None:
+    """Remove a symptom recorded by mistake; the patient's cross-checks go stale."""
+    check_csrf(request, x_csrf_token)
+    with db() as session:
+        access.require_patient(session, user, patient_id)
+        symptom = intake.remove_symptom(session, patient_id, entry_id)
+        audit(
+            session, user, "delete", f"patient:{patient_id}/symptom:{entry_id}", {"symptom": symptom.code, "via": "api"}
+        )
+
+
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def job_status(request: Request, db: SessionDep, user: CurrentUser, job_id: int) -> Any:
     """A diagnosis job's status and per-stage progress (polls by one user are audited once per window)."""

@@ -181,6 +181,19 @@ def add_symptom(
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
+@router.post("/patients/{patient_id}/symptoms/{entry_id}/delete")
+def remove_symptom(
+    request: Request, db: SessionDep, user: WriterUser, patient_id: int, entry_id: int, csrf_token: Text = ""
+):
+    """Remove a symptom recorded by mistake; the patient's cross-checks go stale."""
+    check_csrf(request, csrf_token)
+    with db() as session:
+        access.require_patient(session, user, patient_id)
+        symptom = intake.remove_symptom(session, patient_id, entry_id)
+        audit(session, user, "delete", f"patient:{patient_id}/symptom:{entry_id}", {"symptom": symptom.code})
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
 def _after_grant(back: str, patient_id: int) -> str:
     """Where to go after a break-glass grant: the refused page when `back` is a plain path of this site."""
     return back if re.fullmatch(r"/[\w./-]*", back) and not back.startswith("//") else f"/patients/{patient_id}"
