@@ -13,8 +13,9 @@ from neurotriage.imaging import synth
 from neurotriage.imaging.naming import SEQUENCES
 from neurotriage.imaging.synth import case_contrast, check_generator, generate_case
 from neurotriage.imaging.synth_draws import FLAIR, SLOT, T1, T1CE, T2, physics, randomised
-from neurotriage.imaging.synth_oedema import FAINT_EXCESS, visible_oedema
+from neurotriage.imaging.synth_oedema import CORTEX_SHARE, FAINT_EXCESS, oedema_field, oedema_tissue, visible_oedema
 from neurotriage.imaging.synth_slices import AXIS_NAMES, SliceStack, thick_slices, world_axis
+from neurotriage.imaging.synth_tissue import Anatomy
 from neurotriage.imaging.synth_tumour import (
     PAINT_EDEMA,
     PAINT_ENHANCING,
@@ -68,6 +69,23 @@ def test_oedema_label_is_where_the_excess_is_visible(enhancing_v9) -> None:
     # Every visible, non-core voxel joined to the tumour is labelled.
     assert (oedema == visible_oedema(excess, threshold, seen["core"], seen["brain"])).all()
     assert case.truth["oedema"]["labelled_ml"] == case.truth["volumes_ml"]["edema"]
+
+
+def test_the_oedema_fall_off_follows_white_matter_and_spares_the_cortex() -> None:
+    shape = (48, 48, 48)
+    codes = np.zeros(shape, np.uint8)
+    codes[20:28, 20:28, 20:28] = PAINT_EDEMA
+    wm, gm, csf = (np.zeros(shape, np.float32) for _ in range(3))
+    wm[:24], gm[24:40], csf[40:] = 1, 1, 1  # white matter on one side of the lesion, cortex, then CSF
+    tissue = oedema_tissue(Anatomy(np.zeros(shape, np.float32), np.ones(shape, bool), wm, gm, csf, codes))
+    field = oedema_field(np.random.default_rng(3), codes, np.ones(shape, np.float32), None, tissue)
+    weight = np.zeros(shape, np.float32)
+    weight[field.box] = field.weight
+    distance = ndi.distance_transform_edt(codes == 0)
+    ring = (distance >= 1) & (distance <= 4)
+    white, cortex = weight[ring & (wm == 1)].mean(), weight[ring & (gm == 1)].mean()
+    assert white > 0.05 and 0.5 * CORTEX_SHARE < cortex / white < 2 * CORTEX_SHARE
+    assert not weight[csf == 1].any() and (weight[codes == PAINT_EDEMA] >= 0.6).all()
 
 
 def test_visibility_rule_thresholds_and_needs_contact_with_the_tumour() -> None:

@@ -42,7 +42,14 @@ from neurotriage.imaging.synth_contrast import (
 )
 from neurotriage.imaging.synth_draws import Contrast, physics, randomised
 from neurotriage.imaging.synth_fields import bounding_box
-from neurotriage.imaging.synth_oedema import FAINT_EXCESS, VISIBLE_EXCESS, extension, oedema_field, visible_oedema
+from neurotriage.imaging.synth_oedema import (
+    FAINT_EXCESS,
+    VISIBLE_EXCESS,
+    extension,
+    oedema_field,
+    oedema_tissue,
+    visible_oedema,
+)
 from neurotriage.imaging.synth_tissue import Anatomy, AtlasCrop, Push, atlas_crop, build_anatomy
 from neurotriage.imaging.synth_tumour import (
     PAINT_EDEMA,
@@ -210,7 +217,7 @@ def _render_v9(rng, crop: AtlasCrop, anatomy: Anatomy, codes: np.ndarray, streng
     view, local = anatomy.within(inner), codes[inner]
     blends = _lookalikes(rng, view, local)
     tongue = None if draws.tongue is None else draws.tongue[inner]
-    field = oedema_field(rng, local, strength[inner], tongue, 1 - view.csf)
+    field = oedema_field(rng, local, strength[inner], tongue, oedema_tissue(view))
     images, excess = synth_render.render(rng, view, local, field, blends, draws.contrast)
     core = (local > 0) & (local != PAINT_EDEMA)
     oedema = visible_oedema(excess, draws.visible_excess, core, view.brain)

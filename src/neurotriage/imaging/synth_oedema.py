@@ -28,6 +28,9 @@ FALLOFF_SPREAD = 0.25
 FALLOFF_EDGE = 0.6
 FALLOFF_REACH = 24  # voxels: where even the slowest fall-off is below FIELD_FLOOR
 FIELD_FLOOR = 0.01  # blend weights below this are left out
+# Vasogenic oedema spreads along white matter and spares the cortex: the fall-off and the tongues are
+# blended into white matter fully, into grey matter at this share, and not into CSF.
+CORTEX_SHARE = 0.2
 # The annotation rule: oedema is labelled where its FLAIR excess over the normal tissue beneath is at
 # least this fraction of white matter's FLAIR (drawn per case: annotators differ), i.e. where FLAIR
 # reaches about 1.05-1.15x white matter.
@@ -83,10 +86,16 @@ def _box(centre: np.ndarray, half: np.ndarray, shape: tuple[int, ...]) -> tuple[
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
+def oedema_tissue(anatomy: Anatomy) -> np.ndarray:
+    """Where the oedema's fall-off may reach, 0-1 per voxel: white matter, a little of the cortex, no CSF."""
+    return anatomy.wm + np.float32(CORTEX_SHARE) * anatomy.gm
+
+
 def oedema_field(
     rng: np.random.Generator, codes: np.ndarray, strength: np.ndarray, tongue: np.ndarray | None, tissue: np.ndarray
 ) -> OedemaField | None:
-    """The oedema's blend weight: the painted bulk, its fall-off, and any tongue; kept out of CSF by `tissue`."""
+    """The oedema's blend weight: the painted bulk, its fall-off, and any tongue; the last two scaled by
+    `tissue` (`oedema_tissue`)."""
     lesion = codes > 0
     if not lesion.any():
         return None
