@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Fine-tune the shipped model (v8) on a generator-v9 cohort and measure the candidate, as one short
-# script for a lent GPU machine (about 8.5 minutes on one H100 with the defaults; run from the
-# repository root, with a timeout_s of about 590):
+# script, run from the repository root: on a lent GPU machine with the defaults (about 8.5 minutes on
+# one H100; a timeout_s of about 590), or on this 2-core CPU with the settings of MODEL_CARD's
+# candidates (about 32 minutes: 30 of training, 2 of measuring):
+#   CASES=80 WORKERS=2 TRAIN_SECONDS=1800 LR=3e-4 BASELINE=0 RANDOM_CONTRAST=0 \
+#     REAL=../shared/data/real/BraTS-GLI-00001-000 OUT=/tmp/ft-out WORK=/tmp/ft-work bash bench/finetune.sh
+# What it does:
 #   1. `train-default --generator v9` from v8's weights: generate and prepare the cohort, train
 #      until TRAIN_SECONDS, then export the best validation epoch (not into the package);
 #   2. `evaluate` the candidate (and, with BASELINE=1, v8) on held-out v9 cases (seed 909) and on
@@ -23,10 +27,10 @@
 #
 # CPU dry run of the whole path (tiny settings; about 2.5 minutes on 2 cores):
 #   CASES=4 EPOCHS=1 HELDOUT=1 WORKERS=2 REAL=../shared/data/real/BraTS-GLI-00001-000 \
-#     OUT=/tmp/ft-out WORK=/tmp/ft-work bash bench/gpu_finetune.sh
+#     OUT=/tmp/ft-out WORK=/tmp/ft-work bash bench/finetune.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu-finetune}
+OUT=${OUT:-finetune-out}
 WORK=${WORK:-/tmp/neurotriage-finetune}
 CASES=${CASES:-240}
 EPOCHS=${EPOCHS:-80}  # an upper bound: TRAIN_SECONDS usually stops the run first
