@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neurotriage import NOTICE
-from neurotriage.anatomy.location import Location
+from neurotriage.anatomy.location import Location, parse_location
 from neurotriage.clinical import intake
 from neurotriage.clinical.crosscheck import CrossCheck, ReportedSymptom, crosscheck, predicted_regions
 from neurotriage.clinical.db import transaction
@@ -223,13 +223,10 @@ def referral_report(record: ReferralRecord, check: CrossCheckRecord | None) -> d
 
 
 def refer(session: Session, patient_id: int, limit: int = 10) -> dict[str, Any]:
-    """Decide and store a referral for the patient's latest imaging finding at its current location (a
-    clinician's corrected location where a review made one), or for their symptoms without a finding."""
-    from neurotriage.web.review_state import finding_state  # reviews are the web app's records
-
+    """Decide and store a referral for the patient's latest imaging finding (or their symptoms)."""
     patient = load_patient(session, patient_id)
     finding = intake.latest_finding(session, patient_id)
-    location = finding_state(session, finding).location if finding else None
+    location = parse_location(finding.locate, f"finding {finding.id}") if finding else None
     check, record = store_decision(session, decide(session, patient, location, limit), finding.id if finding else None)
     return referral_report(record, check)
 
