@@ -42,7 +42,7 @@ WORKERS=${WORKERS:-14}
 HELDOUT=${HELDOUT:-8}
 BASELINE=${BASELINE:-1}  # 1: also measure v8 the same way on this machine (about a minute on a GPU)
 REAL=${REAL:-.real/BraTS-GLI-00001-000}
-INIT=src/neurotriage/weights/default.pt
+INIT=${INIT:-src/neurotriage/weights/default.pt}  # weights to start from (default: the shipped v8)
 mkdir -p "$OUT" "$WORK/results"
 exec > >(tee "$OUT/log.txt") 2>&1
 
@@ -60,7 +60,7 @@ stamp() { echo "[$(( $(date +%s) - started )) s] $*"; }
 
 RECIPE=(--work "$WORK/run" --cases "$CASES" --seed "$SEED" --lr "$LR" --epochs "$EPOCHS" --workers "$WORKERS"
         --generator v9 --random-contrast "$RANDOM_CONTRAST")
-stamp "train-default from v8: ${RECIPE[*]}"
+stamp "train-default from $INIT: ${RECIPE[*]}"
 # SIGINT stops training mid-epoch; every finished epoch's checkpoints are already written atomically.
 # --export keeps the weights out of the package, also when the run ends before the time limit.
 timeout -s INT -k 30 "$TRAIN_SECONDS" "$PY" -m neurotriage train-default "${RECIPE[@]}" --init "$INIT" \

@@ -20,13 +20,14 @@ from sqlalchemy import select
 
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical.models import Review
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.raw import raw_case_dir
 from neurotriage.files import write_json_atomic
 from neurotriage.pacs.inbox import StudyState, inbox_root, record_event, write_state
 from neurotriage.pacs.send import outbox_dir
 from neurotriage.web.deps import audit
-from neurotriage.web.models import Job, PatientAccess, Review, User
+from neurotriage.web.models import Job, PatientAccess, User
 
 from ..clinical.locates import locate
 

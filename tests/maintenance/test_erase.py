@@ -16,11 +16,11 @@ from pydicom.uid import generate_uid
 from sqlalchemy import event, func, inspect, select, text
 
 from neurotriage.clinical import db, intake
-from neurotriage.clinical.models import Finding, Patient, Study, utcnow
+from neurotriage.clinical.models import Finding, Patient, Review, Study, utcnow
 from neurotriage.faults import FAULT_ENV
 from neurotriage.files import owner_tag, write_json_atomic
 from neurotriage.maintenance.journal import Journal, journal_folder, write_journal
-from neurotriage.web.models import AuditEvent, Job, Review
+from neurotriage.web.models import AuditEvent, Job
 
 from .seed import KEPT, Identity, Seeded, add_finding, events_lines, seed_patient
 

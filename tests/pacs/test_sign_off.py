@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from neurotriage.clinical import db, decisions, intake
+from neurotriage.clinical.models import Review
 from neurotriage.ingest.layout import INGEST_FOLDER, NATIVE_T1CE, T1CE_DICOM
 from neurotriage.pacs import signoff
 from neurotriage.pacs.inbox import inbox_root
@@ -26,7 +27,6 @@ from neurotriage.pacs.send import outbox_status
 from neurotriage.pacs.signoff import REVIEWED_FOLDER
 from neurotriage.report.folder import write_report
 from neurotriage.report.inputs import ReportInput
-from neurotriage.web.models import Review
 from neurotriage.web.pacs_results import sign_off_of
 
 from ..web.conftest import fresh_web_settings

@@ -13,9 +13,9 @@ from sqlalchemy import event
 
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
-from neurotriage.clinical.models import CrossCheckRecord, utcnow
+from neurotriage.clinical.models import CrossCheckRecord, Review, utcnow
 from neurotriage.web.auth import add_user
-from neurotriage.web.models import PatientAccess, Review, User
+from neurotriage.web.models import PatientAccess, User
 from neurotriage.web.patient_list import STATUSES, list_page
 
 from ..clinical.conftest import db_factory, db_url, migrated_url, postgres_url  # noqa: F401  (both backends)

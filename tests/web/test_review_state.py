@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 from neurotriage import NOTICE
 from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
-from neurotriage.clinical.models import CrossCheckRecord, Finding, Hospital, ReferralRecord
+from neurotriage.clinical.models import CrossCheckRecord, Finding, Hospital, ReferralRecord, Review
 from neurotriage.maintenance.check import check
 from neurotriage.web import access
-from neurotriage.web.models import Review
 
 from ..clinical.locates import locate
 from .helpers import audited, page_csrf
@@ -120,16 +119,21 @@ def test_a_location_override_is_the_current_state_everywhere(client, web_setting
     assert [p for p in problems if p.finding_id == fid] == []
 
 
-def test_a_referral_computed_elsewhere_for_the_imaging_location_does_not_replace_the_override(
-    client, web_settings, weak_right
-):
+def test_refer_after_an_override_decides_at_the_reviewed_location(client, web_settings, weak_right):
     pid, fid = weak_right
     review(client, fid, location_decision="override", **WEAKNESS_IN_MOTOR_AREA)
     current = finding(client, fid)["current"]
     with db.transaction(web_settings.database_url) as session:
-        decisions.refer(session, pid)  # `neurotriage refer`: the latest finding's imaging location
-    assert newest(web_settings.database_url, CrossCheckRecord, fid).verdict == "discordant"
-    assert finding(client, fid)["current"] == current
+        report = decisions.refer(session, pid)  # `neurotriage refer`, after the clinician moved the tumour left
+    check_row = newest(web_settings.database_url, CrossCheckRecord, fid)
+    assert (check_row.verdict, check_row.inputs["locate"]["hemisphere"]) == ("concordant", "left")
+    assert {r["side"] for r in check_row.inputs["locate"]["regions"]} == {"left"}  # never the imaging side
+    assert report["crosscheck"]["verdict"] == "concordant"
+    after = finding(client, fid)
+    assert after["current"]["location"] == current["location"] and after["verdict"] == "concordant"
+    assert after["current"]["crosscheck"]["id"] == check_row.id  # refer's decision is the current one
+    referral = newest(web_settings.database_url, ReferralRecord, fid)
+    assert (referral.id, referral.crosscheck_id) == (report["referral_id"], check_row.id)
 
 
 def test_a_right_override_leaves_right_sided_weakness_unexplained(client, weak_right):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neurotriage import NOTICE
-from neurotriage.anatomy.location import Location, parse_location
+from neurotriage.anatomy.location import Location
 from neurotriage.clinical import intake
 from neurotriage.clinical.crosscheck import CrossCheck, ReportedSymptom, crosscheck, predicted_regions
 from neurotriage.clinical.db import transaction
@@ -31,6 +31,7 @@ from neurotriage.clinical.referral import (
     targets_for_location,
     targets_for_prediction,
 )
+from neurotriage.clinical.reviewed import reviewed_location
 from neurotriage.clinical.snapshot import PatientSnapshot, load_patient
 from neurotriage.vocabulary import area_name
 
@@ -223,10 +224,11 @@ def referral_report(record: ReferralRecord, check: CrossCheckRecord | None) -> d
 
 
 def refer(session: Session, patient_id: int, limit: int = 10) -> dict[str, Any]:
-    """Decide and store a referral for the patient's latest imaging finding (or their symptoms)."""
+    """Decide and store a referral for the patient's latest imaging finding (or their symptoms), at the
+    location its newest clinician review gives."""
     patient = load_patient(session, patient_id)
     finding = intake.latest_finding(session, patient_id)
-    location = parse_location(finding.locate, f"finding {finding.id}") if finding else None
+    location = reviewed_location(session, finding) if finding else None
     check, record = store_decision(session, decide(session, patient, location, limit), finding.id if finding else None)
     return referral_report(record, check)
 

@@ -310,3 +310,30 @@ class ReferralRecord(Base):
 def _fold_name(_mapper, _connection, patient: Patient) -> None:
     """Keep the searchable folded name in step with the name (bulk INSERTs set it themselves)."""
     patient.name_folded = fold(patient.name)
+
+
+DECISIONS = ("confirm", "override")
+
+
+class Review(Base):
+    """A clinician's sign-off on a finding: location and verdict confirmed or overridden."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        one_of("location_decision", DECISIONS, "location_decision"),
+        one_of("verdict_decision", DECISIONS, "verdict_decision"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), index=True)
+    # The web app's users table (migration 0003); a plain key here, so this layer needs no web import.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    location_decision: Mapped[str] = mapped_column(String(16))
+    location_override: Mapped[str | None] = mapped_column(String(300))
+    # A structured location override: hemisphere and atlas regions (0012); None when confirmed.
+    location_hemisphere: Mapped[str | None] = mapped_column(String(16))
+    location_regions: Mapped[list[str] | None] = mapped_column(JSON)
+    verdict_decision: Mapped[str] = mapped_column(String(16))
+    verdict_override: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -30,7 +30,15 @@ from sqlalchemy.orm import Session
 
 from neurotriage.clinical.db import CommitUnknown, transaction
 from neurotriage.clinical.intake import MAX_ROW_ID, get_patient
-from neurotriage.clinical.models import CrossCheckRecord, Finding, Patient, PatientSymptom, ReferralRecord, Study
+from neurotriage.clinical.models import (
+    CrossCheckRecord,
+    Finding,
+    Patient,
+    PatientSymptom,
+    ReferralRecord,
+    Review,
+    Study,
+)
 from neurotriage.config import load_settings
 from neurotriage.diagnosis.queue import db_now
 from neurotriage.errors import NotFound, UserError
@@ -57,7 +65,7 @@ from neurotriage.maintenance.sweep import report_key
 from neurotriage.pacs.inbox import inbox_root
 from neurotriage.pacs.pull import pulled_root
 from neurotriage.pacs.send import outbox_dir
-from neurotriage.web.models import AuditEvent, Job, PatientAccess, Review
+from neurotriage.web.models import AuditEvent, Job, PatientAccess
 
 Kind = Literal["patient", "study"]
 WriteLock = Callable[[], AbstractContextManager[Any]]

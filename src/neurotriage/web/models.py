@@ -1,4 +1,4 @@
-"""ORM mappings the web app adds to the clinical database: users, jobs, reviews, audit log.
+"""ORM mappings the web app adds to the clinical database: users, jobs, audit log.
 
 They share the clinical declarative Base (one metadata, one migration history); their tables
 come from migration 0003.
@@ -17,7 +17,6 @@ from neurotriage.clinical.models import Base, one_of, utcnow
 ROLES = ("clinician", "admin", "read_only")
 ACCESS_KINDS = ("team", "break_glass")
 JOB_STATES = ("queued", "running", "done", "failed")
-DECISIONS = ("confirm", "override")
 
 
 class User(Base):
@@ -76,29 +75,6 @@ class Job(Base):
     upload_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class Review(Base):
-    """A clinician's sign-off on a finding: location and verdict confirmed or overridden."""
-
-    __tablename__ = "reviews"
-    __table_args__ = (
-        one_of("location_decision", DECISIONS, "location_decision"),
-        one_of("verdict_decision", DECISIONS, "verdict_decision"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    location_decision: Mapped[str] = mapped_column(String(16))
-    location_override: Mapped[str | None] = mapped_column(String(300))
-    # A structured location override: hemisphere and atlas regions (0012); None when confirmed.
-    location_hemisphere: Mapped[str | None] = mapped_column(String(16))
-    location_regions: Mapped[list[str] | None] = mapped_column(JSON)
-    verdict_decision: Mapped[str] = mapped_column(String(16))
-    verdict_override: Mapped[str | None] = mapped_column(String(64))
-    comment: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AuditEvent(Base):

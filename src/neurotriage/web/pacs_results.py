@@ -18,11 +18,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical.crosscheck import CrossCheck
-from neurotriage.clinical.models import Finding, Study
+from neurotriage.clinical.models import Finding, Review, Study
 from neurotriage.config import load_settings
 from neurotriage.pacs.send import describe, read_item, resolve_destination
 from neurotriage.pacs.signoff import SignOff, has_dicom_results, received_by_node, send_sign_off
-from neurotriage.web.models import Review
 from neurotriage.web.review_state import FindingState, finding_state
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from sqlalchemy import Date, Select, and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from neurotriage.clinical import intake
-from neurotriage.clinical.models import CrossCheckRecord, Finding, Patient, Study
+from neurotriage.clinical.models import CrossCheckRecord, Finding, Patient, Review, Study
 from neurotriage.diagnosis.queue import db_now
 from neurotriage.web import access
-from neurotriage.web.models import Review, User
+from neurotriage.web.models import User
 
 PER_PAGE = 50
 MAX_PER_PAGE = 200

@@ -21,9 +21,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from neurotriage.anatomy.location import Location, parse_location
-from neurotriage.anatomy.override import override_location
-from neurotriage.clinical.models import CrossCheckRecord, Finding, Patient, ReferralRecord, Study
-from neurotriage.web.models import Review, User
+from neurotriage.clinical.models import CrossCheckRecord, Finding, Patient, ReferralRecord, Review, Study
+from neurotriage.clinical.reviewed import current_location
+from neurotriage.web.models import User
 
 AUTOMATIC = "automatic"
 CLINICIAN = "clinician"
@@ -96,13 +96,6 @@ def _made_for(check: CrossCheckRecord, review: Review) -> bool:
 def _reviewed_after(check: CrossCheckRecord, review: Review | None) -> bool:
     """Whether the review was made after the cross-check was computed (and not as part of it)."""
     return review is not None and check.created_at <= review.created_at and not _made_for(check, review)
-
-
-def current_location(automatic: Location, review: Review | None) -> Location:
-    """The review's location override applied to the finding's location; the finding's own without one."""
-    if review is None or review.location_hemisphere is None:
-        return automatic
-    return override_location(automatic, review.location_hemisphere, review.location_regions or [])
 
 
 def finding_state(session: Session, finding: Finding) -> FindingState:

@@ -18,17 +18,17 @@ from sqlalchemy.orm import Session
 from neurotriage.anatomy.override import check_override, describe_override, parse_override_text
 from neurotriage.clinical.crosscheck import VERDICTS
 from neurotriage.clinical.decisions import decide_again
-from neurotriage.clinical.models import CrossCheckRecord, Finding
+from neurotriage.clinical.models import DECISIONS, CrossCheckRecord, Finding, Review
+from neurotriage.clinical.reviewed import current_location
 from neurotriage.errors import UserError
 from neurotriage.files import write_json_atomic
 from neurotriage.maintenance.sweep import REPORT_JSON, read_report
-from neurotriage.web.models import DECISIONS, Review, User
+from neurotriage.web.models import User
 from neurotriage.web.review_state import (
     FindingState,
     automatic_json,
     crosscheck_json,
     current_json,
-    current_location,
     finding_state,
     review_history,
 )
