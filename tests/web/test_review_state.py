@@ -136,6 +136,19 @@ def test_refer_after_an_override_decides_at_the_reviewed_location(client, web_se
     assert (referral.id, referral.crosscheck_id) == (report["referral_id"], check_row.id)
 
 
+def test_the_stored_report_is_headed_by_the_override(client, weak_right, tmp_path):
+    _, fid = weak_right
+    (tmp_path / "report.html").write_text("<html><body class='r'><p>right frontal</p></body></html>", encoding="utf-8")
+    assert 'id="clinician-review"' not in client.get(f"/reports/{fid}/report.html").text
+    review(client, fid, location_decision="override", **WEAKNESS_IN_MOTOR_AREA)
+    html = client.get(f"/reports/{fid}/report.html").text  # also the downloads page's print view
+    assert html.startswith("<html><body class='r'><p id=\"clinician-review\"")
+    banner = html[: html.index("</p>")]
+    assert "Clinician review by clin at 20" in banner and "Verdict: concordant." in banner
+    assert "Left frontal lobe, primary motor cortex (clinician)" in banner and "superseded" in banner
+    assert html.endswith("<p>right frontal</p></body></html>")  # the stored report itself is unchanged
+
+
 def test_a_right_override_leaves_right_sided_weakness_unexplained(client, weak_right):
     _, fid = weak_right
     review(client, fid, location_decision="override", location_hemisphere="right",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +27,7 @@ from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.models import User
 from neurotriage.web.pacs_results import sign_off_of
 from neurotriage.web.render import page
+from neurotriage.web.review_state import CLINICIAN, FindingState, current_json, finding_state
 from neurotriage.web.reviews import add_review, check_review, rerun_crosscheck
 from neurotriage.web.views import finding_view
 
@@ -32,6 +35,8 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
 # The report iframe shows a stored, self-contained HTML file: no scripts, nothing from outside.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+BANNER_STYLE = "border:2px solid #b45309;background:#fffbeb;padding:0.6em;font-weight:bold"
 
 
 def label_lut() -> dict[str, Any]:
@@ -112,14 +117,39 @@ def _stored_finding(db: SessionDep, user: User, finding_id: int, action: str, pa
         return finding, study
 
 
+def review_banner(state: FindingState) -> str:
+    """The notice a stored report carries once a clinician's review overrides it: the current location and
+    verdict, who reviewed and when; empty while the automatic result stands."""
+    if state.source != CLINICIAN:
+        return ""
+    current = current_json(state)
+    text = (
+        f"Clinician review by {current['reviewed_by']} at {current['reviewed_at']}: "
+        f"{current['location']['summary']} Verdict: {current['verdict'] or 'not computed'}. "
+        "This report is the automatic result as generated at diagnosis and is superseded where they differ."
+    )
+    return f'<p id="clinician-review" style="{BANNER_STYLE}">{escape(text)}</p>'
+
+
+def with_banner(html: str, banner: str) -> str:
+    """The report with the banner first in its body (or first of all when it has no body tag)."""
+    body = BODY_TAG.search(html)
+    at = body.end() if body else 0
+    return html[:at] + banner + html[at:]
+
+
 @router.get("/reports/{finding_id}/report.html")
 def report_html(db: SessionDep, user: CurrentUser, finding_id: int):
-    """The stored self-contained report.html, shown in a sandboxed frame."""
+    """The stored self-contained report.html, shown in a sandboxed frame, headed by the clinician's override when
+    a review made one."""
     finding, _ = _stored_finding(db, user, finding_id, "view", "report.html")
     path = Path(finding.report_dir, "report.html") if finding.report_dir else None
     if path is None or not path.is_file():
         raise UserError(f"finding {finding_id}: its report file is missing")
-    return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": REPORT_CSP})
+    with db() as session:
+        banner = review_banner(finding_state(session, session.get(Finding, finding_id)))
+    html = with_banner(path.read_text(encoding="utf-8"), banner)
+    return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
 
 
 @router.get("/reports/{finding_id}/images/{name}")
