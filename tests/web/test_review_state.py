@@ -149,6 +149,18 @@ def test_the_stored_report_is_headed_by_the_override(client, weak_right, tmp_pat
     assert html.endswith("<p>right frontal</p></body></html>")  # the stored report itself is unchanged
 
 
+def test_after_an_override_the_fhir_bundle_is_offered_as_the_automatic_result(client, weak_right, tmp_path):
+    _, fid = weak_right
+    (tmp_path / "fhir_bundle.json").write_text("{}", encoding="utf-8")
+    stored = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    (tmp_path / "report.json").write_text(json.dumps(stored | {"files": ["fhir_bundle.json", "report.html"]}))
+    link = f'href="/reports/{fid}/files/fhir_bundle.json" download>FHIR R4 bundle'
+    assert f"{link}</a>" in client.get(f"/reports/{fid}").text
+    review(client, fid, location_decision="override", **WEAKNESS_IN_MOTOR_AREA)
+    page = client.get(f"/reports/{fid}").text
+    assert f"{link} (automatic result, before the clinician&#39;s override)</a>" in page
+
+
 def test_a_right_override_leaves_right_sided_weakness_unexplained(client, weak_right):
     _, fid = weak_right
     review(client, fid, location_decision="override", location_hemisphere="right",

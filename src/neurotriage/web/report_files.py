@@ -13,10 +13,12 @@ from typing import Any
 
 from neurotriage.report.folder import REPORT_JSON
 
+FHIR_END = "fhir_bundle.json"
+BEFORE_OVERRIDE = " (automatic result, before the clinician's override)"
 # What each kind of report file is called on the page, by how its name ends; others are not offered.
 KINDS = (
     ("report.json", "Report data (report.json)"),
-    ("fhir_bundle.json", "FHIR R4 bundle"),
+    (FHIR_END, "FHIR R4 bundle"),
     ("_seg_native.nii.gz", "Segmentation in the patient's own space (NIfTI)"),
     ("_seg.dcm", "DICOM SEG"),
     ("_seg.nii.gz", "Segmentation in BraTS space (NIfTI)"),
@@ -36,6 +38,14 @@ def report_files(report_dir: str | None) -> list[str]:
     return [REPORT_JSON, *(name for name in listed if _label(name) and name != REPORT_JSON)]
 
 
-def download_links(finding_id: int, report_dir: str | None) -> list[dict[str, Any]]:
-    """Label and URL of each downloadable file of a finding, for the report page."""
-    return [{"label": _label(name), "url": f"/reports/{finding_id}/files/{name}"} for name in report_files(report_dir)]
+def download_links(finding_id: int, report_dir: str | None, overridden: bool = False) -> list[dict[str, Any]]:
+    """Label and URL of each downloadable file of a finding, for the report page. Once a clinician's review
+    overrides the finding, the FHIR bundle (written at diagnosis, never rewritten) is labelled as the automatic
+    result; report.json carries the review itself."""
+    return [
+        {
+            "label": _label(name) + (BEFORE_OVERRIDE if overridden and name.endswith(FHIR_END) else ""),
+            "url": f"/reports/{finding_id}/files/{name}",
+        }
+        for name in report_files(report_dir)
+    ]

@@ -18,7 +18,14 @@ from neurotriage.web.followup import follow_up
 from neurotriage.web.jobs import duplicates, job_state
 from neurotriage.web.models import Job
 from neurotriage.web.report_files import download_links
-from neurotriage.web.review_state import FindingState, automatic_json, current_json, finding_state, review_history
+from neurotriage.web.review_state import (
+    CLINICIAN,
+    FindingState,
+    automatic_json,
+    current_json,
+    finding_state,
+    review_history,
+)
 
 
 def get_finding(session: Session, finding_id: int) -> tuple[Finding, Study]:
@@ -91,7 +98,7 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
         "automatic": automatic_json(state),
         "current": current_json(state),
         "reviews": review_history(session, finding.id),
-        "downloads": download_links(finding.id, finding.report_dir),
+        "downloads": download_links(finding.id, finding.report_dir, overridden=state.source == CLINICIAN),
         "notice": NOTICE,
     }
 
