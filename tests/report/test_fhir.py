@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 from fhir.resources.R4B.bundle import Bundle
 
-from neurotriage.report.fhir import build_fhir_bundle
+from neurotriage.report.fhir import build_fhir_bundle, reviewed_fhir_bundle
 
 
 def _by_type(bundle: dict) -> dict[str, list[dict]]:
@@ -88,3 +89,30 @@ def test_no_tumour_has_no_body_structure(make_input):
     resources = _by_type(build_fhir_bundle(make_input(None, verdict="no tumour found despite focal symptoms")))
     assert "BodyStructure" not in resources
     assert "No tumour found" in resources["DiagnosticReport"][0]["conclusion"]
+
+
+def test_a_reviewed_bundle_moves_the_tumour_and_keeps_what_imaging_measured(make_input):
+    written = build_fhir_bundle(make_input("right", verdict="discordant"))
+    current = make_input("left", referrals=[])  # the clinician's side, its cross-check, no doctor left to refer to
+    at = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+    reviewed = reviewed_fhir_bundle(
+        written, current, at, "Clinician review by clin: location overridden.", amended=True
+    )
+    Bundle.model_validate_json(json.dumps(reviewed))
+    before, after = _by_type(written), _by_type(reviewed)
+    assert _codes(before["BodyStructure"][0]["locationQualifier"][0]) == {("http://snomed.info/sct", "24028007")}
+    assert _codes(after["BodyStructure"][0]["locationQualifier"][0]) == {("http://snomed.info/sct", "7771000")}
+    for kind in ("Patient", "Condition", "ImagingStudy"):
+        assert after[kind] == before[kind]
+    volumes = [o for o in after["Observation"] if "valueQuantity" in o]
+    assert [o["valueQuantity"] for o in volumes] == [o["valueQuantity"] for o in before["Observation"][:5]]
+    tumour = next(e["fullUrl"] for e in reviewed["entry"] if e["resource"]["resourceType"] == "BodyStructure")
+    assert all(o["focus"] == [{"reference": tumour}] for o in volumes)
+    (check,) = [o for o in after["Observation"] if "valueString" in o]
+    assert check["valueString"] == "concordant"
+    (report,) = after["DiagnosticReport"]
+    assert (report["status"], report["issued"]) == ("amended", "2026-02-03T04:05:06Z")
+    assert "Cross-check: concordant. Clinician review by clin: location overridden." in report["conclusion"]
+    assert "ServiceRequest" not in after and before["DiagnosticReport"][0]["status"] == "final"
+    refs = set(re.findall(r'"reference": "([^"]+)"', json.dumps(reviewed)))
+    assert refs <= {e["fullUrl"] for e in reviewed["entry"]}

@@ -16,6 +16,8 @@ from neurotriage.anatomy.location import parse_location
 from neurotriage.clinical import db, decisions, intake
 from neurotriage.clinical.models import CrossCheckRecord, Finding, Hospital, ReferralRecord, Review
 from neurotriage.maintenance.check import check
+from neurotriage.report.fhir import build_fhir_bundle
+from neurotriage.report.inputs import ReportInput
 from neurotriage.web import access
 
 from ..clinical.locates import locate
@@ -149,16 +151,59 @@ def test_the_stored_report_is_headed_by_the_override(client, weak_right, tmp_pat
     assert html.endswith("<p>right frontal</p></body></html>")  # the stored report itself is unchanged
 
 
-def test_after_an_override_the_fhir_bundle_is_offered_as_the_automatic_result(client, weak_right, tmp_path):
-    _, fid = weak_right
-    (tmp_path / "fhir_bundle.json").write_text("{}", encoding="utf-8")
-    stored = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
-    (tmp_path / "report.json").write_text(json.dumps(stored | {"files": ["fhir_bundle.json", "report.html"]}))
+def with_fhir_bundle(folder: Path, patient_id: int) -> dict:
+    """Give the stored report a FHIR bundle of the imaging result (right frontal), as diagnose --fhir does."""
+    patient = {"id": str(patient_id), "name": "Weak Right"}
+    written = build_fhir_bundle(ReportInput.model_validate({"patient": patient, "locate": locate("right")}))
+    (folder / "fhir_bundle.json").write_text(json.dumps(written), encoding="utf-8")
+    stored = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    files = {"files": ["fhir_bundle.json", "report.html"], "patient": patient}
+    (folder / "report.json").write_text(json.dumps(stored | files), encoding="utf-8")
+    return written
+
+
+def reviewed_resources(client, finding_id: int) -> dict:
+    got = client.get(f"/reports/{finding_id}/files/fhir_bundle_reviewed.json")
+    assert got.status_code == 200
+    return {e["resource"]["resourceType"]: e["resource"] for e in got.json()["entry"]}
+
+
+def test_after_an_override_the_fhir_bundle_follows_the_review(client, weak_right, tmp_path):
+    pid, fid = weak_right
+    written = with_fhir_bundle(tmp_path, pid)
     link = f'href="/reports/{fid}/files/fhir_bundle.json" download>FHIR R4 bundle'
     assert f"{link}</a>" in client.get(f"/reports/{fid}").text
+
     review(client, fid, location_decision="override", **WEAKNESS_IN_MOTOR_AREA)
     page = client.get(f"/reports/{fid}").text
     assert f"{link} (automatic result, before the clinician&#39;s override)</a>" in page
+    assert f'href="/reports/{fid}/files/fhir_bundle_reviewed.json" download>FHIR R4 bundle, as reviewed</a>' in page
+    resources = reviewed_resources(client, fid)
+    assert json.loads((tmp_path / "fhir_bundle.json").read_text()) == written  # the diagnosis's, unchanged
+    side = resources["BodyStructure"]["locationQualifier"][0]["coding"][0]
+    assert (side["code"], side["display"]) == ("7771000", "Left")  # SNOMED CT left: the clinician's side
+    report = resources["DiagnosticReport"]
+    assert report["status"] == "amended" and "Clinician review by clin at 20" in report["conclusion"]
+    assert "Left frontal lobe" in report["conclusion"] and "Cross-check: concordant." in report["conclusion"]
+
+
+def test_a_confirmation_makes_the_reviewed_bundle_final_at_the_imaging_side(client, weak_right, tmp_path):
+    pid, fid = weak_right
+    with_fhir_bundle(tmp_path, pid)
+    review(client, fid)  # location and verdict confirmed
+    resources = reviewed_resources(client, fid)
+    assert resources["BodyStructure"]["locationQualifier"][0]["coding"][0]["display"] == "Right"
+    report = resources["DiagnosticReport"]
+    assert report["status"] == "final" and "confirms the automatic result" in report["conclusion"]
+
+
+def test_a_damaged_fhir_bundle_holds_up_no_review(client, weak_right, tmp_path):
+    pid, fid = weak_right
+    with_fhir_bundle(tmp_path, pid)
+    (tmp_path / "fhir_bundle.json").write_text('{"resourceType": "Bund', encoding="utf-8")
+    review(client, fid, location_decision="override", **WEAKNESS_IN_MOTOR_AREA)
+    assert finding(client, fid)["current"]["location"]["hemisphere"] == "left"
+    assert not (tmp_path / "fhir_bundle_reviewed.json").exists()
 
 
 def test_a_right_override_leaves_right_sided_weakness_unexplained(client, weak_right):

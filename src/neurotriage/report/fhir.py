@@ -11,6 +11,7 @@ same study gives the same UIDs.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from neurotriage import NOTICE
@@ -34,6 +35,8 @@ VOLUME_NAMES = {
     "necrosis": "Necrotic / non-enhancing core volume",
     "edema": "Peritumoural edema volume",
 }
+# What a review leaves as written at diagnosis (with the volume Observations, whose focus follows the location).
+KEPT_AS_WRITTEN = ("Patient", "Condition", "ImagingStudy")
 GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female", "o": "other", "other": "other"}
 
 
@@ -57,9 +60,9 @@ def _ref(full_url: str) -> dict[str, str]:
 class _Builder:
     """Collects resources with urn:uuid full URLs so they can reference each other."""
 
-    def __init__(self, seed: str) -> None:
+    def __init__(self, seed: str, entries: list[dict[str, Any]] | None = None) -> None:
         self.seed = seed
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[dict[str, Any]] = list(entries or [])
 
     def add(self, resource: dict[str, Any], key: str) -> str:
         rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.seed}|{key}"))
@@ -138,9 +141,7 @@ def _volume_observations(report: ReportInput, patient: str, study: str, tumour: 
             "derivedFrom": [_ref(study)],
             "valueQuantity": {"value": round(float(volumes[key]), 2), "unit": "mL", "system": UCUM, "code": "mL"},
         }
-        if tumour:
-            observation["focus"] = [_ref(tumour)]  # the volume is of the tumour, located by the BodyStructure
-        observations.append(observation)
+        observations.append(observation | _focus(tumour))  # the volume is of the tumour the BodyStructure locates
     return observations
 
 
@@ -205,26 +206,32 @@ def _referral(build: _Builder, ref: Recommendation, rank: int, patient: str, rep
     )
 
 
-def _diagnostic_report(report: ReportInput, patient: str, study: str, results: list[str]) -> dict[str, Any]:
+def _diagnostic_report(
+    report: ReportInput,
+    patient: str,
+    study: str,
+    results: list[str],
+    issued: datetime,
+    review: str = "",
+    status: str = "final",
+) -> dict[str, Any]:
     summary = (report.locate.summary if report.locate else "") or ("" if report.has_tumour else NO_TUMOUR_SENTENCE)
     verdict = report.crosscheck.verdict if report.crosscheck else None
-    conclusion = " ".join(part for part in (summary, f"Cross-check: {verdict}." if verdict else "", NOTICE) if part)
+    parts = (summary, f"Cross-check: {verdict}." if verdict else "", review, NOTICE)
     return {
         "resourceType": "DiagnosticReport",
-        "status": "final",
+        "status": status,
         "code": _concept(MR_BRAIN, "MR Brain"),
         "subject": _ref(patient),
-        "issued": report.provenance.created_at.isoformat(),
+        "issued": issued.isoformat(),
         "imagingStudy": [_ref(study)],
         "result": [_ref(r) for r in results],
-        "conclusion": conclusion,
+        "conclusion": " ".join(part for part in parts if part),
     }
 
 
 def build_fhir_bundle(report: ReportInput) -> dict[str, Any]:
     """An R4 collection Bundle of the report, validated by fhir.resources.R4B; returns JSON-ready dict."""
-    from fhir.resources.R4B.bundle import Bundle  # fhir.resources: only when a bundle is built (start-up time)
-
     case_id = report.imaging.case_id if report.imaging else ""
     study_key = "|".join([report.patient.id, case_id, *(f.sha256 for f in report.provenance.inputs)])
     created = report.provenance.created_at.isoformat()
@@ -241,8 +248,53 @@ def build_fhir_bundle(report: ReportInput) -> dict[str, Any]:
     crosscheck = _crosscheck_observation(report, patient)
     if crosscheck:
         results.append(build.add(crosscheck, "crosscheck"))
-    report_url = build.add(_diagnostic_report(report, patient, study, results), "report")
+    report_url = build.add(_diagnostic_report(report, patient, study, results, report.provenance.created_at), "report")
     for rank, ref in enumerate(report.referrals, start=1):
         _referral(build, ref, rank, patient, report_url)
-    bundle = {"resourceType": "Bundle", "type": "collection", "timestamp": created, "entry": build.entries}
+    return _validated(build, created)
+
+
+def _validated(build: _Builder, timestamp: str) -> dict[str, Any]:
+    """The collected resources as a collection Bundle, validated by fhir.resources.R4B."""
+    from fhir.resources.R4B.bundle import Bundle  # fhir.resources: only when a bundle is built (start-up time)
+
+    bundle = {"resourceType": "Bundle", "type": "collection", "timestamp": timestamp, "entry": build.entries}
     return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)
+
+
+def reviewed_fhir_bundle(
+    bundle: dict[str, Any], current: ReportInput, at: datetime, review: str, *, amended: bool
+) -> dict[str, Any]:
+    """The bundle written at diagnosis as it stands after a clinician's review (`review`, one sentence, goes into
+    the DiagnosticReport's conclusion; its status is amended when the review or a later cross-check changed the
+    result, else final): the patient, symptoms, study and volumes as written; the tumour's location, the
+    cross-check, the report and the referrals rebuilt from `current`, which holds the current location,
+    cross-check and referrals."""
+    kept, volumes, urls = [], [], {}
+    for entry in bundle["entry"]:
+        kind = entry["resource"]["resourceType"]
+        urls.setdefault(kind, entry["fullUrl"])
+        if kind in KEPT_AS_WRITTEN:
+            kept.append(entry)
+        elif kind == "Observation" and "valueQuantity" in entry["resource"]:
+            volumes.append(entry)
+    patient, study = urls["Patient"], urls["ImagingStudy"]
+    build = _Builder(f"{urls['DiagnosticReport']}|{at.isoformat()}", kept)
+    structure = _body_structure(current, patient)
+    tumour = build.add(structure, "location") if structure else None
+    for entry in volumes:
+        resource = {k: v for k, v in entry["resource"].items() if k != "focus"}
+        build.entries.append({"fullUrl": entry["fullUrl"], "resource": resource | _focus(tumour)})
+    results = [entry["fullUrl"] for entry in volumes]
+    crosscheck = _crosscheck_observation(current, patient)
+    if crosscheck:
+        results.append(build.add(crosscheck, "crosscheck"))
+    status = "amended" if amended else "final"
+    report_url = build.add(_diagnostic_report(current, patient, study, results, at, review, status), "report")
+    for rank, ref in enumerate(current.referrals, start=1):
+        _referral(build, ref, rank, patient, report_url)
+    return _validated(build, at.isoformat())
+
+
+def _focus(tumour: str | None) -> dict[str, Any]:
+    return {"focus": [_ref(tumour)]} if tumour else {}

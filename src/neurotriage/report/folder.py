@@ -28,6 +28,8 @@ from neurotriage.segmentation.uncertainty import write_uncertainty
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 FHIR_JSON = "fhir_bundle.json"
+# The FHIR bundle as it stands after a clinician's review, beside the one written at diagnosis (web/review_exports.py).
+FHIR_REVIEWED_JSON = "fhir_bundle_reviewed.json"
 NATIVE_FOLDER = "native"
 
 

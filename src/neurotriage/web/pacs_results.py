@@ -17,12 +17,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from neurotriage.clinical.crosscheck import CrossCheck
 from neurotriage.clinical.models import Finding, Review, Study
 from neurotriage.config import load_settings
 from neurotriage.pacs.send import describe, read_item, resolve_destination
 from neurotriage.pacs.signoff import SignOff, has_dicom_results, received_by_node, send_sign_off
-from neurotriage.web.review_state import FindingState, finding_state
+from neurotriage.web.review_state import current_crosscheck, finding_state
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def sign_off_of(session: Session, finding_id: int, review: Review) -> SignOff | 
         report_dir=Path(finding.report_dir),
         case_dir=case_dir,
         location=state.location,
-        crosscheck=_current_crosscheck(state),
+        crosscheck=current_crosscheck(state),
         clinician=f"{state.reviewer}^",  # a DICOM person name: the username as the family name
         amendment=_amendment(review),
     )
@@ -53,18 +52,6 @@ def _case_dir(finding: Finding) -> Path | None:
     """The case folder the finding was segmented from (ingest's, for a study that came as DICOM)."""
     inputs = (finding.provenance or {}).get("inputs") or []
     return Path(inputs[0]["path"]).parent if inputs else None
-
-
-def _current_crosscheck(state: FindingState) -> CrossCheck | None:
-    """The current cross-check, with a clinician's verdict in place of the computed one."""
-    if state.crosscheck is None:
-        return None
-    computed = CrossCheck.model_validate(state.crosscheck.result)
-    if not state.verdict_by_clinician:
-        return computed
-    return computed.model_copy(
-        update={"verdict": state.verdict, "summary": f"Set by a clinician; the cross-check computed {computed.verdict}"}
-    )
 
 
 def _amendment(review: Review) -> str | None:

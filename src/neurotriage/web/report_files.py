@@ -1,5 +1,5 @@
 """Which files of a finding's report folder may be downloaded: report.json, the segmentations, the FHIR
-bundle, the DICOM SEG.
+bundles (the diagnosis's and, after a review, the reviewed one), the DICOM SEG.
 
 Only files the report folder's report.json lists (and report.json itself) are offered, from the
 folder the database records: a name in a URL never reaches the file system unchecked.
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from neurotriage.report.folder import REPORT_JSON
+from neurotriage.report.folder import FHIR_REVIEWED_JSON, REPORT_JSON
 
 FHIR_END = "fhir_bundle.json"
 BEFORE_OVERRIDE = " (automatic result, before the clinician's override)"
@@ -19,6 +19,7 @@ BEFORE_OVERRIDE = " (automatic result, before the clinician's override)"
 KINDS = (
     ("report.json", "Report data (report.json)"),
     (FHIR_END, "FHIR R4 bundle"),
+    (FHIR_REVIEWED_JSON, "FHIR R4 bundle, as reviewed"),
     ("_seg_native.nii.gz", "Segmentation in the patient's own space (NIfTI)"),
     ("_seg.dcm", "DICOM SEG"),
     ("_seg.nii.gz", "Segmentation in BraTS space (NIfTI)"),

@@ -21,6 +21,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from neurotriage.anatomy.location import Location, parse_location
+from neurotriage.clinical.crosscheck import CrossCheck
 from neurotriage.clinical.models import CrossCheckRecord, Finding, Patient, ReferralRecord, Review, Study
 from neurotriage.clinical.reviewed import current_location
 from neurotriage.web.models import User
@@ -128,6 +129,18 @@ def finding_state(session: Session, finding: Finding) -> FindingState:
         verdict_by_clinician=by_clinician,
         needs_review=bool(check and check.needs_review and not by_clinician and not _reviewed_after(check, review)),
         stale=bool(check and changed and check.created_at < changed),
+    )
+
+
+def current_crosscheck(state: FindingState) -> CrossCheck | None:
+    """The current cross-check, with a clinician's verdict in place of the computed one."""
+    if state.crosscheck is None:
+        return None
+    computed = CrossCheck.model_validate(state.crosscheck.result)
+    if not state.verdict_by_clinician:
+        return computed
+    return computed.model_copy(
+        update={"verdict": state.verdict, "summary": f"Set by a clinician; the cross-check computed {computed.verdict}"}
     )
 
 

@@ -24,6 +24,7 @@ from neurotriage.errors import UserError
 from neurotriage.files import write_json_atomic
 from neurotriage.maintenance.sweep import REPORT_JSON, read_report
 from neurotriage.web.models import User
+from neurotriage.web.review_exports import write_reviewed_fhir
 from neurotriage.web.review_state import (
     FindingState,
     automatic_json,
@@ -155,12 +156,16 @@ def review_block(session: Session, finding: Finding) -> dict[str, Any]:
 
 
 def publish_review(session: Session, finding: Finding) -> Path | None:
-    """Rewrite the finding's report.json (atomically) with its `review_block`; returns the file, or None when
-    the finding has no report of its own (none written, or its folder holds a later finding's report)."""
+    """Rewrite the finding's report.json (atomically) with its `review_block`, and write the reviewed FHIR bundle
+    beside the diagnosis's (`review_exports`); returns report.json, or None when the finding has no report of its
+    own (none written, or its folder holds a later finding's report)."""
     if not finding.report_dir:
         return None
     folder = Path(finding.report_dir)
     doc = read_report(folder)
     if doc is None or doc.get("finding_key") != finding.key:
         return None
+    reviewed = write_reviewed_fhir(folder, doc, finding_state(session, finding))
+    if reviewed:
+        doc = doc | {"files": sorted({*doc["files"], reviewed})}
     return write_json_atomic(folder / REPORT_JSON, doc | {REVIEW_BLOCK: review_block(session, finding)}, indent=2)
