@@ -176,7 +176,7 @@ def test_after_an_override_the_fhir_bundle_follows_the_review(client, weak_right
 
     review(client, fid, location_decision="override", **WEAKNESS_IN_MOTOR_AREA)
     page = client.get(f"/reports/{fid}").text
-    assert f"{link} (automatic result, before the clinician&#39;s override)</a>" in page
+    assert f"{link} (as generated at diagnosis, superseded)</a>" in page
     assert f'href="/reports/{fid}/files/fhir_bundle_reviewed.json" download>FHIR R4 bundle, as reviewed</a>' in page
     resources = reviewed_resources(client, fid)
     assert json.loads((tmp_path / "fhir_bundle.json").read_text()) == written  # the diagnosis's, unchanged
@@ -292,6 +292,8 @@ def test_a_cross_check_goes_stale_and_a_rerun_brings_it_up_to_date(client, web_s
     check_row = newest(web_settings.database_url, CrossCheckRecord, fid)
     assert [s["code"] for s in check_row.inputs["symptoms"]] == ["hemiparesis", "headache"]
     assert audited(web_settings.database_url, "rerun", f"finding:{fid}") == [pid]
+    banner = client.get(f"/reports/{fid}/report.html").text.split("</p>")[0]
+    assert f"Cross-check computed again at {computed['at']}. Now: " in banner and "superseded" in banner
 
     with db.transaction(web_settings.database_url) as session:
         intake.update_patient(session, pid, name="Weak Right Renamed")  # not clinical: still up to date

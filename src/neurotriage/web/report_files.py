@@ -14,7 +14,7 @@ from typing import Any
 from neurotriage.report.folder import FHIR_REVIEWED_JSON, REPORT_JSON
 
 FHIR_END = "fhir_bundle.json"
-BEFORE_OVERRIDE = " (automatic result, before the clinician's override)"
+SUPERSEDED = " (as generated at diagnosis, superseded)"
 # What each kind of report file is called on the page, by how its name ends; others are not offered.
 KINDS = (
     ("report.json", "Report data (report.json)"),
@@ -39,13 +39,13 @@ def report_files(report_dir: str | None) -> list[str]:
     return [REPORT_JSON, *(name for name in listed if _label(name) and name != REPORT_JSON)]
 
 
-def download_links(finding_id: int, report_dir: str | None, overridden: bool = False) -> list[dict[str, Any]]:
-    """Label and URL of each downloadable file of a finding, for the report page. Once a clinician's review
-    overrides the finding, the FHIR bundle (written at diagnosis, never rewritten) is labelled as the automatic
-    result; report.json carries the review itself."""
+def download_links(finding_id: int, report_dir: str | None, superseded: bool = False) -> list[dict[str, Any]]:
+    """Label and URL of each downloadable file of a finding, for the report page. Once the finding's result is
+    `superseded` (a clinician's override, a re-run), the FHIR bundle written at diagnosis says so; the reviewed
+    bundle and report.json carry the current result."""
     return [
         {
-            "label": _label(name) + (BEFORE_OVERRIDE if overridden and name.endswith(FHIR_END) else ""),
+            "label": _label(name) + (SUPERSEDED if superseded and name.endswith(FHIR_END) else ""),
             "url": f"/reports/{finding_id}/files/{name}",
         }
         for name in report_files(report_dir)

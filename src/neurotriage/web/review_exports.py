@@ -19,7 +19,7 @@ from neurotriage.files import write_json_atomic
 from neurotriage.report.fhir import reviewed_fhir_bundle
 from neurotriage.report.folder import FHIR_JSON, FHIR_REVIEWED_JSON
 from neurotriage.report.inputs import ReportInput
-from neurotriage.web.review_state import CLINICIAN, FindingState, current_crosscheck, current_json
+from neurotriage.web.review_state import FindingState, current_crosscheck, differs_from_diagnosis, review_sentence
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def write_reviewed_fhir(folder: Path, report: dict[str, Any], state: FindingStat
     if written is None:
         return None
     current = _current_report(report, state)
-    bundle = reviewed_fhir_bundle(written, current, datetime.now(UTC), _sentence(state), amended=_amended(state))
+    bundle = reviewed_fhir_bundle(
+        written, current, datetime.now(UTC), review_sentence(state), amended=differs_from_diagnosis(state)
+    )
     write_json_atomic(folder / FHIR_REVIEWED_JSON, bundle, indent=2)
     return FHIR_REVIEWED_JSON
 
@@ -62,19 +64,3 @@ def _current_report(report: dict[str, Any], state: FindingState) -> ReportInput:
             "referrals": (referral.result.get("recommendations") or []) if referral else [],
         }
     )
-
-
-def _amended(state: FindingState) -> bool:
-    """Whether the result differs from the diagnosis's: a clinician's override, or a cross-check computed again."""
-    recomputed = state.crosscheck is not None and state.crosscheck.origin != "diagnosis"
-    return state.source == CLINICIAN or recomputed
-
-
-def _sentence(state: FindingState) -> str:
-    """Who reviewed the finding and when, for the DiagnosticReport's conclusion."""
-    current = current_json(state)
-    if state.review is None:
-        at = current["crosscheck"]["at"] if current["crosscheck"] else None
-        return f"Cross-check computed again at {at}." if at else ""
-    what = "overrides" if state.source == CLINICIAN else "confirms"
-    return f"Clinician review by {current['reviewed_by']} at {current['reviewed_at']}: {what} the automatic result."

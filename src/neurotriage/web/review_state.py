@@ -132,6 +132,22 @@ def finding_state(session: Session, finding: Finding) -> FindingState:
     )
 
 
+def differs_from_diagnosis(state: FindingState) -> bool:
+    """Whether the current result is not the diagnosis's: a clinician's override, or a cross-check computed again."""
+    recomputed = state.crosscheck is not None and state.crosscheck.origin != "diagnosis"
+    return state.source == CLINICIAN or recomputed
+
+
+def review_sentence(state: FindingState) -> str:
+    """Who last reviewed the finding (or computed its cross-check again) and when, in one sentence; empty when
+    nobody has."""
+    current = current_json(state)
+    if state.review is None:  # without a review only a re-run changes the result
+        return f"Cross-check computed again at {current['crosscheck']['at']}." if differs_from_diagnosis(state) else ""
+    what = "overrides" if state.source == CLINICIAN else "confirms"
+    return f"Clinician review by {current['reviewed_by']} at {current['reviewed_at']}: {what} the automatic result."
+
+
 def current_crosscheck(state: FindingState) -> CrossCheck | None:
     """The current cross-check, with a clinician's verdict in place of the computed one."""
     if state.crosscheck is None:

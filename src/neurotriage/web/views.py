@@ -19,10 +19,10 @@ from neurotriage.web.jobs import duplicates, job_state
 from neurotriage.web.models import Job
 from neurotriage.web.report_files import download_links
 from neurotriage.web.review_state import (
-    CLINICIAN,
     FindingState,
     automatic_json,
     current_json,
+    differs_from_diagnosis,
     finding_state,
     review_history,
 )
@@ -98,7 +98,7 @@ def finding_view(session: Session, finding_id: int) -> dict[str, Any]:
         "automatic": automatic_json(state),
         "current": current_json(state),
         "reviews": review_history(session, finding.id),
-        "downloads": download_links(finding.id, finding.report_dir, overridden=state.source == CLINICIAN),
+        "downloads": download_links(finding.id, finding.report_dir, superseded=differs_from_diagnosis(state)),
         "notice": NOTICE,
     }
 

@@ -27,7 +27,13 @@ from neurotriage.web.deps import CurrentUser, SessionDep, audit
 from neurotriage.web.models import User
 from neurotriage.web.pacs_results import sign_off_of
 from neurotriage.web.render import page
-from neurotriage.web.review_state import CLINICIAN, FindingState, current_json, finding_state
+from neurotriage.web.review_state import (
+    FindingState,
+    current_json,
+    differs_from_diagnosis,
+    finding_state,
+    review_sentence,
+)
 from neurotriage.web.reviews import add_review, check_review, rerun_crosscheck
 from neurotriage.web.views import finding_view
 
@@ -118,14 +124,13 @@ def _stored_finding(db: SessionDep, user: User, finding_id: int, action: str, pa
 
 
 def review_banner(state: FindingState) -> str:
-    """The notice a stored report carries once a clinician's review overrides it: the current location and
-    verdict, who reviewed and when; empty while the automatic result stands."""
-    if state.source != CLINICIAN:
+    """The notice a stored report carries once its result is not the current one (a clinician's override, or a
+    cross-check computed again): who changed it and when, the current location and verdict; else empty."""
+    if not differs_from_diagnosis(state):
         return ""
     current = current_json(state)
     text = (
-        f"Clinician review by {current['reviewed_by']} at {current['reviewed_at']}: "
-        f"{current['location']['summary']} Verdict: {current['verdict'] or 'not computed'}. "
+        f"{review_sentence(state)} Now: {current['location']['summary']} Verdict: {current['verdict'] or 'none'}. "
         "This report is the automatic result as generated at diagnosis and is superseded where they differ."
     )
     return f'<p id="clinician-review" style="{BANNER_STYLE}">{escape(text)}</p>'
@@ -140,8 +145,8 @@ def with_banner(html: str, banner: str) -> str:
 
 @router.get("/reports/{finding_id}/report.html")
 def report_html(db: SessionDep, user: CurrentUser, finding_id: int):
-    """The stored self-contained report.html, shown in a sandboxed frame, headed by the clinician's override when
-    a review made one."""
+    """The stored self-contained report.html, shown in a sandboxed frame, headed by a notice once a review or a
+    re-run has changed its result."""
     finding, _ = _stored_finding(db, user, finding_id, "view", "report.html")
     path = Path(finding.report_dir, "report.html") if finding.report_dir else None
     if path is None or not path.is_file():
