@@ -134,9 +134,8 @@ def _name(user: User | None) -> str | None:
     return user.username if user else None
 
 
-def review_block(session: Session, finding: Finding) -> dict[str, Any]:
+def review_block(session: Session, state: FindingState) -> dict[str, Any]:
     """The current state, the current referral and the review history, as report.json holds them."""
-    state = finding_state(session, finding)
     referral = state.referral
     return {
         "current": current_json(state),
@@ -151,7 +150,7 @@ def review_block(session: Session, finding: Finding) -> dict[str, Any]:
             "note": referral.result.get("note"),
             "recommendations": referral.result.get("recommendations") or [],
         },
-        "reviews": review_history(session, finding.id),
+        "reviews": review_history(session, state.finding.id),
     }
 
 
@@ -165,7 +164,8 @@ def publish_review(session: Session, finding: Finding) -> Path | None:
     doc = read_report(folder)
     if doc is None or doc.get("finding_key") != finding.key:
         return None
-    reviewed = write_reviewed_fhir(folder, doc, finding_state(session, finding))
+    state = finding_state(session, finding)
+    reviewed = write_reviewed_fhir(folder, doc, state)
     if reviewed:
         doc = doc | {"files": sorted({*doc["files"], reviewed})}
-    return write_json_atomic(folder / REPORT_JSON, doc | {REVIEW_BLOCK: review_block(session, finding)}, indent=2)
+    return write_json_atomic(folder / REPORT_JSON, doc | {REVIEW_BLOCK: review_block(session, state)}, indent=2)
