@@ -11,14 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from neurotriage.report.folder import FHIR_REVIEWED_JSON, REPORT_JSON
+from neurotriage.report.folder import FHIR_JSON, FHIR_REVIEWED_JSON, REPORT_JSON
 
-FHIR_END = "fhir_bundle.json"
 SUPERSEDED = " (as generated at diagnosis, superseded)"
 # What each kind of report file is called on the page, by how its name ends; others are not offered.
 KINDS = (
     ("report.json", "Report data (report.json)"),
-    (FHIR_END, "FHIR R4 bundle"),
+    (FHIR_JSON, "FHIR R4 bundle"),
     (FHIR_REVIEWED_JSON, "FHIR R4 bundle, as reviewed"),
     ("_seg_native.nii.gz", "Segmentation in the patient's own space (NIfTI)"),
     ("_seg.dcm", "DICOM SEG"),
@@ -45,7 +44,7 @@ def download_links(finding_id: int, report_dir: str | None, superseded: bool = F
     bundle and report.json carry the current result."""
     return [
         {
-            "label": _label(name) + (SUPERSEDED if superseded and name.endswith(FHIR_END) else ""),
+            "label": _label(name) + (SUPERSEDED if superseded and name.endswith(FHIR_JSON) else ""),
             "url": f"/reports/{finding_id}/files/{name}",
         }
         for name in report_files(report_dir)
