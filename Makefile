@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/neurotriage demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # vasari-auto's own dependencies (antspyx...) pin numpy/scipy below ours, so the side-by-side
 # locate benchmark runs it from a venv of its own.

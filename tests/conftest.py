@@ -17,6 +17,14 @@ from neurotriage.segmentation.postprocess import DEFAULT_POST, DEFAULT_TTA, Post
 from neurotriage.segmentation.prediction import Segmentation
 
 
+@pytest.hookimpl(trylast=True)  # after pytest groups parametrised fixtures, so this order is final
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the test files that hold slow tests first, each file kept whole and in order: `make test` spreads
+    files over two processes, and a long file started last would leave one of them idle meanwhile."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Never touch the user's database: each test session gets its own NEUROTRIAGE_HOME."""
