@@ -2,7 +2,8 @@
 to the configured PACS (a real Orthanc): a confirming sign-off a final SR that replaces the preliminary one, an
 override an amended SR with the new location and verdict that replaces the final one; dciodvfy finds no error in
 them. A study that did not come from the node, or an installation without a destination, sends nothing, and a
-slow or unreachable PACS holds up no review: the results wait in the outbox."""
+slow or unreachable PACS holds up no review: the results wait in the outbox, and the web app sends them once
+the PACS is back."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from neurotriage.clinical.models import Review
 from neurotriage.ingest.layout import INGEST_FOLDER, NATIVE_T1CE, T1CE_DICOM
 from neurotriage.pacs import signoff
 from neurotriage.pacs.inbox import inbox_root
-from neurotriage.pacs.send import outbox_status
+from neurotriage.pacs.send import DestinationStatus, outbox_status
 from neurotriage.pacs.signoff import REVIEWED_FOLDER
 from neurotriage.report.folder import write_report
 from neurotriage.report.inputs import ReportInput
@@ -33,6 +34,7 @@ from ..web.conftest import fresh_web_settings
 from ..web.helpers import make_client, page_csrf, sign_in
 from .conftest import LOOPBACK, ORTHANC_AET, free_port, required_tool, wait_until
 from .test_results import text_items
+from .test_send import StoreSCP, dataset_bytes
 
 pytestmark = pytest.mark.slow  # the synthetic study, its SEG and preliminary results, then Orthanc: about 40 s
 CONFIRM = {"location_decision": "confirm", "verdict_decision": "confirm", "comment": "agreed"}
@@ -144,27 +146,39 @@ def test_nothing_is_sent_for_a_study_from_elsewhere_or_without_a_destination(rep
         assert sign_off_of(session, received, Review(id=1, location_decision="confirm")) is None
 
 
-def test_a_slow_or_down_pacs_holds_up_no_review_and_keeps_the_results_queued(report, written, tmp_path, monkeypatch):
+def test_a_slow_or_down_pacs_holds_up_no_review_and_the_web_app_sends_once_it_is_up(
+    report, written, tmp_path, monkeypatch
+):
     settings = fresh_web_settings(tmp_path)
     finding_id, report_dir = store_finding(
         settings.database_url, report, written, tmp_path, str(inbox_root() / "1.2.5")
     )
     port = free_port()
     monkeypatch.setenv("NEUROTRIAGE_DICOM_SEND_TO", f"DOWN@{LOOPBACK}:{port}")
+    monkeypatch.setenv("NEUROTRIAGE_DICOM_SEND_RETRY_S", "1")
     answered, tried = threading.Event(), signoff.send_pending
 
     def slow_send(**kwargs):  # a PACS that takes until the review has been answered, up to 30 s
         answered.wait(30)
         return tried(**kwargs)
 
+    def waiting() -> DestinationStatus | None:
+        found = [d for d in outbox_status().destinations if d.destination == f"DOWN@{LOOPBACK}:{port}"]
+        return found[0] if found else None
+
     monkeypatch.setattr(signoff, "send_pending", slow_send)
     with make_client(settings, job_workers=0) as client:
         sign_in(client)
         seconds = review(client, finding_id, OVERRIDE)
         answered.set()
-    # Leaving the client waited for the results: written, queued, tried once.
+        wait_until(lambda: waiting() and waiting().items[0].last_error, what="a first failed try")
+        assert waiting().queued == 1
+        assert waiting().items[0].last_error == f"cannot connect to {LOOPBACK}:{port}"
+        pacs = StoreSCP(port)  # the PACS comes up: the web app's own retries send the results, no CLI needed
+        try:
+            wait_until(lambda: waiting().sent == 1, timeout=60, what="the web app to retry the outbox")
+        finally:
+            pacs.server.shutdown()
     assert seconds < 10, f"the review took {seconds:.1f} s"
-    (destination,) = [d for d in outbox_status().destinations if d.destination == f"DOWN@{LOOPBACK}:{port}"]
-    assert destination.queued == 1
-    assert destination.items[0].last_error == f"cannot connect to {LOOPBACK}:{port}"
-    assert len(list((report_dir / REVIEWED_FOLDER).rglob("*_sr.dcm"))) == 1
+    (sr,) = list((report_dir / REVIEWED_FOLDER).rglob("*_sr.dcm"))
+    assert dataset_bytes(sr) in pacs.received and len(pacs.received) == 2  # the amended SR and its summary page

@@ -29,10 +29,17 @@ from neurotriage.errors import UserError
 from neurotriage.ingest.dicom import declared_study_date, dicom_date
 from neurotriage.pacs.inbox import Inbox, StudyState
 from neurotriage.pacs.listener import log_complete
-from neurotriage.pacs.send import Destination, describe, queue_results, read_item, report_objects, send_pending
+from neurotriage.pacs.send import (
+    Destination,
+    describe,
+    queue_results,
+    read_item,
+    report_objects,
+    retry_until_stopped,
+    send_pending,
+)
 
 log = logging.getLogger(__name__)
-RETRY_SEND_EVERY_S = 30.0
 
 
 def _birth_date(value: str | None) -> date | None:
@@ -105,8 +112,8 @@ class Node:
             self.inbox.set_state(study_uid, "sent")
 
     def run_worker(self, stop: threading.Event, settings: QueueSettings | None = None, poll_s: float = 1.0) -> None:
-        """Diagnose queued studies until `stop` is set, retrying unsent results every 30 s meanwhile."""
-        retrier = threading.Thread(target=self._retry_sends, args=(stop,), daemon=True, name="dicom-send-retry")
+        """Diagnose queued studies until `stop` is set, retrying unsent results meanwhile (`retry_until_stopped`)."""
+        retrier = threading.Thread(target=retry_until_stopped, args=(stop,), daemon=True, name="dicom-send-retry")
         retrier.start()
         drain(
             self.options,
@@ -118,12 +125,6 @@ class Node:
             poll_s=poll_s,
         )
         retrier.join()
-
-    def _retry_sends(self, stop: threading.Event) -> None:
-        while not stop.wait(RETRY_SEND_EVERY_S):
-            summary = send_pending()
-            if summary.sent or summary.failed:
-                log.info("outbox: %d sent, %d failed, %d waiting", summary.sent, summary.failed, summary.retrying)
 
 
 class _NodeProgress(Progress):

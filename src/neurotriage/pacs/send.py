@@ -11,7 +11,7 @@ destination, every file in its own transfer syntax:
   the next attempt NEUROTRIAGE_DICOM_SEND_RETRY_S later, the wait doubling per failure up to
   NEUROTRIAGE_DICOM_SEND_RETRY_MAX_S. Files already stored are not sent again.
 
-A lock per item keeps two senders (the listener, the CLI) from sending one item at once.
+A lock per item keeps two senders (the listener, the web app, the CLI) from sending one item at once.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import fcntl
 import logging
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -206,6 +207,19 @@ def send_pending(now: datetime | None = None, items: Sequence[Path] | None = Non
             tried += _send_group(destination, group, now, settings)
     counts = {state: sum(view.state == state for view in tried) for state in ("sent", "queued", "failed")}
     return SendSummary(sent=counts["sent"], retrying=counts["queued"], failed=counts["failed"], items=tried)
+
+
+def retry_until_stopped(stop: threading.Event) -> None:
+    """Send the due outbox items every NEUROTRIAGE_DICOM_SEND_RETRY_S seconds (the first back-off wait) until
+    `stop` is set; for a long-running process (`listen`, the web app) beside which nobody runs `send --pending`."""
+    while not stop.wait(load_settings().dicom_send_retry_s):
+        try:
+            summary = send_pending()
+        except Exception:  # a damaged item must not end the retries of the others for the life of the process
+            log.exception("outbox: retry failed; trying again later")
+            continue
+        if summary.sent or summary.failed:
+            log.info("outbox: %d sent, %d failed, %d waiting", summary.sent, summary.failed, summary.retrying)
 
 
 def outbox_status() -> OutboxStatus:

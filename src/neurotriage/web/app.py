@@ -104,7 +104,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     """Build the app; on start-up it sweeps staging leftovers, creates the first admin, fails stale jobs
-    from before the study queue and starts the job threads."""
+    from before the study queue and starts the job threads and the PACS outbox's retries."""
     settings = settings or load_web_settings()
 
     @asynccontextmanager
@@ -115,6 +115,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             ensure_admin(session, settings.admin_user, settings.admin_password)
         app.state.jobs.recover()
         app.state.jobs.start()
+        app.state.pacs_results.start()
         yield
         app.state.jobs.shutdown()
         app.state.pacs_results.shutdown()

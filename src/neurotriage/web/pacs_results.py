@@ -5,13 +5,15 @@ A review of a finding whose study the DICOM node received sends, when a destinat
 overrides the location or the verdict, reflecting the finding's current state (pacs/signoff.py). What to send is
 read in the review's own transaction (`sign_off_of`). Writing the objects, queueing them in the outbox and the
 first try run on one background thread once the review is committed (`ResultsSender`), in the order the reviews
-were made, so a slow or unreachable PACS never holds up a review: its item waits in the outbox, which
-`neurotriage listen` retries every 30 s and `neurotriage send --pending` retries on demand.
+were made, so a slow or unreachable PACS never holds up a review: its item waits in the outbox, which the web app
+retries every NEUROTRIAGE_DICOM_SEND_RETRY_S seconds while a destination is configured (as `neurotriage listen`
+does; a lock per item keeps the two from sending one item twice), and `neurotriage send --pending` on demand.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from neurotriage.clinical.models import Finding, Review, Study
 from neurotriage.config import load_settings
-from neurotriage.pacs.send import describe, read_item, resolve_destination
+from neurotriage.pacs.send import describe, read_item, resolve_destination, retry_until_stopped
 from neurotriage.pacs.signoff import SignOff, has_dicom_results, received_by_node, send_sign_off
 from neurotriage.web.review_state import current_crosscheck, finding_state
 
@@ -65,18 +67,32 @@ def _amendment(review: Review) -> str | None:
 
 
 class ResultsSender:
-    """One background thread that sends sign-offs' results in the order they were made."""
+    """One background thread that sends sign-offs' results in the order they were made, and once started with a
+    destination configured, one that retries what waits in the outbox."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pacs-results")
+        self._stop = threading.Event()
+        self._retrier: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start retrying the outbox when a destination is configured (NEUROTRIAGE_DICOM_SEND_TO)."""
+        if load_settings().dicom_send_to:
+            self._retrier = threading.Thread(
+                target=retry_until_stopped, args=(self._stop,), daemon=True, name="pacs-results-retry"
+            )
+            self._retrier.start()
 
     def submit(self, sign_off: SignOff | None) -> Future | None:
         """Send the sign-off's results in the background; nothing for None."""
         return None if sign_off is None else self._pool.submit(_send, sign_off)
 
     def shutdown(self) -> None:
-        """Wait for the results still being written or tried."""
+        """Wait for the results still being written or tried, then stop retrying."""
         self._pool.shutdown(wait=True)
+        self._stop.set()
+        if self._retrier is not None:
+            self._retrier.join()
 
 
 def _send(sign_off: SignOff) -> Path | None:
