@@ -35,6 +35,9 @@ LOOPBACK = "127.0.0.1"
 SERIES = "3"  # a 33-instance series of the synthetic study: enough to test with, quick to send
 ORTHANC_AET = "ORTHANC"
 LISTENER_AET = "NEUROTRIAGE"
+# The listener's quiet period in tests: longer than a sender on this loaded machine (two test processes on two
+# cores) may pause between instances, so no study completes mid-transfer (1 s once did).
+QUIET_S = 3.0
 MODALITY = "neurotriage"  # the listener's name in Orthanc's DicomModalities
 T1CE_SERIES = "7"  # seed 1's sagittal 3D T1 after gadolinium
 VOLUMES = {"whole_tumour": 50.433, "tumour_core": 14.833, "enhancing": 9.891, "necrosis": 4.942, "edema": 35.6}
@@ -109,7 +112,7 @@ def start_listener(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """Start listeners on free loopback ports, stopped after the test; all share one inbox by default."""
     started: list[Listener] = []
 
-    def _start(root: Path = tmp_path / "inbox", stable_s: float = 1.0, allowed: tuple[str, ...] = ()) -> Running:
+    def _start(root: Path = tmp_path / "inbox", stable_s: float = QUIET_S, allowed: tuple[str, ...] = ()) -> Running:
         config = ListenerConfig(LISTENER_AET, LOOPBACK, 0, allowed, check_s=0.1)
         running = Running(Listener(Inbox(root, stable_s), config))
         running.listener.on_complete = lambda study_dir, state: running.completed.append((study_dir, replace(state)))

@@ -24,10 +24,10 @@ def _uids(path: Path) -> tuple[str, str, str]:
 
 
 def test_a_series_is_filed_and_its_study_completes_once_after_the_quiet_period(start_listener, series_files):
-    running = start_listener(stable_s=1.0)
+    running = start_listener()
     assert send(running.port, series_files) == [0] * len(series_files)
     study_uid = _uids(series_files[0])[0]
-    assert running.state(study_uid).state == "receiving"  # acknowledged, not yet quiet for a second
+    assert running.state(study_uid).state == "receiving"  # acknowledged, not yet quiet for QUIET_S
     for path in series_files:
         study, series, sop = _uids(path)
         assert (running.listener.inbox.root / study / series / f"{sop}.dcm").read_bytes()[128:132] == b"DICM"
@@ -52,7 +52,7 @@ def test_c_echo_is_answered(start_listener):
 
 
 def test_duplicates_are_acknowledged_and_nothing_is_rewritten_or_handed_on_again(start_listener, series_files):
-    running = start_listener(stable_s=0.5)
+    running = start_listener()
     files = series_files[:5]
     assert send(running.port, [*files, files[0]]) == [0] * 6  # one duplicate within the transfer
     wait_until(lambda: running.completed, what="the study to complete")
@@ -89,7 +89,7 @@ def test_a_study_mixing_two_patients_is_refused_and_not_handed_on(start_listener
     intruder.file_meta.MediaStorageSOPInstanceUID = intruder.SOPInstanceUID
     intruder.save_as(tmp_path / "intruder.dcm", enforce_file_format=True)
 
-    running = start_listener(stable_s=0.5)
+    running = start_listener()
     with caplog.at_level(logging.ERROR, logger="neurotriage.pacs"):
         assert send(running.port, [*series_files[:2], tmp_path / "intruder.dcm"]) == [0, 0, 0]
         study_uid = _uids(series_files[0])[0]
@@ -103,7 +103,7 @@ def test_a_study_mixing_two_patients_is_refused_and_not_handed_on(start_listener
 def test_a_listener_stopped_mid_transfer_loses_nothing_and_the_resent_study_completes_once(
     start_listener, series_files
 ):
-    first = start_listener(stable_s=1.0)
+    first = start_listener()
     half = len(series_files) // 2
     ae = AE(ae_title="SCANNER")
     ae.add_requested_context(MRImageStorage)
@@ -115,7 +115,7 @@ def test_a_listener_stopped_mid_transfer_loses_nothing_and_the_resent_study_comp
     assert first.state(study_uid).state == "receiving" and first.completed == []
     assert len(list(first.listener.inbox.study_dir(study_uid).glob("*/*.dcm"))) == half
 
-    second = start_listener(stable_s=1.0)  # a new process's listener over the same inbox
+    second = start_listener()  # a new process's listener over the same inbox
     assert second.state(study_uid).instances == half  # counted from the disk at start-up
     assert send(second.port, series_files) == [0] * len(series_files)
     wait_until(lambda: second.completed, what="the resent study to complete")
@@ -127,7 +127,7 @@ def test_a_listener_stopped_mid_transfer_loses_nothing_and_the_resent_study_comp
 
 def test_dcmtk_storescu_stores_a_series(start_listener, series_files):
     storescu = required_tool("storescu")
-    running = start_listener(stable_s=0.5)
+    running = start_listener()
     folder = series_files[0].parent
     command = [storescu, "-aet", "SCANNER", "-aec", LISTENER_AET, LOOPBACK, str(running.port), "+sd", str(folder)]
     subprocess.run(command, check=True, capture_output=True, timeout=60)

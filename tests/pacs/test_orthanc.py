@@ -8,7 +8,7 @@ from .conftest import ORTHANC_AET, send, wait_until
 
 
 def test_orthanc_forwards_a_stable_study_to_the_listener(start_listener, start_orthanc, series_files):
-    running = start_listener(stable_s=1.0)
+    running = start_listener()
     orthanc = start_orthanc(running.port)
     assert send(orthanc.dicom_port, series_files, called=ORTHANC_AET) == [0] * len(series_files)
     assert len(orthanc.get("/instances")) == len(series_files)

@@ -18,7 +18,7 @@ from neurotriage.pacs.node import Node
 from neurotriage.pacs.results import read_sr_volumes
 from neurotriage.pacs.send import Destination
 
-from .conftest import LISTENER_AET, LOOPBACK, ORTHANC_AET, SYNTH_CASE, send, wait_until
+from .conftest import LISTENER_AET, LOOPBACK, ORTHANC_AET, QUIET_S, SYNTH_CASE, send, wait_until
 
 pytestmark = pytest.mark.slow  # ingest, segmentation and report of one study: about a minute
 
@@ -35,7 +35,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_study_from_orthanc_comes_back_with_seg_sr_and_summary(
     home: Path, start_orthanc, synth_dicom_root: Path, tmp_path: Path
 ) -> None:
-    inbox = Inbox(inbox_root(), stable_s=1.0)
+    inbox = Inbox(inbox_root(), stable_s=QUIET_S)
     node = Node(inbox, None)
     listener = Listener(inbox, ListenerConfig(LISTENER_AET, LOOPBACK, 0, (), check_s=0.1), node.hand_off)
     listener.start()
