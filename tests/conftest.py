@@ -19,8 +19,8 @@ from neurotriage.segmentation.prediction import Segmentation
 
 @pytest.hookimpl(trylast=True)  # after pytest groups parametrised fixtures, so this order is final
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the test files that hold slow tests first, each file kept whole and in order: `make test` spreads
-    files over two processes, and a long file started last would leave one of them idle meanwhile."""
+    """Run the test files that hold slow tests first (a stable sort: otherwise pytest's order): `make test` hands
+    whole files to two processes, and a long file started last would leave one of them idle meanwhile."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
 
