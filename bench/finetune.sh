@@ -20,12 +20,13 @@
 # summary); the cohort, the run and the held-out cases stay in $WORK.
 #
 # The shared case does not travel with the repository: copy ../shared/data/real/BraTS-GLI-00001-000
-# into an ignored folder of the checkout (e.g. .real/, listed in .git/info/exclude) and carry it, or
-# point REAL at it. Python: $PY, else .venv/bin/python, else python3 with src/ on PYTHONPATH. The lent
-# machines' python3 (3.12) has torch, numpy, scipy, matplotlib, rich and tqdm but lacks monai,
-# nibabel, pydantic, pydantic-core, annotated-types, typing-inspection, pydicom and pyjpegls (take
-# the versions in this project's .venv): carry them as cp312 manylinux wheels in .whl/ (the device
-# README says how) and this script installs them first.
+# into .real/ (ignored by git) and carry .real, or point REAL at it. Python: $PY, else .venv/bin/python,
+# else python3 with src/ on PYTHONPATH. The lent machines' python3 (3.12) has torch, numpy, scipy,
+# matplotlib, rich and tqdm but lacks monai, nibabel, pydantic, pydantic-core, annotated-types,
+# typing-inspection, pydicom and pyjpegls: `bash bench/device_wheels.sh` downloads them here into .whl/
+# (13 MB, the versions in this project's .venv); carry .whl too and this script installs them first.
+# So, on a lent machine: carry .whl and .real (24 MB together) and run `bash bench/finetune.sh`; the
+# machine's own $OUT is where its files go.
 #
 # CPU dry run of the whole path (tiny settings; about 2.5 minutes on 2 cores):
 #   CASES=4 EPOCHS=1 HELDOUT=1 WORKERS=2 REAL=../shared/data/real/BraTS-GLI-00001-000 \
