@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fine-tune the shipped model (v8) on a generator-v9 cohort and measure the candidate, as one short
 # script, run from the repository root: on a lent GPU machine with the defaults (a timeout_s of about
-# 590: with one held-out v9 set and 380 s of training it took 8.5 minutes on one H100; the second set
-# adds its synthesis and two evaluations, so training now stops 40 s sooner), or on this 2-core CPU with
-# the settings of MODEL_CARD's candidates (30 minutes of training, then about 3 of measuring):
+# 590: on one H100 it took 8.5 minutes with 380 s of training and one held-out v9 set; the default of
+# 340 s leaves room for the second set's synthesis and evaluations), or on this 2-core CPU with the
+# settings of MODEL_CARD's candidates (30 minutes of training, then about 3 of measuring):
 #   CASES=80 WORKERS=2 TRAIN_SECONDS=1800 LR=3e-4 BASELINE=0 RANDOM_CONTRAST=0 \
 #     REAL=../shared/data/real/BraTS-GLI-00001-000 OUT=/tmp/ft-out WORK=/tmp/ft-work bash bench/finetune.sh
 # What it does:

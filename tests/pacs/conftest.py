@@ -36,7 +36,7 @@ SERIES = "3"  # a 33-instance series of the synthetic study: enough to test with
 ORTHANC_AET = "ORTHANC"
 LISTENER_AET = "NEUROTRIAGE"
 # The listener's quiet period in tests: longer than a sender on this loaded machine (two test processes on two
-# cores) may pause between instances, so no study completes mid-transfer (1 s once did).
+# cores) may pause between instances, so that no study completes mid-transfer.
 QUIET_S = 3.0
 MODALITY = "neurotriage"  # the listener's name in Orthanc's DicomModalities
 T1CE_SERIES = "7"  # seed 1's sagittal 3D T1 after gadolinium
