@@ -97,3 +97,16 @@ def test_train_default_keeps_to_the_generator_its_cohort_was_made_by(tmp_path):
     with pytest.raises(UserError, match="made with") as error:
         default_model.train_default(tmp_path / "work", default_model.DefaultRecipe(generator="v9"))
     assert error.value.field == "generator" and not (tmp_path / "work" / "prepared").exists()
+
+
+def test_train_default_passes_its_augmentation_to_the_recipe(tmp_path, monkeypatch, capsys):
+    from neurotriage.cli import main
+
+    asked = []
+    monkeypatch.setattr(default_model, "train_default", lambda work, recipe, *a, **k: asked.append(recipe) or {})
+    assert main(["train-default", "--work", str(tmp_path), "--augment", "basic"]) == 0
+    assert main(["train-default", "--work", str(tmp_path)]) == 0
+    assert [r.augment for r in asked] == ["basic", "strong"]
+    with pytest.raises(SystemExit) as refused:
+        main(["train-default", "--work", str(tmp_path), "--augment", "none"])
+    assert refused.value.code == 2 and "--augment" in capsys.readouterr().err

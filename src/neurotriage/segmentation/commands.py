@@ -56,6 +56,13 @@ def _add_train_default(sub) -> None:
     p.add_argument("--export-only", action="store_true", help="export the best checkpoint of the run in --work as is")
     p.add_argument("--init", type=Path, default=None, help="fine-tune from these weights (e.g. an earlier default.pt)")
     p.add_argument(
+        "--augment",
+        choices=AUGMENTS,
+        default=d.augment,
+        help=f"training augmentation (default {d.augment}; basic: flips and intensity jitter only, as for candidate "
+        "E in MODEL_CARD)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -74,7 +81,7 @@ def _train_default(args) -> int:
         raise UserError(f"--workers: must be at least 0, got {args.workers}")
     recipe = DefaultRecipe(
         cases=args.cases, epochs=args.epochs, seed=args.seed, lr=args.lr, init=init, workers=args.workers,
-        generator=args.generator, random_contrast=args.random_contrast,
+        augment=args.augment, generator=args.generator, random_contrast=args.random_contrast,
     )  # fmt: skip
     record = train_default(args.work, recipe, args.export, export_only=args.export_only)
     print(json.dumps(record, indent=2, default=str))
