@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from queue import Empty, Queue
 
 import pytest
 from sqlalchemy import func, select, update
@@ -47,6 +49,20 @@ def finish(process: subprocess.Popen) -> dict:
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     return json.loads(out)
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout_s: float = 60) -> None:
+    """Read the process's stderr (in a thread, so a silent process cannot block the test) until a line holds `text`."""
+    lines: Queue[str] = Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if text in lines.get(timeout=deadline - time.monotonic()):
+                return
+        except Empty:
+            break
+    raise AssertionError(f"no {text!r} on stderr within {timeout_s} s")
 
 
 def findings_per_study(url: str) -> dict[int, int]:
@@ -113,7 +129,8 @@ def test_sigterm_finishes_the_current_study_and_a_second_one_gives_it_back(db_ur
     finishing.send_signal(signal.SIGTERM)
     given_back = wait_for_claim(db_url, interrupted)
     interrupted.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # Two signals before the first is handled would be one: send the second once the worker says so.
+    wait_for_line(interrupted, "SIGTERM: stopping after the current study")
     interrupted.send_signal(signal.SIGTERM)
     assert finish(finishing)["done"] == 1
     assert interrupted.wait(timeout=60) == 130
