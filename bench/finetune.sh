@@ -112,6 +112,8 @@ for name, value in summary.items():
             print("   targets met on both v9 sets:", met[name] and met[name.removesuffix("b")])
     else:
         print(name, "volumes", value["volumes_ml"])
+        other = sum(piece["ml"] for piece in value["pieces"] if piece["side"] == "other")
+        print("   whole-tumour pieces (ml):", [piece["ml"] for piece in value["pieces"]], "on the other side:", other)
         for perturbation, row in value["perturbations"].items():
             print("  ", perturbation, "Dice", row["dice"], "volumes", row["volumes_ml"])
         print("   TC under 5 mm FLAIR >= 0.85:", value["perturbations"]["flair_5mm_axial"]["dice"]["TC"] >= 0.85)

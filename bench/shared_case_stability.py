@@ -7,7 +7,9 @@ and post-processing), and each perturbed prediction is scored against the unpert
 WT, TC and ET, as MODEL_CARD's stability table reports them, with the volumes. Thick slices are
 the generator's own (`synth_slices`): slabs of 5 voxels averaged along the axial axis and linearly
 interpolated back to 1 mm. Gamma maps each sequence's brain values x to m (x / m) ** gamma, m its
-brain maximum.
+brain maximum. `pieces` lists the unperturbed whole tumour's 26-connected components, largest first,
+each with its volume and whether its centre lies on the largest's side of the atlas midline: a piece
+on the other side of a one-sided tumour is a false finding a reader would take for a second lesion.
 """
 
 from __future__ import annotations
@@ -59,11 +61,39 @@ def volumes_ml(labels: np.ndarray, case: Case) -> dict[str, float]:
     return {name: round(float(mask.sum()) * voxel_ml, 2) for name, mask in region_masks(labels).items()}
 
 
+def pieces(labels: np.ndarray, case: Case) -> list[dict]:
+    """Whole-tumour components, largest first: ml, and "same" or "other" side of the midline than the largest."""
+    from nibabel.affines import apply_affine
+    from scipy import ndimage
+
+    from neurotriage.anatomy.atlas import region_atlas  # builds or reads the cached atlas (about 2 s)
+
+    whole = region_masks(labels)["WT"]
+    components, n = ndimage.label(whole, np.ones((3, 3, 3), bool))
+    if n == 0:
+        return []
+    index = range(1, n + 1)
+    sizes = np.asarray(ndimage.sum(whole, components, index))
+    centres = apply_affine(case.affine, np.asarray(ndimage.center_of_mass(whole, components, index)))
+    side = np.sign(centres[:, 0] - float(region_atlas()["midline_x"]))
+    voxel_ml = float(np.prod(case.spacing)) / 1000
+    largest = int(np.argmax(sizes))
+    return [
+        {"ml": round(float(sizes[i]) * voxel_ml, 2), "side": "same" if side[i] == side[largest] else "other"}
+        for i in np.argsort(-sizes)
+    ]
+
+
 def stability(model, case: Case, names: list[str]) -> dict:
     """The unperturbed outline's volumes, and each perturbation's Dice against it and volumes."""
     started = time.perf_counter()
     reference = model.predict(case)
-    out = {"case": case.case_id, "volumes_ml": volumes_ml(reference, case), "perturbations": {}}
+    out = {
+        "case": case.case_id,
+        "volumes_ml": volumes_ml(reference, case),
+        "pieces": pieces(reference, case),
+        "perturbations": {},
+    }
     for name in names:
         perturbed = model.predict(replace(case, images=PERTURBATIONS[name](case.images)))
         dice = {
@@ -93,7 +123,7 @@ def main() -> int:
         **stability(model, load_case(args.case_dir), args.only),
     }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("model", "volumes_ml", "seconds")}))
+    print(json.dumps({k: result[k] for k in ("model", "volumes_ml", "pieces", "seconds")}))
     return 0
 
 
