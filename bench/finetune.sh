@@ -54,12 +54,12 @@ INIT=${INIT:-src/neurotriage/weights/default.pt}  # weights to start from (defau
 mkdir -p "$OUT" "$WORK/results"
 exec > >(tee "$OUT/log.txt") 2>&1
 
-if [ -d .whl ]; then
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+if [ "$PY" = python3 ] && [ -d .whl ]; then  # a lent machine: its python3 plus the carried wheels
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 nt() { "$PY" -m neurotriage "$@"; }
