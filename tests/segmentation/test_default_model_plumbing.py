@@ -53,9 +53,10 @@ def test_default_model_is_checked_against_its_sha256(exported, monkeypatch, ship
         infer.load_model(None)
 
 
-def test_strong_augmentation_keeps_labels_valid(prepared_tiny):
+@pytest.mark.parametrize("augment", ["shading", "strong"])
+def test_augmentation_keeps_labels_valid(prepared_tiny, augment):
     paths = sorted(prepared_tiny.glob("*.npz"))
-    dataset = train_dataset(paths, (24, 24, 24), augment="strong", cache=True)
+    dataset = train_dataset(paths, (24, 24, 24), augment=augment, cache=True)
     torch.manual_seed(0)
     for i in range(len(paths)):
         sample = dataset[i][0]
@@ -104,9 +105,9 @@ def test_train_default_passes_its_augmentation_to_the_recipe(tmp_path, monkeypat
 
     asked = []
     monkeypatch.setattr(default_model, "train_default", lambda work, recipe, *a, **k: asked.append(recipe) or {})
-    assert main(["train-default", "--work", str(tmp_path), "--augment", "basic"]) == 0
+    assert main(["train-default", "--work", str(tmp_path), "--augment", "shading"]) == 0
     assert main(["train-default", "--work", str(tmp_path)]) == 0
-    assert [r.augment for r in asked] == ["basic", "strong"]
+    assert [r.augment for r in asked] == ["shading", "strong"]
     with pytest.raises(SystemExit) as refused:
         main(["train-default", "--work", str(tmp_path), "--augment", "none"])
     assert refused.value.code == 2 and "--augment" in capsys.readouterr().err

@@ -59,8 +59,7 @@ def _add_train_default(sub) -> None:
         "--augment",
         choices=AUGMENTS,
         default=d.augment,
-        help=f"training augmentation (default {d.augment}; basic: flips and intensity jitter only, as for candidate "
-        "E in MODEL_CARD)",
+        help=f"training augmentation (default {d.augment}; as for `train --augment`)",
     )
     p.add_argument(
         "--workers",
@@ -127,8 +126,8 @@ def _add_train(sub) -> None:
         "--augment",
         choices=AUGMENTS,
         default=d.augment,
-        help="basic: flips + intensity jitter; strong: also affine, bias field, noise, blur, gamma, "
-        "low resolution, thick slices (for synthetic-to-real transfer)",
+        help="basic: flips + intensity jitter; shading: also affine, bias fields, gamma; strong: also blur, "
+        "low resolution, thick slices, noise (for synthetic-to-real transfer)",
     )
     p.add_argument("--cache", action="store_true", help="keep the decoded cases in memory (small cohorts)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

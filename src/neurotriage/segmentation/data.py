@@ -74,16 +74,15 @@ def load_prepared(item: dict) -> dict:
     return {"image": torch.from_numpy(image), "label": torch.from_numpy(seg[None])}
 
 
-def strong_augmentation() -> list:
-    """Scanner and anatomy variation for synthetic-to-real transfer, applied to the crop (cheap).
+def shading_augmentation() -> list:
+    """Pose and intensity shading: affine, a bias field over all channels and one per channel, gamma.
 
-    Real scans differ from any generator in contrast, bias, noise, sharpness and slice thickness
-    (often of one sequence only);
-    randomising each per channel keeps the network from relying on one generator's exact look.
+    Real scans differ from any generator in contrast and bias (the shared real case's FLAIR is about
+    1.45x white matter along the brain's edge); these keep the network from calling smooth brightness tumour.
     """
     from monai import transforms as T  # MONAI: only when a dataset is built (start-up time)
 
-    from neurotriage.segmentation.augment import RandChannelBiasFieldd, RandThickSlicesd  # MONAI (start-up time)
+    from neurotriage.segmentation.augment import RandChannelBiasFieldd  # MONAI (start-up time)
 
     keys = ["image", "label"]
     return [
@@ -94,21 +93,41 @@ def strong_augmentation() -> list:
         T.RandBiasFieldd("image", prob=0.3, coeff_range=(0.0, 0.3)),
         RandChannelBiasFieldd("image", prob=0.4),  # up to about 1.3x over most of a crop
         T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5), retain_stats=True),
+    ]  # fmt: skip
+
+
+def acquisition_augmentation() -> list:
+    """Sharpness, resolution and noise: blur, simulated low resolution, thick slices (often of one sequence
+    only), Gaussian noise. They also blur the faint edge a generator-v9 label is drawn at."""
+    from monai import transforms as T  # MONAI: only when a dataset is built (start-up time)
+
+    from neurotriage.segmentation.augment import RandThickSlicesd  # MONAI (start-up time)
+
+    return [
         T.RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0), sigma_z=(0.3, 1.0)),
         T.RandSimulateLowResolutiond("image", prob=0.2, zoom_range=(0.5, 1.0)),
         # 2D FLAIR and T2 are mostly acquired axially, in 3-6 mm slices, and often only they are.
         RandThickSlicesd("image", prob=0.6, channel_prob=0.5, axial_prob=0.6),
         T.RandGaussianNoised("image", prob=0.3, std=0.1),
-    ]  # fmt: skip
+    ]
+
+
+def strong_augmentation() -> list:
+    """Scanner and anatomy variation for synthetic-to-real transfer, applied to the crop (cheap): shading,
+    then acquisition."""
+    return shading_augmentation() + acquisition_augmentation()
+
+
+EXTRA_AUGMENTATION = {"basic": list, "shading": shading_augmentation, "strong": strong_augmentation}
 
 
 def train_transforms(roi: tuple[int, int, int], augment: str = "basic"):
-    """Random crops (half centred on tumour), flips on every axis, per-channel intensity jitter;
-    `augment="strong"` adds `strong_augmentation()`."""
+    """Random crops (half centred on tumour), flips on every axis, per-channel intensity jitter; `augment`
+    "shading" adds `shading_augmentation()`, "strong" `strong_augmentation()`."""
     from monai import transforms as T  # MONAI: only when a dataset is built (start-up time)
 
     keys = ["image", "label"]
-    extra = strong_augmentation() if augment == "strong" else []
+    extra = EXTRA_AUGMENTATION[augment]()
     return T.Compose(
         [
             load_prepared,

@@ -9,7 +9,7 @@ from neurotriage.segmentation.networks import DEFAULT_ARCH
 
 PRECISIONS = ("auto", "fp32", "bf16")  # inference takes the same choices
 LABEL_MODES = ("labels", "regions")  # softmax over the 4 labels, or sigmoid WT/TC/ET
-AUGMENTS = ("basic", "strong")
+AUGMENTS = ("basic", "shading", "strong")
 
 
 @dataclass(frozen=True)
