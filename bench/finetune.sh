@@ -43,9 +43,10 @@ LR=${LR:-2e-4}
 # Share of the cohort with SynthSeg-style contrast. 0 (physics only): candidate B of MODEL_CARD shows that 0.3
 # lowers held-out v9 WT and the shared case's stability.
 RANDOM_CONTRAST=${RANDOM_CONTRAST:-0}
-# basic (flips and intensity jitter): candidate E of MODEL_CARD shows that dropping the strong augmentation's blur, noise,
-# gamma and thick slices raises held-out v9 Dice and keeps the shared case's stability; strong: as v8 and A-D.
-AUGMENT=${AUGMENT:-basic}
+# shading (affine, bias fields, gamma): candidate G of MODEL_CARD shows that dropping the strong augmentation's blur,
+# low resolution, thick slices and noise raises held-out v9 Dice, and E that dropping the shading too marks the shared
+# case's bright cortex as tumour; strong: as v8 and A-D.
+AUGMENT=${AUGMENT:-shading}
 WORKERS=${WORKERS:-14}
 HELDOUT=${HELDOUT:-8}
 BASELINE=${BASELINE:-1}  # 1: also measure v8 the same way on this machine (about a minute on a GPU)
