@@ -43,10 +43,10 @@ LR=${LR:-2e-4}
 # Share of the cohort with SynthSeg-style contrast. 0 (physics only): candidate B of MODEL_CARD shows that 0.3
 # lowers held-out v9 WT and the shared case's stability.
 RANDOM_CONTRAST=${RANDOM_CONTRAST:-0}
-# shading (affine, bias fields, gamma): candidate G of MODEL_CARD shows that dropping the strong augmentation's blur,
-# low resolution, thick slices and noise raises held-out v9 Dice, and E that dropping the shading too marks the shared
-# case's bright cortex as tumour; strong: as v8 and A-D.
-AUGMENT=${AUGMENT:-shading}
+# strong: as v8 and A-D, which mark nothing on the wrong side of the shared case. shading (affine, bias fields, gamma)
+# raises held-out v9 Dice as a second stage (G of MODEL_CARD: AUGMENT=shading INIT=<a strong-stage candidate.pt>),
+# but from v8 directly (H) it marked 3.2 ml of the shared case's cortex on the other side of the brain.
+AUGMENT=${AUGMENT:-strong}
 WORKERS=${WORKERS:-14}
 HELDOUT=${HELDOUT:-8}
 BASELINE=${BASELINE:-1}  # 1: also measure v8 the same way on this machine (about a minute on a GPU)
