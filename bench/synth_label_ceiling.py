@@ -28,6 +28,7 @@ from scipy import ndimage as ndi
 
 from neurotriage.imaging import synth, synth_render
 from neurotriage.imaging.synth_draws import FLAIR
+from neurotriage.segmentation.metrics import overlap_scores
 
 GUESS = 0.10
 
@@ -78,12 +79,6 @@ class FlairSpy:
         stack.enter_context(mock.patch.object(synth, "visible_oedema", visible_oedema))
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two masks (1 when both are empty)."""
-    total = int(a.sum() + b.sum())
-    return 1.0 if total == 0 else 2 * int((a & b).sum()) / total
-
-
 def case_ceilings(seen: dict) -> dict:
     """The three rules' whole-tumour Dice against the case's label."""
     core, brain, t = seen["core"], seen["brain"], float(seen["t"])
@@ -92,13 +87,17 @@ def case_ceilings(seen: dict) -> dict:
         return synth.visible_oedema(excess, threshold, core, brain) | core
 
     label = whole(seen["excess"], t)
+
+    def dice(mask: np.ndarray) -> float:
+        return round(overlap_scores(mask, label)["dice"], 4)
+
     estimate = (seen["acquired"] - seen["healthy"]) / (seen["wm"] * seen["bias"])
     return {
         "t": round(t, 3),
         "whole_tumour_ml": int(label.sum()) / 1000,
-        "spread": round(dice(whole(seen["excess"], GUESS), label), 4),
-        "observer_own_t": round(dice(whole(estimate, t), label), 4),
-        "observer": round(dice(whole(estimate, GUESS), label), 4),
+        "spread": dice(whole(seen["excess"], GUESS)),
+        "observer_own_t": dice(whole(estimate, t)),
+        "observer": dice(whole(estimate, GUESS)),
     }
 
 
